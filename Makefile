@@ -1,0 +1,41 @@
+# Koherent's developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.koherent-installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-fast lint format matrix clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Koherent needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,test,lint,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install Koherent with every extra
+
+test: $(STAMP) ## Lint, type-check, run the suite on PostgreSQL and SQLite, and one more matrix cell
+	$(BIN)/python scripts/run_tests.py $(if $(ARGS),-- $(ARGS))
+
+test-fast: $(STAMP) ## The suite on SQLite only, no lint (ARGS="-k name" to select)
+	$(BIN)/python scripts/run_tests.py --no-lint --no-matrix --backend sqlite $(if $(ARGS),-- $(ARGS))
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## Format and autofix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+matrix: $(STAMP) ## Every cell of the Python x Django matrix (nox)
+	PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | tr '\n' ':') $(BIN)/nox
+
+clean: ## Remove the virtualenv, nox environments and caches
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3

@@ -1,0 +1,70 @@
+"""Koherent: who changed this row, through which app, and as part of which operation.
+
+The public API. Names that need Django's app registry (``HistoryField``, ``Assignation``, ...)
+are imported on first use, so ``import koherent`` works in settings files and before
+``django.setup()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from koherent.context import (
+    AuditContext,
+    assignation,
+    bind,
+    context,
+    current,
+    get_current_app,
+    get_current_assignation_id,
+    get_current_task_id,
+    get_current_user_id,
+    new_assignation_id,
+)
+from koherent.exceptions import InvalidRequestContext, KoherentError
+
+try:
+    __version__ = version("koherent")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+if TYPE_CHECKING:
+    from koherent.fields import HistoricForeignKey, HistoryField
+    from koherent.models import Assignation, KoherentHistoryModel
+
+_LAZY = {
+    "HistoryField": "koherent.fields",
+    "HistoricForeignKey": "koherent.fields",
+    "KoherentHistoryModel": "koherent.models",
+    "Assignation": "koherent.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'koherent' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "Assignation",
+    "AuditContext",
+    "HistoricForeignKey",
+    "HistoryField",
+    "InvalidRequestContext",
+    "KoherentError",
+    "KoherentHistoryModel",
+    "__version__",
+    "assignation",
+    "bind",
+    "context",
+    "current",
+    "get_current_app",
+    "get_current_assignation_id",
+    "get_current_task_id",
+    "get_current_user_id",
+    "new_assignation_id",
+]

@@ -1,0 +1,150 @@
+"""System checks for Koherent's configuration (``manage.py check``).
+
+=================  ======================================================================
+id                 problem
+=================  ======================================================================
+``koherent.E001``  ``KOHERENT`` is not a dict
+``koherent.E002``  ``KOHERENT`` has a key Koherent does not know (a typo, most likely)
+``koherent.E003``  a dotted-path setting does not import, or is not callable
+``koherent.E004``  a setting has a value of the wrong type or form
+``koherent.W001``  ``KoherentMiddleware`` comes before ``AuthenticationMiddleware``
+=================  ======================================================================
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from koherent.config import DEFAULTS, DOTTED_PATH_KEYS, KoherentSettings
+from koherent.validation import validate_app
+
+MIDDLEWARE_PATH = "koherent.middleware.KoherentMiddleware"
+AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+_HEADER_KEYS = ("ASSIGNATION_HEADER", "APP_HEADER")
+
+
+def _accepts(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` fits a ``KoherentSettings`` annotation (``str | None``, ``bool``...)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return any(_accepts(arg, value) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is typing.Any:
+        return True
+    origin = typing.get_origin(annotation) or annotation
+    if origin is bool:
+        return isinstance(value, bool)
+    if origin in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, origin)
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E001 to E004: the ``KOHERENT`` dict."""
+    raw = getattr(settings, "KOHERENT", None)
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [
+            Error(
+                f"settings.KOHERENT must be a dict, not {type(raw).__name__}.",
+                id="koherent.E001",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    annotations = typing.get_type_hints(KoherentSettings)
+    for key, value in raw.items():
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(str(key), list(DEFAULTS), n=1)
+            messages.append(
+                Error(
+                    f"settings.KOHERENT has an unknown key {key!r}.",
+                    hint=f"Did you mean {close[0]!r}?"
+                    if close
+                    else "See docs/settings.md for the keys Koherent reads.",
+                    id="koherent.E002",
+                )
+            )
+            continue
+        if not _accepts(annotations[key], value):
+            messages.append(
+                Error(
+                    f"settings.KOHERENT[{key!r}] has the wrong type: {value!r}.",
+                    hint=f"Expected {annotations[key]}; the default is {DEFAULTS[key]!r}.",  # type: ignore[literal-required]
+                    id="koherent.E004",
+                )
+            )
+            continue
+        if key in DOTTED_PATH_KEYS:
+            messages.extend(_check_dotted_path(key, value))
+        elif key in _HEADER_KEYS and not value.strip():
+            messages.append(
+                Error(f"settings.KOHERENT[{key!r}] must name a header.", id="koherent.E004")
+            )
+        elif key == "APP" and value is not None:
+            try:
+                validate_app(value)
+            except ValueError as exc:
+                messages.append(Error(f"settings.KOHERENT['APP']: {exc}", id="koherent.E004"))
+    return messages
+
+
+def _check_dotted_path(key: str, path: str) -> list[CheckMessage]:
+    try:
+        target = import_string(path)
+    except ImportError as exc:
+        return [
+            Error(
+                f"settings.KOHERENT[{key!r}] = {path!r} does not import: {exc}",
+                hint="Give the dotted path of a function, e.g. 'koherent.resolvers.static_app'.",
+                id="koherent.E003",
+            )
+        ]
+    if not callable(target):
+        return [
+            Error(
+                f"settings.KOHERENT[{key!r}] = {path!r} is not callable.",
+                id="koherent.E003",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_middleware_order(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W001: the middleware must come after authentication."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    ours = [i for i, path in enumerate(middleware) if _is_koherent_middleware(path)]
+    auth = [i for i, path in enumerate(middleware) if path == AUTH_MIDDLEWARE_PATH]
+    if ours and auth and ours[0] < auth[0]:
+        return [
+            Warning(
+                "KoherentMiddleware comes before AuthenticationMiddleware in MIDDLEWARE.",
+                hint=(
+                    "Move it after AuthenticationMiddleware: in async views the request's "
+                    "user can only be read when authentication has run first."
+                ),
+                id="koherent.W001",
+            )
+        ]
+    return []
+
+
+def _is_koherent_middleware(path: str) -> bool:
+    if path == MIDDLEWARE_PATH:
+        return True
+    try:
+        from koherent.middleware import KoherentMiddleware
+
+        target = import_string(path)
+    except ImportError:
+        return False
+    return isinstance(target, type) and issubclass(target, KoherentMiddleware)

@@ -1,0 +1,69 @@
+"""Koherent's settings: one ``KOHERENT`` dict in Django settings, read at call time.
+
+Every key has a documented default below; :func:`get_setting` merges the project's
+``settings.KOHERENT`` over :data:`DEFAULTS` each time it is called, so Django's
+``override_settings`` and pytest-django's ``settings`` fixture work without any cache to clear.
+Unknown keys are reported by the system check ``koherent.E002``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict, cast
+
+from django.conf import settings
+
+
+class KoherentSettings(TypedDict, total=False):
+    """The keys of the ``KOHERENT`` settings dict."""
+
+    #: Request header carrying the assignation id (HTTP middleware and GraphQL extension).
+    ASSIGNATION_HEADER: str
+    #: Open a fresh assignation for every request that does not name one.
+    FRESH_ASSIGNATION_PER_REQUEST: bool
+    #: Echo the request's assignation id in the response, under ``ASSIGNATION_HEADER``.
+    RESPONSE_HEADER: bool
+    #: Dotted path of ``fn(request) -> str | None`` naming the client app of a request.
+    APP_RESOLVER: str
+    #: Request header read by the ``koherent.resolvers.header_app`` resolver.
+    APP_HEADER: str
+    #: App name used by ``koherent.resolvers.static_app`` and as the other resolvers' fallback.
+    APP: str | None
+    #: Run a tracked save and its history row in one transaction (one commit in autocommit mode).
+    ATOMIC_SAVES: bool
+    #: Write an ``Assignation`` record the first time an assignation writes history.
+    RECORD_ASSIGNATIONS: bool
+
+
+DEFAULTS: KoherentSettings = {
+    "ASSIGNATION_HEADER": "X-Assignation-ID",
+    "FRESH_ASSIGNATION_PER_REQUEST": True,
+    "RESPONSE_HEADER": True,
+    "APP_RESOLVER": "koherent.resolvers.static_app",
+    "APP_HEADER": "X-Koherent-App",
+    "APP": None,
+    "ATOMIC_SAVES": True,
+    "RECORD_ASSIGNATIONS": True,
+}
+
+#: Keys whose value is a dotted import path (checked by ``koherent.E003``).
+DOTTED_PATH_KEYS: tuple[str, ...] = ("APP_RESOLVER",)
+
+
+def user_settings() -> dict[str, Any]:
+    """The project's raw ``KOHERENT`` dict (empty when not set)."""
+    value = getattr(settings, "KOHERENT", None)
+    return value if isinstance(value, dict) else {}
+
+
+def koherent_settings() -> KoherentSettings:
+    """The effective settings: the defaults with the project's ``KOHERENT`` dict on top."""
+    merged: dict[str, Any] = {**DEFAULTS, **user_settings()}
+    return cast("KoherentSettings", merged)
+
+
+def get_setting(name: str) -> Any:
+    """One effective setting, read now. Raises ``KeyError`` for a key Koherent does not know."""
+    overrides = user_settings()
+    if name in overrides:
+        return overrides[name]
+    return DEFAULTS[name]  # type: ignore[literal-required]

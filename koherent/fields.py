@@ -1,0 +1,69 @@
+"""``HistoryField``: a simple-history ``HistoricalRecords`` stamped with the audit context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from simple_history.manager import HistoryManager
+from simple_history.models import HistoricalRecords, HistoricForeignKey
+
+from koherent import stamping
+from koherent.transactions import make_saves_atomic
+
+__all__ = ["HistoricForeignKey", "HistoryField", "KoherentHistoryManager"]
+
+
+class KoherentHistoryManager(HistoryManager):  # type: ignore[misc]
+    """simple-history's manager, recording the assignation of bulk-written history too."""
+
+    def bulk_history_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        from koherent.records import ensure_record_for_model
+
+        ensure_record_for_model(self.model)
+        return super().bulk_history_create(objs, *args, **kwargs)
+
+
+class HistoryField(HistoricalRecords):  # type: ignore[misc]
+    """Track a model's history, each row stamped with user, app, assignation and task.
+
+    Takes every argument of simple-history's ``HistoricalRecords``. Koherent sets these
+    defaults: the user comes from the audit context (``get_user``), the ``history_user``
+    foreign key has no database constraint (a deleted user never makes a save fail), bulk
+    history goes through :class:`KoherentHistoryManager`, and the history model gets the
+    indexed ``assignation_id`` and the ``app``, ``task_id`` and ``user_pk`` columns. Saves of
+    the tracked model and their history rows run in one transaction
+    (see :mod:`koherent.transactions`).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        from koherent.models import KoherentHistoryBase
+
+        bases = tuple(b for b in kwargs.pop("bases", ()) if b is not models.Model)
+        if KoherentHistoryBase not in bases:
+            bases = (KoherentHistoryBase, *bases)
+        kwargs.setdefault("get_user", stamping.get_history_user)
+        kwargs.setdefault("user_db_constraint", False)
+        kwargs.setdefault("history_manager", KoherentHistoryManager)
+        super().__init__(bases=bases, **kwargs)
+
+    def create_history_model(self, model: type[models.Model], inherited: bool) -> Any:
+        from koherent.models import KOHERENT_HISTORY_COLUMNS
+
+        clashes = sorted(
+            f.name for f in self.fields_included(model) if f.name in KOHERENT_HISTORY_COLUMNS
+        )
+        if clashes:
+            raise ImproperlyConfigured(
+                f"{model._meta.label} has field(s) {', '.join(clashes)}, which Koherent's "
+                f"history model uses for the audit context; rename them or leave them out "
+                f"of the history with HistoryField(excluded_fields=[...])."
+            )
+        return super().create_history_model(model, inherited)
+
+    def finalize(self, sender: type[models.Model], **kwargs: Any) -> None:
+        super().finalize(sender, **kwargs)
+        tracked = self.cls is sender or (self.inherit and issubclass(sender, self.cls))
+        if tracked and not sender._meta.abstract:
+            make_saves_atomic(sender)

@@ -1,0 +1,110 @@
+"""From a request to its audit context: shared by the middleware and the GraphQL extension.
+
+The app of a request comes from the resolver named by ``KOHERENT["APP_RESOLVER"]``, a dotted
+path to ``fn(request) -> str | None``. Built in:
+
+``koherent.resolvers.static_app`` (default)
+    ``KOHERENT["APP"]`` for every request (``None`` unless set).
+``koherent.resolvers.header_app``
+    The ``KOHERENT["APP_HEADER"]`` request header (``X-Koherent-App``), else ``KOHERENT["APP"]``.
+    Clients choose this value themselves: use it for attribution, not for security.
+``koherent.resolvers.oauth2_app``
+    The client id of the OAuth2 application behind ``request.auth`` (django-oauth-toolkit and
+    similar), else ``KOHERENT["APP"]``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.utils.module_loading import import_string
+
+from koherent.config import get_setting
+from koherent.context import AuditContext, new_assignation_id
+from koherent.exceptions import InvalidRequestContext
+from koherent.users import RequestUserRef
+from koherent.validation import validate_app, validate_assignation_id
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+AppResolver = Callable[["HttpRequest"], "str | None"]
+
+
+def static_app(request: HttpRequest) -> str | None:
+    """The app named by ``KOHERENT["APP"]``."""
+    value: str | None = get_setting("APP")
+    return value
+
+
+def header_app(request: HttpRequest) -> str | None:
+    """The app named by the request's ``KOHERENT["APP_HEADER"]`` header."""
+    value = request.headers.get(get_setting("APP_HEADER"))
+    return value if value else static_app(request)
+
+
+def oauth2_app(request: HttpRequest) -> str | None:
+    """The client id of the OAuth2 application that authenticated the request."""
+    application = getattr(getattr(request, "auth", None), "application", None)
+    client_id = getattr(application, "client_id", None)
+    return str(client_id) if client_id else static_app(request)
+
+
+@functools.lru_cache(maxsize=16)
+def _import_resolver(path: str) -> AppResolver:
+    resolver: AppResolver = import_string(path)
+    return resolver
+
+
+def resolve_app(request: HttpRequest) -> str | None:
+    """The request's app, from the configured resolver, validated."""
+    value = _import_resolver(get_setting("APP_RESOLVER"))(request)
+    if value is None:
+        return None
+    try:
+        return validate_app(value)
+    except ValueError as exc:
+        raise InvalidRequestContext(f"Invalid app: {exc}") from None
+
+
+def assignation_id_from_headers(headers: Any) -> str | None:
+    """The assignation id a request names in ``KOHERENT["ASSIGNATION_HEADER"]``, validated.
+
+    ``headers`` is any mapping with ``get`` (``request.headers``, a websocket's headers).
+    Returns ``None`` when the header is absent; raises :class:`InvalidRequestContext` when it
+    is malformed.
+    """
+    name: str = get_setting("ASSIGNATION_HEADER")
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return validate_assignation_id(raw.strip() if isinstance(raw, str) else raw)
+    except ValueError as exc:
+        raise InvalidRequestContext(f"Invalid {name} header: {exc}") from None
+
+
+def context_from_request(
+    request: HttpRequest, *, origin: str = "request", fresh: bool | None = None
+) -> AuditContext:
+    """The audit context of ``request``: its user (read late), app and assignation.
+
+    The assignation comes from the ``KOHERENT["ASSIGNATION_HEADER"]`` header; without one a
+    fresh id is made when ``fresh`` is true (by default when
+    ``KOHERENT["FRESH_ASSIGNATION_PER_REQUEST"]`` is).
+    Raises :class:`InvalidRequestContext` for a malformed header.
+    """
+    assignation_id = assignation_id_from_headers(request.headers)
+    if assignation_id is None:
+        if fresh is None:
+            fresh = bool(get_setting("FRESH_ASSIGNATION_PER_REQUEST"))
+        if fresh:
+            assignation_id = new_assignation_id()
+    return AuditContext(
+        assignation_id=assignation_id,
+        app=resolve_app(request),
+        origin=origin,
+        user_ref=RequestUserRef(request),
+    )

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Koherent's test command (run by ``make test``): lint, types, and the suite on every backend.
+
+1. Probes the services the suite can use (PostgreSQL, Redis, RabbitMQ) and says which are up.
+   With ``KOHERENT_REQUIRE_SERVICES=1`` (CI) a missing service is an error, not a skip.
+2. ruff (lint and format) and mypy --strict, unless ``--no-lint``.
+3. The suite on PostgreSQL (when up), then on SQLite.
+4. One more cell of the version matrix through nox (``KOHERENT_MATRIX``, default
+   ``tests-3.13(django='6.0')``; ``KOHERENT_MATRIX=none`` skips it).
+
+Arguments after ``--`` go to pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MATRIX_CELL = "tests-3.13(django='6.0')"
+
+SERVICES = {
+    "postgres": ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/koherent"),
+    "redis": ("KOHERENT_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "rabbitmq": ("KOHERENT_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+}
+DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "rabbitmq": 5672}
+
+
+def service_url(name: str) -> str:
+    variable, default = SERVICES[name]
+    return os.environ.get(variable) or default
+
+
+def probe(name: str) -> str | None:
+    """None when the service answers, else why not."""
+    parsed = urlparse(service_url(name))
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or DEFAULT_PORTS[name]
+    try:
+        with socket.create_connection((host, port), timeout=3) as sock:
+            if name == "redis":
+                sock.sendall(b"PING\r\n")
+                if not sock.recv(16).startswith(b"+PONG"):
+                    return "no PONG"
+            if name == "rabbitmq":
+                sock.sendall(b"AMQP\x00\x00\x09\x01")
+                if not sock.recv(8):
+                    return "no AMQP answer"
+    except OSError as exc:
+        return str(exc)
+    if name == "postgres":
+        return probe_postgres()
+    return None
+
+
+def probe_postgres() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    parsed = urlparse(service_url("postgres"))
+    try:
+        with psycopg.connect(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=parsed.username or "postgres",
+            password=parsed.password or None,
+            dbname="postgres",
+            connect_timeout=5,
+        ) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any failure means "not usable"
+        return str(exc).strip().splitlines()[0]
+    return None
+
+
+def run(title: str, command: list[str], env: dict[str, str] | None = None) -> float:
+    print(f"\n=== {title}: {' '.join(command)}", flush=True)
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=ROOT, env=env)
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        print(f"\n*** {title} failed (exit {result.returncode}) after {elapsed:.0f} s")
+        sys.exit(result.returncode)
+    print(f"=== {title}: passed in {elapsed:.0f} s", flush=True)
+    return elapsed
+
+
+def pyenv_versions() -> str | None:
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return None
+    out = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True).stdout
+    versions = [v for v in out.split() if v[:1].isdigit()]
+    return ":".join(versions) or None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-lint", action="store_true", help="skip ruff and mypy")
+    parser.add_argument("--no-matrix", action="store_true", help="skip the extra matrix cell")
+    parser.add_argument(
+        "--backend", choices=["all", "postgres", "sqlite"], default="all", help="which database"
+    )
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    args = parser.parse_args()
+
+    required = os.environ.get("KOHERENT_REQUIRE_SERVICES") == "1"
+    status = {name: probe(name) for name in SERVICES}
+    print("Services:")
+    for name, problem in status.items():
+        state = "up" if problem is None else f"DOWN ({problem})"
+        print(f"  {name:9} {service_url(name):45} {state}")
+    print("  sqlite    (embedded)                                    up")
+    down = [name for name, problem in status.items() if problem is not None]
+    if down and required:
+        print(f"\nKOHERENT_REQUIRE_SERVICES=1 and {', '.join(down)} not answering: failing.")
+        sys.exit(2)
+
+    python = sys.executable
+    if not args.no_lint:
+        run("ruff check", [python, "-m", "ruff", "check", "."])
+        run("ruff format", [python, "-m", "ruff", "format", "--check", "."])
+        run("mypy --strict", [python, "-m", "mypy"])
+
+    up = ",".join(name for name, problem in status.items() if problem is None)
+    base_env = {**os.environ, "KOHERENT_SERVICES": up, "PYTHONPATH": str(ROOT)}
+    used: list[str] = []
+    pytest = [python, "-m", "pytest", "-p", "no:cacheprovider", *args.pytest_args]
+    if args.backend in ("all", "postgres"):
+        if status["postgres"] is None:
+            run("tests on PostgreSQL", pytest, {**base_env, "KOHERENT_TEST_DB": "postgres"})
+            used.append("PostgreSQL")
+        else:
+            print("\n=== tests on PostgreSQL: skipped, PostgreSQL is down")
+    if args.backend in ("all", "sqlite"):
+        run("tests on SQLite", pytest, {**base_env, "KOHERENT_TEST_DB": "sqlite"})
+        used.append("SQLite")
+
+    cell = os.environ.get("KOHERENT_MATRIX", DEFAULT_MATRIX_CELL)
+    if not args.no_matrix and cell != "none":
+        env = dict(base_env)
+        versions = pyenv_versions()
+        if versions:
+            env["PYENV_VERSION"] = versions
+        run(f"matrix cell {cell}", [python, "-m", "nox", "-r", "-s", cell], env)
+        used.append(f"matrix cell {cell}")
+
+    print(f"\nAll passed. Backends and cells used: {', '.join(used)}.")
+    states = (f"{n} {'up' if p is None else 'down'}" for n, p in status.items())
+    print(f"Services: {', '.join(states)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Settings of the small Django project the test suite runs in.
+
+The database comes from ``KOHERENT_TEST_DB``: ``postgres`` (default; the server in
+``DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/koherent``) or ``sqlite``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dj_database_url
+
+BASE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+SECRET_KEY = "koherent-tests-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+TEST_DB = os.environ.get("KOHERENT_TEST_DB", "postgres")
+if TEST_DB == "sqlite":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(BASE_DIR, ".koherent-test.sqlite3"),
+            "TEST": {"NAME": os.environ.get("KOHERENT_SQLITE_TEST_NAME")},
+        }
+    }
+elif TEST_DB == "postgres":
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/koherent"),
+            conn_max_age=0,
+        )
+    }
+else:  # pragma: no cover
+    raise RuntimeError(f"KOHERENT_TEST_DB must be 'postgres' or 'sqlite', not {TEST_DB!r}")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "simple_history",
+    "koherent",
+    "tests.testapp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "koherent.middleware.KoherentMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "tests.urls"
+AUTH_USER_MODEL = "testapp.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+STATIC_URL = "/static/"
+
+KOHERENT = {
+    "APP": "tests",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"koherent": {"handlers": ["console"], "level": "WARNING"}},
+}

@@ -1,0 +1,123 @@
+"""Assignation records: lazy, written once, never a reason for a save to fail."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+import koherent
+from koherent.models import Assignation
+from tests.testapp.models import Item, Order
+
+pytestmark = pytest.mark.django_db
+
+
+def _record_inserts(queries: CaptureQueriesContext) -> int:
+    return sum(
+        1
+        for q in queries.captured_queries
+        if q["sql"].startswith("INSERT") and '"koherent_assignation"' in q["sql"]
+    )
+
+
+def test_record_written_once_per_assignation(user: Any) -> None:
+    with CaptureQueriesContext(connection) as queries, koherent.assignation(user=user) as ctx:
+        for n in range(5):
+            order = Order.objects.create(reference=f"o{n}")
+            Item.objects.create(order=order, name="i")
+    assert _record_inserts(queries) == 1
+    record = Assignation.objects.get()
+    assert record.id == ctx.assignation_id
+    assert (record.user_id, record.user_pk, record.origin) == (user.pk, str(user.pk), "manual")
+
+
+def test_no_record_without_history() -> None:
+    with koherent.assignation():
+        pass
+    assert not Assignation.objects.exists()
+
+
+def test_parent_and_origin_recorded() -> None:
+    with koherent.assignation(app="outer") as outer:
+        Order.objects.create(reference="outer")
+        with koherent.assignation(origin="revert") as inner:
+            Order.objects.create(reference="inner")
+    child = Assignation.objects.get(pk=inner.assignation_id)
+    assert child.parent_id == outer.assignation_id
+    assert child.origin == "revert"
+    assert child.app == "outer"
+    assert list(Assignation.objects.get(pk=outer.assignation_id).children.all()) == [child]
+
+
+def test_record_can_be_turned_off(settings: Any) -> None:
+    settings.KOHERENT = {"RECORD_ASSIGNATIONS": False}
+    with koherent.assignation() as ctx:
+        Order.objects.create(reference="o")
+    assert Order.history.get().assignation_id == ctx.assignation_id
+    assert not Assignation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_first_change_rolled_back_then_another(user: Any) -> None:
+    """The record written with a rolled-back change is written again by the next change."""
+    with koherent.assignation(user=user) as ctx:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Order.objects.create(reference="rolled-back")
+            assert Assignation.objects.filter(pk=ctx.assignation_id).exists()
+            raise RuntimeError("abort")
+        assert not Assignation.objects.exists()
+        Order.objects.create(reference="kept")
+    assert list(Order.objects.values_list("reference", flat=True)) == ["kept"]
+    assert Order.history.get().assignation_id == ctx.assignation_id
+    assert Assignation.objects.get().id == ctx.assignation_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_savepoint_rollback_then_another_change() -> None:
+    with koherent.assignation() as ctx, transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Order.objects.create(reference="inner")
+            raise RuntimeError("abort savepoint")
+        Order.objects.create(reference="outer")
+    assert Assignation.objects.filter(pk=ctx.assignation_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_committed_record_is_not_written_again() -> None:
+    with koherent.assignation():
+        Order.objects.create(reference="first")  # autocommit: record known after commit
+        with CaptureQueriesContext(connection) as queries:
+            Order.objects.create(reference="second")
+    assert _record_inserts(queries) == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_record_failure_never_fails_the_change(caplog: pytest.LogCaptureFixture) -> None:
+    """With the record table gone, changes and history are still written (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE koherent_assignation RENAME TO koherent_assignation_away")
+    try:
+        with caplog.at_level(logging.WARNING, "koherent"), koherent.assignation() as ctx:
+            Order.objects.create(reference="still-saved")
+            with transaction.atomic():
+                Order.objects.create(reference="in-a-transaction")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE koherent_assignation_away RENAME TO koherent_assignation")
+    assert Order.objects.count() == 2
+    assert set(Order.history.values_list("assignation_id", flat=True)) == {ctx.assignation_id}
+    assert "could not write the record of assignation" in caplog.text
+
+
+def test_bulk_path_writes_the_record() -> None:
+    from simple_history.utils import bulk_create_with_history
+
+    with koherent.assignation(app="bulk") as ctx:
+        bulk_create_with_history([Order(reference="b")], Order)
+    assert Assignation.objects.get().app == "bulk"
+    assert Assignation.objects.get().id == ctx.assignation_id
