@@ -33,12 +33,39 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 if TYPE_CHECKING:
     from koherent.fields import HistoricForeignKey, HistoryField
     from koherent.models import Assignation, KoherentHistoryModel
+    from koherent.query import (
+        AssignationHistory,
+        AssignationSummary,
+        ChangeKind,
+        FieldChange,
+        HistoryEntry,
+        HistoryPage,
+        InvalidCursor,
+        change_counts,
+        effective_changes,
+        history_for_assignation,
+        list_assignations,
+        load_entries,
+    )
 
 _LAZY = {
     "HistoryField": "koherent.fields",
     "HistoricForeignKey": "koherent.fields",
     "KoherentHistoryModel": "koherent.models",
     "Assignation": "koherent.models",
+    # query by assignation (koherent/query.py)
+    "AssignationHistory": "koherent.query",
+    "AssignationSummary": "koherent.query",
+    "ChangeKind": "koherent.query",
+    "FieldChange": "koherent.query",
+    "HistoryEntry": "koherent.query",
+    "HistoryPage": "koherent.query",
+    "InvalidCursor": "koherent.query",
+    "change_counts": "koherent.query",
+    "effective_changes": "koherent.query",
+    "history_for_assignation": "koherent.query",
+    "list_assignations": "koherent.query",
+    "load_entries": "koherent.query",
 }
 
 
@@ -51,20 +78,32 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Assignation",
+    "AssignationHistory",
+    "AssignationSummary",
     "AuditContext",
+    "ChangeKind",
+    "FieldChange",
     "HistoricForeignKey",
+    "HistoryEntry",
     "HistoryField",
+    "HistoryPage",
+    "InvalidCursor",
     "InvalidRequestContext",
     "KoherentError",
     "KoherentHistoryModel",
     "__version__",
     "assignation",
     "bind",
+    "change_counts",
     "context",
     "current",
+    "effective_changes",
     "get_current_app",
     "get_current_assignation_id",
     "get_current_task_id",
     "get_current_user_id",
+    "history_for_assignation",
+    "list_assignations",
+    "load_entries",
     "new_assignation_id",
 ]

@@ -14,6 +14,9 @@ from koherent.transactions import make_saves_atomic
 
 __all__ = ["HistoricForeignKey", "HistoryField", "KoherentHistoryManager"]
 
+#: The composite index every Koherent history model gets.
+ASSIGNATION_INDEX_FIELDS = ("assignation_id", "history_date", "history_id")
+
 
 class KoherentHistoryManager(HistoryManager):  # type: ignore[misc]
     """simple-history's manager, recording the assignation of bulk-written history too."""
@@ -34,7 +37,8 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
     history goes through :class:`KoherentHistoryManager`, and the history model gets the
     indexed ``assignation_id`` and the ``app``, ``task_id`` and ``user_pk`` columns. Saves of
     the tracked model and their history rows run in one transaction
-    (see :mod:`koherent.transactions`).
+    (see :mod:`koherent.transactions`). The history model is indexed on
+    ``(assignation_id, history_date, history_id)`` for the queries of :mod:`koherent.query`.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -47,6 +51,19 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         kwargs.setdefault("user_db_constraint", False)
         kwargs.setdefault("history_manager", KoherentHistoryManager)
         super().__init__(bases=bases, **kwargs)
+
+    def get_meta_options(self, model: type[models.Model]) -> dict[str, Any]:
+        """simple-history's Meta options, plus the index behind the queries by assignation.
+
+        ``(assignation_id, history_date, history_id)`` serves both "every row of an assignation"
+        and its pages in time order (see :mod:`koherent.query`), so the history model needs no
+        separate index on ``assignation_id``.
+        """
+        options: dict[str, Any] = super().get_meta_options(model)
+        indexes = list(options.get("indexes", ()))
+        indexes.append(models.Index(fields=list(ASSIGNATION_INDEX_FIELDS)))
+        options["indexes"] = tuple(indexes)
+        return options
 
     def create_history_model(self, model: type[models.Model], inherited: bool) -> Any:
         from koherent.models import KOHERENT_HISTORY_COLUMNS

@@ -26,14 +26,15 @@ class KoherentHistoryBase(models.Model):
     """Abstract base of every Koherent history model: the audit context of each row.
 
     The defaults read the audit context when the row is built, so rows written by ``save()``,
-    ``delete()`` and simple-history's bulk helpers are all stamped.
+    ``delete()`` and simple-history's bulk helpers are all stamped. ``assignation_id`` is
+    indexed together with ``history_date`` and ``history_id`` (the index is added by
+    :class:`~koherent.fields.HistoryField`).
     """
 
     assignation_id = models.CharField(
         max_length=MAX_ASSIGNATION_ID_LENGTH,
         null=True,
         blank=True,
-        db_index=True,
         editable=False,
         default=stamping.current_assignation_id,
         help_text="The assignation (logical operation) this change was part of.",

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "simple_history",
     "koherent",
     "tests.testapp",
+    "tests.undoapp",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,826 @@
+"""Reading history by assignation: every change of one operation, across models.
+
+:func:`history_for_assignation` gives every history row written under one assignation, of
+every tracked model, in a stable order: ``history_date``, then the tracked model's label
+(``app_label.ModelName``), then ``history_id``. Rows written by different processes can share a
+timestamp; the order stays the same from one call to the next all the same.
+
+Cost, whatever the number of rows: a page of rows is two queries, both using the
+``(assignation_id, history_date, history_id)`` index every Koherent history model has. The
+first walks that index in every tracked history table at once (one ``UNION ALL``) and returns
+only the keys of the page; the second loads the full rows of the models that page touched (one
+``UNION ALL`` again). Untouched tables cost an index probe each, and the number of queries does
+not grow with the number of tracked models. Pages are keyset-paged with opaque cursors, so a
+page deep into a large assignation costs what the first one costs.
+
+For display, :class:`HistoryEntry` is one row as a plain value (kind, date, user id, app,
+assignation, task, model label, object id), and :func:`effective_changes` computes the field
+changes of a list of entries in batches: one query per model for the rows before them (and one
+per tracked many-to-many field), never one per entry. That is the shape a GraphQL DataLoader
+wants.
+
+:func:`assignations` / :func:`list_assignations` find assignation records by user, app,
+origin and time, and :func:`change_counts` counts their changes in one query.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import enum
+import heapq
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model, OuterRef, Q, Subquery
+
+from koherent.exceptions import KoherentError
+from koherent.registry import TrackedModel, tracked_model, tracked_models
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import QuerySet
+
+    from koherent.models import Assignation
+
+__all__ = [
+    "AssignationHistory",
+    "AssignationSummary",
+    "ChangeKind",
+    "FieldChange",
+    "HistoryEntry",
+    "HistoryPage",
+    "InvalidCursor",
+    "assignations",
+    "change_counts",
+    "effective_changes",
+    "history_for_assignation",
+    "list_assignations",
+    "load_entries",
+]
+
+#: Default number of rows per page of :meth:`AssignationHistory.page`.
+DEFAULT_PAGE_SIZE = 100
+#: Rows fetched per round of iteration over :class:`AssignationHistory`.
+DEFAULT_BATCH_SIZE = 500
+#: Tracked tables per ``UNION ALL`` (SQLite allows 500 compound terms).
+_TABLES_PER_QUERY = 200
+#: Columns per ``UNION ALL`` of full rows (PostgreSQL allows 1,664).
+_COLUMNS_PER_QUERY = 1000
+
+
+class ChangeKind(enum.StrEnum):
+    """What a history row records."""
+
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+
+    @classmethod
+    def of(cls, history_type: str) -> ChangeKind:
+        """The kind of simple-history's ``history_type`` (``+``, ``~``, ``-``)."""
+        return _KINDS[history_type]
+
+
+_KINDS = {"+": ChangeKind.CREATE, "~": ChangeKind.UPDATE, "-": ChangeKind.DELETE}
+
+
+class InvalidCursor(KoherentError, ValueError):
+    """A page cursor that :func:`history_for_assignation` did not make, or a damaged one."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field of one history row: its value before and after the change.
+
+    ``field`` is the field's name (``order`` for a foreign key, its value the raw key). For a
+    tracked many-to-many field the values are sorted lists of the related objects' keys. On a
+    creation ``old`` is ``None``, on a deletion ``new`` is; on an update whose previous row is
+    not in the history (the object predates its tracking) ``old`` is ``None`` too.
+    """
+
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One history row of a tracked model, as a plain value.
+
+    Build one with :meth:`from_row`; :attr:`row` is the history row itself.
+    """
+
+    kind: ChangeKind
+    date: dt.datetime
+    #: The primary key of the user who made the change, as text (``None`` if unknown).
+    user_id: str | None
+    app: str | None
+    assignation_id: str | None
+    task_id: str | None
+    #: ``app_label.ModelName`` of the tracked model.
+    model_label: str
+    #: The tracked object's primary key.
+    object_id: Any
+    #: The history row's primary key.
+    history_id: Any
+    row: Model = field(repr=False, compare=False, hash=False)
+
+    @classmethod
+    def from_row(cls, row: Model) -> HistoryEntry:
+        """The entry of a history row of a tracked model."""
+        tracked = tracked_model(type(row))
+        return cls._build(tracked, row)
+
+    @classmethod
+    def _build(cls, tracked: TrackedModel, row: Model) -> HistoryEntry:
+        return cls(
+            kind=ChangeKind.of(row.history_type),  # type: ignore[attr-defined]
+            date=row.history_date,  # type: ignore[attr-defined]
+            user_id=row.user_pk,  # type: ignore[attr-defined]
+            app=row.app,  # type: ignore[attr-defined]
+            assignation_id=row.assignation_id,  # type: ignore[attr-defined]
+            task_id=row.task_id,  # type: ignore[attr-defined]
+            model_label=tracked.label,
+            object_id=tracked.object_id_of(row),
+            history_id=row.pk,
+            row=row,
+        )
+
+    @property
+    def key(self) -> tuple[str, Any]:
+        """``(model_label, history_id)``: what :func:`load_entries` takes back."""
+        return (self.model_label, self.history_id)
+
+    @property
+    def cursor(self) -> str:
+        """The opaque cursor of this entry (pass it as ``after=`` to get the rows after it)."""
+        return _encode_cursor(self.date, self.model_label, self.history_id)
+
+    @property
+    def model(self) -> type[Model]:
+        """The tracked model class."""
+        return tracked_model(self.model_label).model
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of an assignation's history, in order."""
+
+    rows: tuple[Model, ...]
+    #: True when more rows follow (fetch them with ``after=page.end_cursor``).
+    has_next: bool
+
+    @property
+    def entries(self) -> list[HistoryEntry]:
+        """The rows as :class:`HistoryEntry` values."""
+        return [HistoryEntry.from_row(row) for row in self.rows]
+
+    @property
+    def start_cursor(self) -> str | None:
+        return _cursor_of(self.rows[0]) if self.rows else None
+
+    @property
+    def end_cursor(self) -> str | None:
+        return _cursor_of(self.rows[-1]) if self.rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Cursor:
+    date: dt.datetime
+    label: str
+    history_id: Any
+
+
+def _encode_cursor(date: dt.datetime, label: str, history_id: Any) -> str:
+    raw = json.dumps([date.isoformat(), label, str(history_id)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _cursor_of(row: Model) -> str:
+    tracked = tracked_model(type(row))
+    return _encode_cursor(row.history_date, tracked.label, row.pk)  # type: ignore[attr-defined]
+
+
+def _decode_cursor(value: str) -> _Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        date_text, label, history_id = json.loads(raw)
+        date = dt.datetime.fromisoformat(date_text)
+        tracked = tracked_model(label)
+        pk = tracked.history_model._meta.pk
+        assert pk is not None
+        return _Cursor(date=date, label=tracked.label, history_id=pk.to_python(history_id))
+    except Exception as exc:  # bad base64 or JSON, an unknown model, a malformed id...
+        raise InvalidCursor(f"not a history cursor: {value!r}") from exc
+
+
+# -- SQL building blocks -----------------------------------------------------------------------
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _quoted(f: Any, connection: BaseDatabaseWrapper) -> str:
+    """The quoted column name of a concrete field."""
+    return connection.ops.quote_name(str(f.column))
+
+
+def _column(model: type[Model], name: str, connection: BaseDatabaseWrapper) -> str:
+    return _quoted(model._meta.get_field(name), connection)
+
+
+def _table(model: type[Model], connection: BaseDatabaseWrapper) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _history_id_sql(tracked: TrackedModel, connection: BaseDatabaseWrapper, cast: bool) -> str:
+    pk = tracked.history_model._meta.pk
+    assert pk is not None
+    column = _quoted(pk, connection)
+    if cast:
+        return f"CAST({column} AS {connection.ops.cast_char_field_without_max_length})"
+    return column
+
+
+def _mixed_history_ids(tracked: Sequence[TrackedModel]) -> bool:
+    """Whether the history ids of these models cannot share one column (int and uuid)."""
+    integer = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField"}
+    kinds = set()
+    for t in tracked:
+        pk = t.history_model._meta.pk
+        assert pk is not None
+        internal = pk.get_internal_type()
+        kinds.add("int" if internal in integer else internal)
+    return len(kinds) > 1
+
+
+def _converters(
+    model: type[Model], connection: BaseDatabaseWrapper
+) -> list[tuple[list[Callable[..., Any]], Any]]:
+    """Per concrete field: the backend's and the field's converters, as the ORM applies them."""
+    result = []
+    for f in model._meta.concrete_fields:
+        col = f.get_col(model._meta.db_table)
+        result.append(
+            (connection.ops.get_db_converters(col) + f.get_db_converters(connection), col)
+        )
+    return result
+
+
+def _convert(
+    value: Any, converters: list[Callable[..., Any]], expression: Any, connection: Any
+) -> Any:
+    for converter in converters:
+        value = converter(value, expression, connection)
+    return value
+
+
+def _date_param(value: dt.datetime, connection: BaseDatabaseWrapper) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _id_param(tracked: TrackedModel, value: Any, connection: BaseDatabaseWrapper) -> Any:
+    pk = tracked.history_model._meta.pk
+    assert pk is not None
+    return pk.get_db_prep_value(value, connection)
+
+
+def _normalise_id(tracked: TrackedModel, value: Any) -> Any:
+    pk = tracked.history_model._meta.pk
+    assert pk is not None
+    return pk.to_python(value)
+
+
+# -- the two queries of a page -----------------------------------------------------------------
+
+
+def _page_keys(
+    using: str,
+    tracked: Sequence[TrackedModel],
+    assignation_id: str,
+    after: _Cursor | None,
+    limit: int,
+) -> list[tuple[TrackedModel, Any]]:
+    """The keys of up to ``limit`` rows of the assignation after ``after``, in order."""
+    connection = connections[using]
+    cast = _mixed_history_ids(tracked)
+    merged: list[tuple[Any, str, Any, TrackedModel, Any]] = []
+    chunks = list(_chunks(tracked, _TABLES_PER_QUERY))
+    date_converters: dict[type[Model], Any] = {}
+    for chunk in chunks:
+        branches: list[str] = []
+        params: list[Any] = []
+        for index, t in enumerate(chunk):
+            hm = t.history_model
+            hid = _history_id_sql(t, connection, cast)
+            date = _column(hm, "history_date", connection)
+            where = [f"{_column(hm, 'assignation_id', connection)} = %s"]
+            params.append(assignation_id)
+            if after is not None:
+                when = _date_param(after.date, connection)
+                if t.label < after.label:
+                    where.append(f"{date} > %s")
+                    params.append(when)
+                elif t.label > after.label:
+                    where.append(f"{date} >= %s")
+                    params.append(when)
+                else:
+                    where.append(f"({date} > %s OR ({date} = %s AND {hid} > %s))")
+                    params.extend([when, when, _id_param(t, after.history_id, connection)])
+            branches.append(
+                f"SELECT * FROM (SELECT {index} AS koherent_m, {hid} AS koherent_id, "
+                f"{date} AS koherent_date FROM {_table(hm, connection)} "
+                f"WHERE {' AND '.join(where)} ORDER BY {date}, {hid} LIMIT {int(limit)}) "
+                f"koherent_b{index}"
+            )
+        sql = (
+            " UNION ALL ".join(branches)
+            + f" ORDER BY koherent_date, koherent_m, koherent_id LIMIT {int(limit)}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        for m, hid_value, date_value in rows:
+            t = chunk[m]
+            if len(chunks) > 1:  # merging chunks needs comparable dates
+                hm = t.history_model
+                if hm not in date_converters:
+                    f = hm._meta.get_field("history_date")
+                    col = f.get_col(hm._meta.db_table)
+                    convs = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+                    date_converters[hm] = (convs, col)
+                convs, col = date_converters[hm]
+                date_value = _convert(date_value, convs, col, connection)
+            merged.append((date_value, t.label, hid_value, t, hid_value))
+    if len(chunks) > 1:
+        merged = heapq.nsmallest(limit, merged, key=lambda k: (k[0], k[1], k[2]))
+    return [(t, _normalise_id(t, hid)) for _, _, _, t, hid in merged[:limit]]
+
+
+def _load_rows(
+    using: str, keys: Sequence[tuple[TrackedModel, Any]]
+) -> dict[tuple[str, Any], Model]:
+    """Full history rows for ``keys``: one ``UNION ALL`` over the models they belong to."""
+    connection = connections[using]
+    by_model: dict[str, list[Any]] = defaultdict(list)
+    described: dict[str, TrackedModel] = {}
+    for t, hid in keys:
+        by_model[t.label].append(hid)
+        described[t.label] = t
+    found: dict[tuple[str, Any], Model] = {}
+    groups: list[list[TrackedModel]] = [[]]
+    width = 0
+    for label in sorted(by_model):
+        t = described[label]
+        columns = len(t.history_model._meta.concrete_fields)
+        if groups[-1] and width + columns > _COLUMNS_PER_QUERY:
+            groups.append([])
+            width = 0
+        groups[-1].append(t)
+        width += columns
+    for group in groups:
+        if group:
+            found.update(_load_group(using, connection, group, by_model))
+    return found
+
+
+def _load_group(
+    using: str,
+    connection: BaseDatabaseWrapper,
+    group: Sequence[TrackedModel],
+    ids: dict[str, list[Any]],
+) -> dict[tuple[str, Any], Model]:
+    widths = [len(t.history_model._meta.concrete_fields) for t in group]
+    # PostgreSQL types the columns of a UNION pairwise, from the left: an untyped NULL in
+    # the first two branches would make a column text. Typed NULLs avoid it.
+    if connection.vendor == "postgresql":
+        nulls = [
+            f"CAST(NULL AS {f.cast_db_type(connection)})"
+            for t in group
+            for f in t.history_model._meta.concrete_fields
+        ]
+    else:
+        nulls = ["NULL"] * sum(widths)
+    branches: list[str] = []
+    params: list[Any] = []
+    offset = 0
+    for index, t in enumerate(group):
+        hm = t.history_model
+        columns = [_quoted(f, connection) for f in hm._meta.concrete_fields]
+        end = offset + widths[index]
+        select = ", ".join([str(index), *nulls[:offset], *columns, *nulls[end:]])
+        placeholders = ", ".join(["%s"] * len(ids[t.label]))
+        pk = hm._meta.pk
+        assert pk is not None
+        branches.append(
+            f"SELECT {select} FROM {_table(hm, connection)} "
+            f"WHERE {_quoted(pk, connection)} IN ({placeholders})"
+        )
+        params.extend(_id_param(t, hid, connection) for hid in ids[t.label])
+        offset += widths[index]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(branches), params)
+        fetched = cursor.fetchall()
+    starts = [sum(widths[:i]) + 1 for i in range(len(group))]
+    converters = [_converters(t.history_model, connection) for t in group]
+    result: dict[tuple[str, Any], Model] = {}
+    for raw in fetched:
+        index = raw[0]
+        t = group[index]
+        hm = t.history_model
+        start = starts[index]
+        values = [
+            _convert(value, convs, col, connection) if convs else value
+            for value, (convs, col) in zip(
+                raw[start : start + widths[index]], converters[index], strict=True
+            )
+        ]
+        row = hm.from_db(using, [f.attname for f in hm._meta.concrete_fields], values)
+        result[(t.label, row.pk)] = row
+    return result
+
+
+# -- public API --------------------------------------------------------------------------------
+
+
+class AssignationHistory:
+    """Every history row written under one assignation, of every tracked model.
+
+    Made by :func:`history_for_assignation`. Lazy and re-iterable; nothing is fetched until
+    it is iterated or paged::
+
+        history = koherent.history_for_assignation(assignation_id)
+        for row in history:            # history rows (simple-history models), in order
+            ...
+        page = history.page(first=50)  # one page; then history.page(50, after=page.end_cursor)
+        history.count(), history.counts()
+    """
+
+    def __init__(
+        self, assignation_id: str, *, using: str | None = None, batch_size: int | None = None
+    ) -> None:
+        self.assignation_id = assignation_id
+        self.using = using or DEFAULT_DB_ALIAS
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+
+    def __repr__(self) -> str:
+        return f"<AssignationHistory {self.assignation_id!r} on {self.using!r}>"
+
+    def _tracked(self) -> tuple[TrackedModel, ...]:
+        return tracked_models(self.using)
+
+    def page(self, first: int = DEFAULT_PAGE_SIZE, after: str | None = None) -> HistoryPage:
+        """Up to ``first`` rows after the cursor ``after`` (from the start without one).
+
+        Two queries, whatever ``first`` and the depth of the page. Raises
+        :class:`InvalidCursor` for a cursor this module did not make.
+        """
+        if first < 1:
+            raise ValueError("first must be at least 1")
+        cursor = _decode_cursor(after) if after is not None else None
+        return self._page(first, cursor)
+
+    def _page(self, first: int, cursor: _Cursor | None) -> HistoryPage:
+        tracked = self._tracked()
+        if not tracked:
+            return HistoryPage(rows=(), has_next=False)
+        keys = _page_keys(self.using, tracked, self.assignation_id, cursor, first + 1)
+        has_next = len(keys) > first
+        keys = keys[:first]
+        if not keys:
+            return HistoryPage(rows=(), has_next=False)
+        loaded = _load_rows(self.using, keys)
+        rows = tuple(loaded[(t.label, hid)] for t, hid in keys if (t.label, hid) in loaded)
+        return HistoryPage(rows=rows, has_next=has_next)
+
+    def pages(self, size: int | None = None) -> Iterator[HistoryPage]:
+        """Every page in order, ``size`` rows each (the batch size by default)."""
+        size = size or self.batch_size
+        cursor: _Cursor | None = None
+        while True:
+            page = self._page(size, cursor)
+            if page.rows:
+                yield page
+            if not page.has_next or not page.rows:
+                return
+            last = page.rows[-1]
+            cursor = _Cursor(
+                date=last.history_date,  # type: ignore[attr-defined]
+                label=tracked_model(type(last)).label,
+                history_id=last.pk,
+            )
+
+    def __iter__(self) -> Iterator[Model]:
+        for page in self.pages():
+            yield from page.rows
+
+    def entries(self) -> Iterator[HistoryEntry]:
+        """Every row as a :class:`HistoryEntry`, in order."""
+        for row in self:
+            yield HistoryEntry.from_row(row)
+
+    def counts(self) -> dict[str, int]:
+        """The number of rows per tracked model label, for the models with rows (one query)."""
+        return _counts_for(self.using, self._tracked(), self.assignation_id)
+
+    def count(self) -> int:
+        """The number of rows (one query)."""
+        return sum(self.counts().values())
+
+    def exists(self) -> bool:
+        """Whether the assignation wrote any history row."""
+        return bool(self.page(first=1).rows)
+
+    def models(self) -> list[TrackedModel]:
+        """The tracked models the assignation wrote history for (one query)."""
+        counts = self.counts()
+        return [t for t in self._tracked() if t.label in counts]
+
+
+def history_for_assignation(
+    assignation_id: str, *, using: str | None = None, batch_size: int | None = None
+) -> AssignationHistory:
+    """Every history row of every tracked model written under ``assignation_id``.
+
+    Returns a lazy :class:`AssignationHistory`: iterate it for the rows in order
+    (``history_date``, then model label, then ``history_id``), fetched ``batch_size`` rows
+    (default 500) at a time, two queries per batch; or take :meth:`~AssignationHistory.page`\\ s
+    with cursors. ``using`` names the database (the default one otherwise).
+    """
+    return AssignationHistory(assignation_id, using=using, batch_size=batch_size)
+
+
+def _counts_for(
+    using: str, tracked: Sequence[TrackedModel], assignation_id: str
+) -> dict[str, int]:
+    connection = connections[using]
+    counts: dict[str, int] = {}
+    for chunk in _chunks(tracked, _TABLES_PER_QUERY):
+        branches = []
+        params: list[Any] = []
+        for index, t in enumerate(chunk):
+            hm = t.history_model
+            branches.append(
+                f"SELECT {index}, COUNT(*) FROM {_table(hm, connection)} "
+                f"WHERE {_column(hm, 'assignation_id', connection)} = %s"
+            )
+            params.append(assignation_id)
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(branches), params)
+            for index, count in cursor.fetchall():
+                if count:
+                    counts[chunk[index].label] = int(count)
+    return counts
+
+
+def load_entries(
+    keys: Sequence[tuple[str, Any]], *, using: str | None = None
+) -> list[HistoryEntry | None]:
+    """The entries of ``(model_label, history_id)`` keys, in the order given.
+
+    ``None`` for a key that names no row (or no tracked model). One query for all the keys
+    (a ``UNION ALL`` over their models): a DataLoader's batch function.
+    """
+    db = using or DEFAULT_DB_ALIAS
+    resolved: list[tuple[TrackedModel, Any] | None] = []
+    for label, history_id in keys:
+        try:
+            t = tracked_model(label)
+            resolved.append((t, _normalise_id(t, history_id)))
+        except Exception:  # an unknown label or an id of the wrong form: no row
+            resolved.append(None)
+    wanted = [key for key in resolved if key is not None]
+    loaded = _load_rows(db, wanted) if wanted else {}
+    result: list[HistoryEntry | None] = []
+    for key in resolved:
+        row = None if key is None else loaded.get((key[0].label, key[1]))
+        result.append(None if row is None or key is None else HistoryEntry._build(key[0], row))
+    return result
+
+
+def effective_changes(
+    items: Sequence[HistoryEntry | Model], *, using: str | None = None
+) -> list[list[FieldChange]]:
+    """The field changes of each entry (or history row), in the order given.
+
+    A creation lists every tracked field (``old`` is ``None``) and its non-empty tracked
+    many-to-many fields; a deletion every tracked field (``new`` is ``None``); an update the
+    fields whose value differs from the object's previous history row, many-to-many fields
+    included. Queries: one per model for the previous rows of its updates, plus one per
+    tracked many-to-many field of a model with entries; never one per entry.
+    """
+    db = using or DEFAULT_DB_ALIAS
+    rows: list[Model] = [item.row if isinstance(item, HistoryEntry) else item for item in items]
+    by_model: dict[TrackedModel, list[int]] = defaultdict(list)
+    for index, row in enumerate(rows):
+        by_model[tracked_model(type(row))].append(index)
+    result: list[list[FieldChange]] = [[] for _ in rows]
+    for tracked, indexes in by_model.items():
+        model_rows = [rows[i] for i in indexes]
+        for i, changes in zip(indexes, _changes_of_model(db, tracked, model_rows), strict=True):
+            result[i] = changes
+    return result
+
+
+def _previous_rows(db: str, tracked: TrackedModel, rows: Sequence[Model]) -> dict[Any, Model]:
+    """The row before each of ``rows`` for the same object (by history id), in one query."""
+    if not rows:
+        return {}
+    hm = tracked.history_model
+    manager = hm._default_manager.using(db)
+    pk = tracked.pk_attname
+    before = manager.filter(**{pk: OuterRef(pk)}).filter(
+        Q(history_date__lt=OuterRef("history_date"))
+        | Q(history_date=OuterRef("history_date"), pk__lt=OuterRef("pk"))
+    )
+    previous_ids = (
+        manager.filter(pk__in=[row.pk for row in rows])
+        .annotate(koherent_prev=Subquery(before.order_by("-history_date", "-pk").values("pk")[:1]))
+        .values("koherent_prev")
+    )
+    candidates: dict[Any, list[Model]] = defaultdict(list)
+    for prev in manager.filter(pk__in=previous_ids):
+        candidates[getattr(prev, pk)].append(prev)
+    result: dict[Any, Model] = {}
+    for row in rows:
+        key = (row.history_date, row.pk)  # type: ignore[attr-defined]
+        earlier = [
+            p
+            for p in candidates.get(getattr(row, pk), ())
+            if (p.history_date, p.pk) < key  # type: ignore[attr-defined]
+        ]
+        if earlier:
+            result[row.pk] = max(earlier, key=lambda p: (p.history_date, p.pk))  # type: ignore[attr-defined]
+    return result
+
+
+def m2m_snapshots(
+    db: str, tracked: TrackedModel, history_ids: Iterable[Any]
+) -> dict[str, dict[Any, list[Any]]]:
+    """Per tracked m2m field name: history id -> sorted keys of the related objects.
+
+    One query per tracked many-to-many field of the model.
+    """
+    ids = list(history_ids)
+    result: dict[str, dict[Any, list[Any]]] = {}
+    for m2m in tracked.m2m:
+        sets: dict[Any, list[Any]] = {hid: [] for hid in ids}
+        if ids:
+            rows = m2m.history_model._default_manager.using(db).filter(history_id__in=ids)
+            for hid, target in rows.values_list("history_id", m2m.target_attname):
+                sets.setdefault(hid, []).append(target)
+        result[m2m.field.name] = {hid: sorted(targets) for hid, targets in sets.items()}
+    return result
+
+
+def _changes_of_model(
+    db: str, tracked: TrackedModel, rows: Sequence[Model]
+) -> list[list[FieldChange]]:
+    updates = [row for row in rows if row.history_type == "~"]  # type: ignore[attr-defined]
+    previous = _previous_rows(db, tracked, updates)
+    snapshot_ids = [row.pk for row in rows if row.history_type != "-"]  # type: ignore[attr-defined]
+    snapshot_ids += [prev.pk for prev in previous.values()]
+    snapshots = m2m_snapshots(db, tracked, snapshot_ids) if tracked.m2m else {}
+    result: list[list[FieldChange]] = []
+    for row in rows:
+        kind = row.history_type  # type: ignore[attr-defined]
+        changes: list[FieldChange] = []
+        if kind == "+":
+            for f in tracked.fields:
+                changes.append(FieldChange(f.name, None, getattr(row, f.attname)))
+            for name, sets in snapshots.items():
+                if sets.get(row.pk):
+                    changes.append(FieldChange(name, None, sets[row.pk]))
+        elif kind == "-":
+            for f in tracked.fields:
+                changes.append(FieldChange(f.name, getattr(row, f.attname), None))
+        else:
+            prev = previous.get(row.pk)
+            for f in tracked.fields:
+                new = getattr(row, f.attname)
+                old = None if prev is None else getattr(prev, f.attname)
+                if prev is None or old != new:
+                    changes.append(FieldChange(f.name, old, new))
+            for name, sets in snapshots.items():
+                new_set = sets.get(row.pk, [])
+                old_set = None if prev is None else sets.get(prev.pk, [])
+                if old_set != new_set:
+                    changes.append(FieldChange(name, old_set, new_set))
+        result.append(changes)
+    return result
+
+
+# -- assignations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AssignationSummary:
+    """An assignation record with the number of history rows written under it."""
+
+    assignation: Assignation
+    change_count: int
+
+
+def assignations(
+    *,
+    user: Any = None,
+    app: str | None = None,
+    origin: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    parent: str | None = None,
+    using: str | None = None,
+) -> QuerySet[Assignation]:
+    """Assignation records, newest first, filtered by what is given.
+
+    ``user`` takes a user or a primary key; ``since`` and ``until`` bound ``created``
+    (inclusive, exclusive). Only assignations with a record are listed (see the
+    ``RECORD_ASSIGNATIONS`` setting).
+    """
+    from koherent.models import Assignation
+
+    qs = Assignation.objects.using(using or DEFAULT_DB_ALIAS).all()
+    if user is not None:
+        qs = qs.filter(user_pk=str(getattr(user, "pk", user)))
+    if app is not None:
+        qs = qs.filter(app=app)
+    if origin is not None:
+        qs = qs.filter(origin=origin)
+    if since is not None:
+        qs = qs.filter(created__gte=since)
+    if until is not None:
+        qs = qs.filter(created__lt=until)
+    if parent is not None:
+        qs = qs.filter(parent_id=parent)
+    return qs.order_by("-created", "id")
+
+
+def change_counts(assignation_ids: Iterable[str], *, using: str | None = None) -> dict[str, int]:
+    """The number of history rows of each assignation (0 for none), in one query.
+
+    A ``UNION ALL`` of one grouped count per tracked history table, using the assignation
+    index.
+    """
+    db = using or DEFAULT_DB_ALIAS
+    ids = list(dict.fromkeys(assignation_ids))
+    counts = dict.fromkeys(ids, 0)
+    tracked = tracked_models(db)
+    if not ids or not tracked:
+        return counts
+    connection = connections[db]
+    limit = connection.features.max_query_params
+    for id_part in _chunks(ids, 5_000 if limit is None else limit):
+        tables = _TABLES_PER_QUERY if limit is None else max(1, limit // len(id_part))
+        placeholders = ", ".join(["%s"] * len(id_part))
+        for chunk in _chunks(tracked, min(tables, _TABLES_PER_QUERY)):
+            branches = []
+            params: list[Any] = []
+            for t in chunk:
+                hm = t.history_model
+                column = _column(hm, "assignation_id", connection)
+                branches.append(
+                    f"SELECT {column}, COUNT(*) FROM {_table(hm, connection)} "
+                    f"WHERE {column} IN ({placeholders}) GROUP BY {column}"
+                )
+                params.extend(id_part)
+            with connection.cursor() as cursor:
+                cursor.execute(" UNION ALL ".join(branches), params)
+                for assignation_id, count in cursor.fetchall():
+                    counts[assignation_id] = counts.get(assignation_id, 0) + int(count)
+    return counts
+
+
+def list_assignations(
+    *,
+    user: Any = None,
+    app: str | None = None,
+    origin: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    parent: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    using: str | None = None,
+) -> list[AssignationSummary]:
+    """A page of :func:`assignations` with their change counts: two queries."""
+    qs = assignations(
+        user=user,
+        app=app,
+        origin=origin,
+        since=since,
+        until=until,
+        parent=parent,
+        using=using,
+    )
+    records = list(qs[offset : offset + limit])
+    counts = change_counts([r.pk for r in records], using=using)
+    return [AssignationSummary(assignation=r, change_count=counts.get(r.pk, 0)) for r in records]

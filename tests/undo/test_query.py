@@ -1,0 +1,353 @@
+"""Reading history by assignation: order, paging, entries, effective changes, listings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+import koherent
+from koherent.query import InvalidCursor, assignations
+from koherent.registry import tracked_model, tracked_models
+from tests.testapp.models import Order
+from tests.undoapp.models import Invoice, Label, Line
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def _key(row: Any) -> tuple[Any, str, Any]:
+    return (row.history_date, tracked_model(type(row)).label, row.pk)
+
+
+def _save_at(obj: Any, when: dt.datetime) -> None:
+    obj._history_date = when
+    obj.save()
+    del obj._history_date
+
+
+def test_migrations_of_the_undo_app_are_in_sync() -> None:
+    call_command("makemigrations", "undoapp", check=True, dry_run=True)
+
+
+def test_registry_lists_koherent_models_only() -> None:
+    labels = [t.label for t in tracked_models()]
+    assert labels == sorted(labels)
+    assert {"undoapp.Invoice", "undoapp.Line", "testapp.Order"} <= set(labels)
+    assert "undoapp.Label" not in labels
+    assert "testapp.Note" not in labels
+    invoice = tracked_model("undoapp.invoice")
+    assert invoice.model is Invoice
+    assert [m.field.name for m in invoice.m2m] == ["labels"]
+    with pytest.raises(LookupError):
+        tracked_model(Label)
+
+
+def test_rows_of_every_model_in_stable_order(user: Any) -> None:
+    with koherent.assignation(user=user, app="shop") as ctx:
+        invoice = Invoice(number="A-1")
+        _save_at(invoice, T0)  # same timestamp for three rows of two models
+        _save_at(Line(invoice=invoice, position=1, product="p"), T0)
+        _save_at(Line(invoice=invoice, position=2, product="q"), T0)
+        order = Order(reference="o")
+        _save_at(order, T0 - dt.timedelta(seconds=1))
+        invoice.status = "sent"
+        _save_at(invoice, T0 + dt.timedelta(seconds=1))
+    with koherent.assignation(app="other"):
+        Invoice.objects.create(number="B-1")  # another assignation: not listed
+    Invoice.objects.create(number="C-1")  # no assignation: not listed
+
+    rows = list(koherent.history_for_assignation(ctx.assignation_id))
+    assert [_key(r) for r in rows] == sorted(_key(r) for r in rows)
+    labels = [tracked_model(type(r)).label for r in rows]
+    assert labels == [
+        "testapp.Order",
+        "undoapp.Invoice",
+        "undoapp.Line",
+        "undoapp.Line",
+        "undoapp.Invoice",
+    ]
+    assert {r.assignation_id for r in rows} == {ctx.assignation_id}
+    # The same order again, however often it is read.
+    assert [r.pk for r in koherent.history_for_assignation(ctx.assignation_id)] == [
+        r.pk for r in rows
+    ]
+
+
+def test_entries_carry_the_audit_columns(user: Any) -> None:
+    with koherent.context(task_id="task-9"), koherent.assignation(user=user, app="shop") as ctx:
+        invoice = Invoice.objects.create(number="A-1", total=5)
+        invoice_id = invoice.pk
+        invoice.total = 7
+        invoice.save()
+        invoice.delete()
+    entries = list(koherent.history_for_assignation(ctx.assignation_id).entries())
+    assert [e.kind for e in entries] == [
+        koherent.ChangeKind.CREATE,
+        koherent.ChangeKind.UPDATE,
+        koherent.ChangeKind.DELETE,
+    ]
+    first = entries[0]
+    assert (first.user_id, first.app, first.assignation_id, first.task_id) == (
+        str(user.pk),
+        "shop",
+        ctx.assignation_id,
+        "task-9",
+    )
+    assert (first.model_label, first.object_id, first.model) == (
+        "undoapp.Invoice",
+        invoice_id,
+        Invoice,
+    )
+    assert first.key == ("undoapp.Invoice", first.history_id)
+    assert isinstance(first.date, dt.datetime)
+
+
+def _many(count: int) -> str:
+    with koherent.assignation() as ctx:
+        invoice = Invoice.objects.create(number=f"many-{ctx.assignation_id}"[:20])
+        for n in range(count - 1):
+            Line.objects.create(invoice=invoice, position=n, product="p")
+    return ctx.assignation_id or ""
+
+
+def test_pages_cover_every_row_once_and_cost_two_queries() -> None:
+    assignation_id = _many(25)
+    history = koherent.history_for_assignation(assignation_id)
+    everything = [r.pk for r in history]
+    seen: list[tuple[str, Any]] = []
+    after = None
+    pages = 0
+    while True:
+        with CaptureQueriesContext(connection) as queries:
+            page = history.page(first=10, after=after)
+        assert len(queries) == 2  # the keys, then the rows
+        pages += 1
+        seen.extend((tracked_model(type(r)).label, r.pk) for r in page.rows)
+        if not page.has_next:
+            break
+        after = page.end_cursor
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 25
+    assert [pk for _, pk in seen] == everything
+    assert history.page(first=10, after=page.end_cursor).rows == ()  # nothing after the end
+
+
+def test_page_ties_across_models_do_not_skip_rows() -> None:
+    with koherent.assignation() as ctx:
+        invoice = Invoice(number="tie")
+        _save_at(invoice, T0)
+        for n in range(3):
+            _save_at(Line(invoice=invoice, position=n, product="p"), T0)
+        _save_at(Order(reference="tie"), T0)
+    history = koherent.history_for_assignation(ctx.assignation_id)
+    walked = []
+    after = None
+    for _ in range(10):
+        page = history.page(first=1, after=after)
+        walked.extend(_key(r) for r in page.rows)
+        if not page.has_next:
+            break
+        after = page.end_cursor
+    assert walked == sorted(_key(r) for r in history)
+    assert len(walked) == 5
+
+
+def test_iteration_fetches_in_batches() -> None:
+    assignation_id = _many(12)
+    history = koherent.history_for_assignation(assignation_id, batch_size=5)
+    with CaptureQueriesContext(connection) as queries:
+        rows = list(history)
+    assert len(rows) == 12
+    assert len(queries) == 6  # three batches, two queries each
+
+
+def test_query_count_does_not_grow_with_tracked_models_or_rows() -> None:
+    small = _many(3)
+    large = _many(60)
+    counts = []
+    for assignation_id in (small, large):
+        with CaptureQueriesContext(connection) as queries:
+            list(koherent.history_for_assignation(assignation_id, batch_size=100))
+        counts.append(len(queries))
+    assert counts == [2, 2]
+    assert len(tracked_models()) >= 4  # more tracked models than queries
+
+
+def test_invalid_cursors_are_refused() -> None:
+    history = koherent.history_for_assignation("x")
+    for bad in ("not-a-cursor", "W10", "WyIyMDMwIiwibm8ubW9kZWwiLCIxIl0"):
+        with pytest.raises(InvalidCursor):
+            history.page(after=bad)
+    with pytest.raises(ValueError):
+        history.page(first=0)
+
+
+def test_unknown_assignation_has_no_rows() -> None:
+    history = koherent.history_for_assignation("nothing-here")
+    assert list(history) == []
+    assert history.count() == 0
+    assert not history.exists()
+    assert history.models() == []
+
+
+def test_counts_per_model() -> None:
+    assignation_id = _many(4)
+    history = koherent.history_for_assignation(assignation_id)
+    assert history.counts() == {"undoapp.Invoice": 1, "undoapp.Line": 3}
+    assert history.count() == 4
+    assert history.exists()
+    assert [t.label for t in history.models()] == ["undoapp.Invoice", "undoapp.Line"]
+
+
+def test_load_entries_by_key_in_one_query() -> None:
+    assignation_id = _many(3)
+    entries = list(koherent.history_for_assignation(assignation_id).entries())
+    keys = [e.key for e in reversed(entries)] + [("undoapp.Line", 10**9), ("no.Model", 1)]
+    with CaptureQueriesContext(connection) as queries:
+        loaded = koherent.load_entries(keys)
+    assert len(queries) == 1
+    assert loaded[:3] == list(reversed(entries))
+    assert loaded[3:] == [None, None]
+
+
+def test_effective_changes_of_create_update_delete_and_m2m() -> None:
+    red = Label.objects.create(name="red")
+    blue = Label.objects.create(name="blue")
+    invoice = Invoice.objects.create(number="A-1", total=1)  # before the assignation
+    with koherent.assignation() as ctx:
+        invoice.total = 2
+        invoice.status = "sent"
+        invoice.save()
+        invoice.labels.add(red, blue)
+        invoice.labels.remove(red)
+        line = Line.objects.create(invoice=invoice, position=1, product="p")
+        line.delete()
+    entries = list(koherent.history_for_assignation(ctx.assignation_id).entries())
+    changes = koherent.effective_changes(entries)
+    as_tuples = [[(c.field, c.old, c.new) for c in cs] for cs in changes]
+    assert as_tuples[0] == [("status", "draft", "sent"), ("total", 1, 2)]
+    assert as_tuples[1] == [("labels", [], sorted([red.pk, blue.pk]))]
+    assert as_tuples[2] == [("labels", sorted([red.pk, blue.pk]), [blue.pk])]
+    created = {c.field: c.new for c in changes[3]}
+    assert created == {
+        "id": entries[3].object_id,
+        "invoice": invoice.pk,
+        "position": 1,
+        "product": "p",
+        "quantity": 1,
+    }
+    assert all(c.old is None for c in changes[3])
+    assert {c.field: c.old for c in changes[4]}["product"] == "p"
+    assert all(c.new is None for c in changes[4])
+
+
+def test_update_without_previous_row_lists_every_field() -> None:
+    invoice = Invoice.objects.create(number="old")
+    Invoice.history.all().delete()  # as if tracking started after the object existed
+    with koherent.assignation() as ctx:
+        invoice.total = 3
+        invoice.save()
+    (changes,) = koherent.effective_changes(
+        list(koherent.history_for_assignation(ctx.assignation_id))
+    )
+    assert ("total", None, 3) in [(c.field, c.old, c.new) for c in changes]
+    assert all(c.old is None for c in changes)
+
+
+def _updates(count: int) -> list[Any]:
+    invoices = [Invoice.objects.create(number=f"n{count}-{n}") for n in range(count)]
+    with koherent.assignation() as ctx:
+        for invoice in invoices:
+            invoice.total += 1
+            invoice.save()
+        lines = [
+            Line.objects.create(invoice=invoices[0], position=n, product="x") for n in range(count)
+        ]
+        for line in lines:
+            line.quantity = 5
+            line.save()
+    return list(koherent.history_for_assignation(ctx.assignation_id).entries())
+
+
+def test_effective_changes_are_batched_per_model() -> None:
+    few = _updates(2)
+    many = _updates(20)
+    counts = []
+    for entries in (few, many):
+        with CaptureQueriesContext(connection) as queries:
+            changes = koherent.effective_changes(entries)
+        counts.append(len(queries))
+        assert all(changes)
+    # Invoice: previous rows + its tracked m2m field; Line: previous rows.
+    assert counts == [3, 3]
+
+
+def test_list_assignations_filters_and_counts(user: Any, other_user: Any) -> None:
+    with koherent.assignation(user=user, app="shop") as first:
+        Invoice.objects.create(number="1")
+        Invoice.objects.create(number="2")
+    with koherent.assignation(user=other_user, app="backoffice", origin="celery") as second:
+        Order.objects.create(reference="o")
+    with koherent.assignation(user=user, app="shop"):
+        pass  # wrote nothing: no record
+
+    everything = koherent.list_assignations()
+    assert [(s.assignation.pk, s.change_count) for s in everything] == [
+        (second.assignation_id, 1),
+        (first.assignation_id, 2),
+    ]
+    assert [s.assignation.pk for s in koherent.list_assignations(user=user)] == [
+        first.assignation_id
+    ]
+    assert [s.assignation.pk for s in koherent.list_assignations(user=other_user.pk)] == [
+        second.assignation_id
+    ]
+    assert [s.assignation.pk for s in koherent.list_assignations(app="backoffice")] == [
+        second.assignation_id
+    ]
+    assert [s.assignation.pk for s in koherent.list_assignations(origin="celery")] == [
+        second.assignation_id
+    ]
+    later = timezone.now() + dt.timedelta(minutes=1)
+    assert koherent.list_assignations(since=later) == []
+    assert len(koherent.list_assignations(until=later)) == 2
+    assert len(koherent.list_assignations(limit=1)) == 1
+    assert assignations(app="nope").count() == 0
+
+    with CaptureQueriesContext(connection) as queries:
+        counts = koherent.change_counts([first.assignation_id, second.assignation_id, "none"])
+    assert len(queries) == 1
+    assert counts == {first.assignation_id: 2, second.assignation_id: 1, "none": 0}
+
+
+def test_change_counts_of_many_ids_in_chunks() -> None:
+    ids = []
+    for n in range(3):
+        with koherent.assignation() as ctx:
+            Invoice.objects.create(number=f"c{n}")
+        ids.append(ctx.assignation_id)
+    counts = koherent.change_counts([*ids, *(f"missing-{n}" for n in range(1500))])
+    assert [counts[i] for i in ids] == [1, 1, 1]
+    assert sum(counts.values()) == 3
+
+
+@pytest.mark.postgres
+def test_postgres_pages_use_the_assignation_index() -> None:
+    assignation_id = _many(5)
+    history = koherent.history_for_assignation(assignation_id)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        with CaptureQueriesContext(connection) as queries:
+            history.page(first=3)
+        probe = queries.captured_queries[0]["sql"]
+        cursor.execute("EXPLAIN " + probe)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    index = tracked_model(Line).history_model._meta.indexes[0].name
+    assert index in plan, plan

@@ -1,0 +1,56 @@
+"""Models of the query and revert tests: an invoice, its lines, labels and payments."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from koherent.fields import HistoryField
+
+
+class Label(models.Model):
+    """Not tracked: the target of the invoices' tracked many-to-many field."""
+
+    name = models.CharField(max_length=50, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Invoice(models.Model):
+    """Tracked, with a unique number and a tracked many-to-many field."""
+
+    number = models.CharField(max_length=20, unique=True)
+    status = models.CharField(max_length=20, default="draft")
+    total = models.IntegerField(default=0)
+    labels = models.ManyToManyField(Label, blank=True, related_name="invoices")
+
+    history = HistoryField(m2m_fields=["labels"])
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Line(models.Model):
+    """Tracked, with a foreign key to a tracked model; unique per invoice and position."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.IntegerField()
+    product = models.CharField(max_length=50)
+    quantity = models.IntegerField(default=1)
+
+    history = HistoryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="undoapp_line_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id}/{self.position}"
+
+
+class Payment(models.Model):
+    """Not tracked, and pointing at an invoice: what a revert must not delete silently."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="payments")
+    amount = models.IntegerField()
