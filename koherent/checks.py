@@ -8,12 +8,15 @@ id                 problem
 ``koherent.E003``  a dotted-path setting does not import, or is not callable
 ``koherent.E004``  a setting has a value of the wrong type or form
 ``koherent.W001``  ``KoherentMiddleware`` comes before ``AuthenticationMiddleware``
+``koherent.E030``  ``GRAPHQL_FRESH_ASSIGNATION`` is not ``mutation``, ``operation`` or ``never``
+``koherent.W030``  ``GRAPHQL_*`` settings are set, but strawberry-graphql-django is not installed
 =================  ======================================================================
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import types
 import typing
 from typing import Any
@@ -22,7 +25,12 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from koherent.config import DEFAULTS, DOTTED_PATH_KEYS, KoherentSettings
+from koherent.config import (
+    DEFAULTS,
+    DOTTED_PATH_KEYS,
+    GRAPHQL_FRESH_ASSIGNATION_MODES,
+    KoherentSettings,
+)
 from koherent.validation import validate_app
 
 MIDDLEWARE_PATH = "koherent.middleware.KoherentMiddleware"
@@ -148,3 +156,33 @@ def _is_koherent_middleware(path: str) -> bool:
     except ImportError:
         return False
     return isinstance(target, type) and issubclass(target, KoherentMiddleware)
+
+
+@register(Tags.compatibility)
+def check_graphql_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E030 and W030: the ``GRAPHQL_*`` settings."""
+    raw = getattr(settings, "KOHERENT", None)
+    if not isinstance(raw, dict):
+        return []
+    messages: list[CheckMessage] = []
+    mode = raw.get("GRAPHQL_FRESH_ASSIGNATION")
+    if isinstance(mode, str) and mode not in GRAPHQL_FRESH_ASSIGNATION_MODES:
+        messages.append(
+            Error(
+                f"settings.KOHERENT['GRAPHQL_FRESH_ASSIGNATION'] = {mode!r} is not a mode "
+                f"Koherent knows.",
+                hint=f"Use one of {', '.join(map(repr, GRAPHQL_FRESH_ASSIGNATION_MODES))}.",
+                id="koherent.E030",
+            )
+        )
+    graphql_keys = sorted(key for key in raw if str(key).startswith("GRAPHQL_"))
+    if graphql_keys and importlib.util.find_spec("strawberry_django") is None:
+        messages.append(
+            Warning(
+                f"settings.KOHERENT sets {', '.join(graphql_keys)}, but "
+                f"strawberry-graphql-django is not installed, so nothing reads them.",
+                hint='Install the GraphQL integration: pip install "koherent[strawberry]".',
+                id="koherent.W030",
+            )
+        )
+    return messages

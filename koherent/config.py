@@ -32,6 +32,14 @@ class KoherentSettings(TypedDict, total=False):
     ATOMIC_SAVES: bool
     #: Write an ``Assignation`` record the first time an assignation writes history.
     RECORD_ASSIGNATIONS: bool
+    #: Which GraphQL operations that name no assignation get a fresh one: ``"mutation"``,
+    #: ``"operation"`` (every operation) or ``"never"``.
+    GRAPHQL_FRESH_ASSIGNATION: str
+    #: Accept mutations over a GraphQL websocket (each gets its own assignation).
+    GRAPHQL_WEBSOCKET_MUTATIONS: bool
+    #: Dotted path of ``fn(user, assignation_id) -> bool`` allowing the ``revertAssignation``
+    #: mutation.
+    GRAPHQL_REVERT_PERMISSION: str
 
 
 DEFAULTS: KoherentSettings = {
@@ -43,10 +51,16 @@ DEFAULTS: KoherentSettings = {
     "APP": None,
     "ATOMIC_SAVES": True,
     "RECORD_ASSIGNATIONS": True,
+    "GRAPHQL_FRESH_ASSIGNATION": "mutation",
+    "GRAPHQL_WEBSOCKET_MUTATIONS": False,
+    "GRAPHQL_REVERT_PERMISSION": "koherent.strawberry.permissions.staff_only",
 }
 
 #: Keys whose value is a dotted import path (checked by ``koherent.E003``).
-DOTTED_PATH_KEYS: tuple[str, ...] = ("APP_RESOLVER",)
+DOTTED_PATH_KEYS: tuple[str, ...] = ("APP_RESOLVER", "GRAPHQL_REVERT_PERMISSION")
+
+#: The values ``GRAPHQL_FRESH_ASSIGNATION`` accepts (checked by ``koherent.E030``).
+GRAPHQL_FRESH_ASSIGNATION_MODES: tuple[str, ...] = ("mutation", "operation", "never")
 
 
 def user_settings() -> dict[str, Any]:

@@ -18,7 +18,10 @@ NO_EXTRAS = textwrap.dedent(
     """
     import importlib.abc, sys
 
-    BLOCKED = {"celery", "kombu", "billiard", "strawberry", "strawberry_django", "graphql"}
+    BLOCKED = {
+        "celery", "kombu", "billiard", "strawberry", "strawberry_django", "graphql",
+        "channels", "daphne",
+    }
 
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):

@@ -1,0 +1,211 @@
+"""Where a GraphQL operation comes from, and the audit context that follows from it.
+
+An operation's ``context_value`` says what it runs for:
+
+* a Django ``HttpRequest`` (strawberry's ``GraphQLView`` and ``AsyncGraphQLView``, or any
+  ``schema.execute(..., context_value={"request": request})``): the request's context, made by
+  :func:`koherent.resolvers.context_from_request`, the code the middleware uses;
+* a Channels connection (strawberry's ``GraphQLWSConsumer``, or its ``GraphQLHTTPConsumer``):
+  the same function, given a :class:`ConnectionRequest` made from the ASGI scope (the user
+  that Channels' ``AuthMiddleware`` put in ``scope["user"]``, the handshake headers) and, for
+  websockets, the ``connection_init`` parameters, which count as headers;
+* nothing Koherent knows: the operation runs in the caller's context, untouched.
+
+An operation may also name its own assignation in its ``extensions``
+(``{"koherent": {"assignationId": "..."}}``); that wins over the request's header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from django.http import HttpRequest
+from django.utils.datastructures import CaseInsensitiveMapping
+from django.utils.functional import SimpleLazyObject, empty
+
+from koherent.exceptions import InvalidRequestContext
+from koherent.resolvers import context_from_request
+from koherent.validation import validate_assignation_id
+
+if TYPE_CHECKING:
+    from koherent.context import AuditContext
+
+#: Origin recorded for assignations opened by GraphQL operations over HTTP.
+HTTP_ORIGIN = "graphql"
+#: Origin recorded for assignations opened by GraphQL operations over a websocket.
+WEBSOCKET_ORIGIN = "graphql-ws"
+
+HTTP = "http"
+WEBSOCKET = "websocket"
+
+#: Where the operation's assignation was named.
+NAMED_BY_OPERATION = "operation"
+NAMED_BY_REQUEST = "request"
+NAMED_BY_CONNECTION = "connection"
+
+#: The ``extensions`` of the websocket message that started the operation running here (set by
+#: :class:`koherent.strawberry.websocket.KoherentGraphQLWSConsumer` around the creation of the
+#: operation's task, which copies it).
+websocket_operation_extensions: contextvars.ContextVar[Mapping[str, Any] | None] = (
+    contextvars.ContextVar("koherent_websocket_operation_extensions", default=None)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSource:
+    """What an operation runs for, and the audit context that follows from it."""
+
+    #: ``"http"``, ``"websocket"``, or ``None`` when the operation carries no request.
+    transport: str | None
+    #: The operation's context before the operation type is known (``None``: leave the
+    #: caller's context alone).
+    context: AuditContext | None
+    #: Where the assignation came from: ``"operation"``, ``"request"``, ``"connection"``, or
+    #: ``None`` when nothing named one.
+    named_by: str | None
+    #: The response whose headers may carry the assignation back (HTTP only).
+    response: Any = None
+
+
+class ConnectionRequest:
+    """What Koherent's request resolvers read, made from an ASGI scope.
+
+    ``headers`` are the scope's headers with ``params`` (a websocket's ``connection_init``
+    payload) on top, case-insensitively; ``user`` is ``scope["user"]``; ``auth`` is
+    ``scope.get("auth")``. App resolvers written for Django requests work with it when they
+    read only these.
+    """
+
+    def __init__(self, scope: Mapping[str, Any], params: Mapping[str, Any] | None = None):
+        self.scope = scope
+        merged: dict[str, str] = {}
+        for name, value in scope.get("headers") or ():
+            merged[name.decode("latin1").lower()] = value.decode("latin1")
+        for name, value in (params or {}).items():
+            if isinstance(name, str) and isinstance(value, str):
+                merged[name.lower()] = value
+        self.headers: Mapping[str, str] = CaseInsensitiveMapping(merged)
+        self.user: Any = scope.get("user")
+        self.auth: Any = scope.get("auth")
+
+    def __repr__(self) -> str:
+        return f"ConnectionRequest({self.scope.get('type')!r}, {self.scope.get('path')!r})"
+
+
+def as_request(adapter: ConnectionRequest) -> HttpRequest:
+    """``adapter`` typed as the request the resolvers take (they read only what it has)."""
+    return cast("HttpRequest", adapter)
+
+
+def lookup(container: Any, key: str) -> Any:
+    """``container[key]`` for mappings, ``container.key`` for objects, else ``None``."""
+    if container is None:
+        return None
+    if isinstance(container, Mapping):
+        return container.get(key)
+    return getattr(container, key, None)
+
+
+def scope_of(request: Any) -> Mapping[str, Any] | None:
+    """The ASGI scope of a Channels consumer or of strawberry's ``ChannelsRequest``."""
+    for holder in (request, getattr(request, "consumer", None)):
+        scope = getattr(holder, "scope", None)
+        if isinstance(scope, Mapping) and "type" in scope:
+            return scope
+    return None
+
+
+def operation_assignation(extensions: Any) -> str | None:
+    """The assignation an operation names in ``extensions.koherent.assignationId``.
+
+    Raises :class:`InvalidRequestContext` when it is malformed.
+    """
+    ours = lookup(extensions, "koherent") if isinstance(extensions, Mapping) else None
+    if not isinstance(ours, Mapping):
+        return None
+    value = ours.get("assignationId")
+    if value is None:
+        return None
+    try:
+        return validate_assignation_id(value)
+    except ValueError as exc:
+        raise InvalidRequestContext(f"Invalid extensions.koherent.assignationId: {exc}") from None
+
+
+def source_of(context_value: Any, operation_extensions: Any) -> OperationSource:
+    """Work out the audit context of an operation from its ``context_value``.
+
+    Raises :class:`InvalidRequestContext` when the request names a malformed assignation or
+    app; the operation is then refused before anything runs.
+    """
+    request = lookup(context_value, "request")
+    named = operation_assignation(operation_extensions)
+    scope = None if isinstance(request, HttpRequest) else scope_of(request)
+    if scope is not None and scope.get("type") == "websocket":
+        named = named or operation_assignation(websocket_operation_extensions.get())
+        params = lookup(context_value, "connection_params")
+        adapter = ConnectionRequest(scope, params if isinstance(params, Mapping) else None)
+        ctx = context_from_request(as_request(adapter), origin=WEBSOCKET_ORIGIN, fresh=False)
+        return _with_named(WEBSOCKET, ctx, named, NAMED_BY_CONNECTION, None)
+    if scope is not None:
+        adapter = ConnectionRequest(scope)
+        ctx = context_from_request(as_request(adapter), origin=HTTP_ORIGIN, fresh=False)
+        return _with_named(HTTP, ctx, named, NAMED_BY_REQUEST, lookup(context_value, "response"))
+    if request is not None and hasattr(request, "headers"):
+        ctx = context_from_request(request, origin=HTTP_ORIGIN, fresh=False)
+        return _with_named(HTTP, ctx, named, NAMED_BY_REQUEST, lookup(context_value, "response"))
+    return OperationSource(transport=None, context=None, named_by=None)
+
+
+def _with_named(
+    transport: str, ctx: AuditContext, named: str | None, default_by: str, response: Any
+) -> OperationSource:
+    if named is not None:
+        return OperationSource(
+            transport, ctx.evolve(assignation_id=named), NAMED_BY_OPERATION, response
+        )
+    by = default_by if ctx.assignation_id is not None else None
+    return OperationSource(transport, ctx, by, response)
+
+
+def unresolved_async_user(context_value: Any) -> HttpRequest | None:
+    """The request of an async operation whose lazy ``request.user`` is not resolved yet.
+
+    Async code cannot evaluate Django's lazy ``request.user`` (it needs a query); the extension
+    awaits ``request.auser()`` for such a request before the first field, after which the
+    request's user reference reads the cached result. ``KoherentMiddleware`` resolves it
+    already, so behind the middleware this returns ``None``.
+    """
+    request = lookup(context_value, "request")
+    if not isinstance(request, HttpRequest) or not hasattr(request, "auser"):
+        return None
+    if hasattr(request, "_acached_user"):
+        return None
+    user = getattr(request, "user", None)
+    if not isinstance(user, SimpleLazyObject) or user._wrapped is not empty:
+        return None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # sync execution: the lazy user is read when needed
+        return None
+    return request
+
+
+def user_of(context_value: Any) -> Any:
+    """The user an operation runs for (``None`` when anonymous or unknown).
+
+    Reads ``request.user`` (a lazy user is resolved here: call it from sync code, as
+    strawberry-django runs sync resolvers) or, for Channels, ``scope["user"]``.
+    """
+    request = lookup(context_value, "request")
+    if request is None:
+        return None
+    scope = None if isinstance(request, HttpRequest) else scope_of(request)
+    user = scope.get("user") if scope is not None else getattr(request, "user", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user
