@@ -11,6 +11,13 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from koherent.aio import (
+    ContextThread,
+    ContextThreadPoolExecutor,
+    create_task,
+    run_in_executor,
+    start_thread,
+)
 from koherent.context import (
     AuditContext,
     assignation,
@@ -24,6 +31,7 @@ from koherent.context import (
     new_assignation_id,
 )
 from koherent.exceptions import InvalidRequestContext, KoherentError
+from koherent.log import AuditContextFilter
 
 try:
     __version__ = version("koherent")
@@ -81,7 +89,10 @@ __all__ = [
     "AssignationHistory",
     "AssignationSummary",
     "AuditContext",
+    "AuditContextFilter",
     "ChangeKind",
+    "ContextThread",
+    "ContextThreadPoolExecutor",
     "FieldChange",
     "HistoricForeignKey",
     "HistoryEntry",
@@ -96,6 +107,7 @@ __all__ = [
     "bind",
     "change_counts",
     "context",
+    "create_task",
     "current",
     "effective_changes",
     "get_current_app",
@@ -106,4 +118,6 @@ __all__ = [
     "list_assignations",
     "load_entries",
     "new_assignation_id",
+    "run_in_executor",
+    "start_thread",
 ]

@@ -101,6 +101,10 @@ class AuditContext:
         }
 
     def __eq__(self, other: object) -> bool:
+        if self is other:
+            # asgiref compares every contextvar at each sync/async hop: answer without reading
+            # the user (which, for a request, may not be resolved yet).
+            return True
         if not isinstance(other, AuditContext):
             return NotImplemented
         return self.as_dict() == other.as_dict()
@@ -204,7 +208,17 @@ class _Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        reset_context(self._tokens.pop())
+        # One scope object may be entered by several threads or tasks at once (a module-level
+        # ``with`` target): reset with the token made in *this* Context, not the last one made.
+        for token in reversed(list(self._tokens)):
+            try:
+                _current.reset(token)
+            except (ValueError, RuntimeError):
+                continue
+            self._tokens.remove(token)
+            return
+        if self._tokens:  # no token of this Context (e.g. exited from another task)
+            reset_context(self._tokens.pop())
 
     async def __aenter__(self) -> AuditContext:
         return self.__enter__()
