@@ -37,6 +37,10 @@ elif TEST_DB == "postgres":
 else:  # pragma: no cover
     raise RuntimeError(f"KOHERENT_TEST_DB must be 'postgres' or 'sqlite', not {TEST_DB!r}")
 
+# A server or worker process started by a test reaches the test database through this.
+if os.environ.get("KOHERENT_TEST_DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["KOHERENT_TEST_DATABASE_NAME"]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -48,6 +52,7 @@ INSTALLED_APPS = [
     "koherent",
     "tests.testapp",
     "tests.undoapp",
+    "tests.aioapp",
 ]
 
 MIDDLEWARE = [

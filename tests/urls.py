@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from tests import views
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("stream/", views.stream_orders),
     path("stream-async/", views.stream_orders_async),
     path("late-auth/", views.late_auth),
+    path("aio/", include("tests.aioapp.urls")),
 ]

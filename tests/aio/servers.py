@@ -1,0 +1,99 @@
+"""Start a real HTTP server (uvicorn or gunicorn) on the test database, on a free port.
+
+The listening socket is made here, bound to 127.0.0.1 on a port the OS picks, and handed to the
+server as an open file descriptor: no fixed port, and no window in which another process could
+take it. The server reaches the test database through ``KOHERENT_TEST_DATABASE_NAME``, so tests
+using it must be transactional (their rows committed, visible to the server).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _command(kind: str, fd: int) -> list[str]:
+    if kind == "uvicorn":
+        return [
+            *(sys.executable, "-m", "uvicorn", "tests.aioapp.asgi:application"),
+            *("--fd", str(fd), "--loop", "asyncio", "--http", "h11"),
+            *("--lifespan", "off", "--timeout-keep-alive", "120"),
+            *("--no-access-log", "--log-level", "warning"),
+        ]
+    if kind == "gunicorn":
+        return [
+            *(sys.executable, "-m", "gunicorn", "tests.aioapp.wsgi:application"),
+            *("--bind", f"fd://{fd}", "--worker-class", "gthread", "--workers", "1"),
+            *("--threads", "4", "--keep-alive", "120", "--graceful-timeout", "5"),
+            *("--log-level", "warning"),
+        ]
+    raise ValueError(f"unknown server {kind!r}")
+
+
+@contextmanager
+def running_server(kind: str) -> Iterator[str]:
+    """Run ``kind`` ("uvicorn" or "gunicorn") until the block ends; yields its base URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(512)
+    listener.set_inheritable(True)
+    port = listener.getsockname()[1]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "KOHERENT_TEST_DATABASE_NAME": str(connection.settings_dict["NAME"]),
+        "PYTHONPATH": str(ROOT),
+    }
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            _command(kind, listener.fileno()),
+            cwd=ROOT,
+            env=env,
+            pass_fds=(listener.fileno(),),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        listener.close()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_serving(process, url, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+                process.kill()
+                process.wait()
+
+
+def _wait_until_serving(process: subprocess.Popen[bytes], url: str, log: object) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{_tail(log)}")
+        try:
+            if httpx.get(f"{url}/aio/whoami-sync/", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not answer within 60 s:\n{_tail(log)}")
+        time.sleep(0.2)
+
+
+def _tail(log: object) -> str:
+    log.seek(0)  # type: ignore[attr-defined]
+    return "".join(log.readlines()[-40:])  # type: ignore[attr-defined]
