@@ -20,7 +20,7 @@ NO_EXTRAS = textwrap.dedent(
 
     BLOCKED = {
         "celery", "kombu", "billiard", "strawberry", "strawberry_django", "graphql",
-        "channels", "daphne",
+        "channels", "daphne", "structlog",
     }
 
     class Block(importlib.abc.MetaPathFinder):
@@ -55,7 +55,7 @@ NO_EXTRAS = textwrap.dedent(
     from django.core.management import call_command
     call_command("migrate", verbosity=0)
     call_command("check")
-    import koherent.middleware, koherent.resolvers, koherent.checks
+    import koherent.middleware, koherent.resolvers, koherent.checks, koherent.aio, koherent.log
     from tests.testapp.models import Order
 
     with koherent.assignation(app="no-extras") as ctx:

@@ -16,7 +16,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 from django.db import connection
@@ -42,9 +44,20 @@ def _command(kind: str, fd: int) -> list[str]:
     raise ValueError(f"unknown server {kind!r}")
 
 
+@dataclass
+class Server:
+    url: str
+    log: IO[str]
+
+    def output(self) -> str:
+        """Everything the server printed so far."""
+        self.log.seek(0)
+        return self.log.read()
+
+
 @contextmanager
-def running_server(kind: str) -> Iterator[str]:
-    """Run ``kind`` ("uvicorn" or "gunicorn") until the block ends; yields its base URL."""
+def running_server(kind: str) -> Iterator[Server]:
+    """Run ``kind`` ("uvicorn" or "gunicorn") until the block ends."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
@@ -66,10 +79,10 @@ def running_server(kind: str) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         listener.close()
-        url = f"http://127.0.0.1:{port}"
+        server = Server(url=f"http://127.0.0.1:{port}", log=log)
         try:
-            _wait_until_serving(process, url, log)
-            yield url
+            _wait_until_serving(process, server)
+            yield server
         finally:
             process.terminate()
             try:
@@ -79,21 +92,20 @@ def running_server(kind: str) -> Iterator[str]:
                 process.wait()
 
 
-def _wait_until_serving(process: subprocess.Popen[bytes], url: str, log: object) -> None:
+def _wait_until_serving(process: subprocess.Popen[bytes], server: Server) -> None:
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{_tail(server)}")
         try:
-            if httpx.get(f"{url}/aio/whoami-sync/", timeout=5).status_code == 200:
+            if httpx.get(f"{server.url}/aio/whoami-sync/", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not answer within 60 s:\n{_tail(log)}")
+            raise RuntimeError(f"the server did not answer within 60 s:\n{_tail(server)}")
         time.sleep(0.2)
 
 
-def _tail(log: object) -> str:
-    log.seek(0)  # type: ignore[attr-defined]
-    return "".join(log.readlines()[-40:])  # type: ignore[attr-defined]
+def _tail(server: Server) -> str:
+    return "\n".join(server.output().splitlines()[-40:])

@@ -77,9 +77,11 @@ def fail_sync(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("this view fails after writing")
 
 
+@csrf_exempt
 async def whoami(request: HttpRequest) -> HttpResponse:
     return _report(request)
 
 
+@csrf_exempt
 def whoami_sync(request: HttpRequest) -> HttpResponse:
     return _report(request)
