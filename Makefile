@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.koherent-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint format matrix clean
+.PHONY: help setup test test-fast lint format matrix bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Koherent needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,test,lint,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,test,lint,dev,bench]'
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install Koherent with every extra
@@ -36,6 +36,9 @@ format: $(STAMP) ## Format and autofix with ruff
 
 matrix: $(STAMP) ## Every cell of the Python x Django matrix (nox)
 	PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | tr '\n' ':') $(BIN)/nox
+
+bench: $(STAMP) ## Benchmarks vs the peers: writes benchmarks/results.md, results.json, README table
+	$(BIN)/python -m benchmarks $(ARGS)
 
 clean: ## Remove the virtualenv, nox environments and caches
 	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3

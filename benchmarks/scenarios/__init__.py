@@ -1,0 +1,26 @@
+"""The scenarios, in the order ``make bench`` runs them.
+
+Each module has ``run(size, log) -> dict`` (see :mod:`benchmarks.results` for the shape of the
+dict) and, when it needs something that may not be installed, ``missing() -> str | None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    module: str
+    #: ``run`` (emptied before the scenario) or ``data`` (the kept query data set).
+    database: str = "run"
+
+
+SCENARIOS = (
+    Scenario("write", "Write cost", "benchmarks.scenarios.write"),
+    Scenario("bulk", "Bulk helpers", "benchmarks.scenarios.bulk"),
+)
+
+BY_ID = {scenario.id: scenario for scenario in SCENARIOS}

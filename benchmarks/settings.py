@@ -1,0 +1,62 @@
+"""Settings of the benchmark project: one app per contender, on PostgreSQL.
+
+The database is named by ``KOHERENT_BENCH_DB`` (set by the runner for each scenario); the server
+comes from ``KOHERENT_BENCH_DATABASE_URL``, else ``DATABASE_URL``, else the local default.
+DEBUG is off, so Django does not keep every query in memory while it is being timed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from benchmarks.databases import server_settings
+
+SECRET_KEY = "koherent-benchmarks-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+DATABASES = {"default": server_settings(os.environ.get("KOHERENT_BENCH_DB", "postgres"))}
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "simple_history",
+    "koherent",
+    "auditlog",
+    "reversion",
+    "pgtrigger",
+    "pghistory",
+    "django_guid",
+    "benchmarks.contenders.plain",
+    "benchmarks.contenders.simplehistory",
+    "benchmarks.contenders.koherentapp",
+    "benchmarks.contenders.auditlogapp",
+    "benchmarks.contenders.reversionapp",
+    "benchmarks.contenders.pghistoryapp",
+]
+
+MIDDLEWARE: list[str] = []
+ROOT_URLCONF = "benchmarks.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+KOHERENT = {"APP": "bench"}
+
+# The contender apps have no migrations: the runner creates their tables with
+# ``migrate --run-syncdb`` and then installs pghistory's triggers (``pgtrigger install``).
+PGHISTORY_INSTALL_CONTEXT_FUNC_ON_MIGRATE = True
+PGTRIGGER_INSTALL_ON_MIGRATE = False
+PGTRIGGER_MIGRATIONS = False
+
+# django-guid: only its Celery integration is measured; its receivers are connected and
+# disconnected by the propagation scenario.
+DJANGO_GUID = {"INTEGRATIONS": []}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

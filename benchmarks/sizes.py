@@ -1,0 +1,50 @@
+"""The sizes of every scenario: ``full`` (published numbers) and ``tiny`` (the CI smoke run)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "full": {
+        # 10,000 saves per contender and mode per repetition, timed in chunks of 1,000.
+        "write": {"saves": 10_000, "chunk": 1_000, "repetitions": 3},
+        "bulk": {"rows": 10_000, "repetitions": 7},
+        "propagation": {"tasks": 5_000, "repetitions": 3, "hook_calls": 20_000, "hook_rounds": 9},
+        "query": {
+            "rows": 1_000_000,
+            "models": 10,
+            "changes_per_assignation": 100,
+            "lookups": 200,
+            "repetitions": 9,
+        },
+        "undo": {"objects": 1_000, "changes": 10_000, "repetitions": 5},
+        "graphql": {"entries": 100, "repetitions": 30},
+    },
+    "tiny": {
+        "write": {"saves": 40, "chunk": 20, "repetitions": 1},
+        "bulk": {"rows": 50, "repetitions": 2},
+        "propagation": {"tasks": 20, "repetitions": 1, "hook_calls": 200, "hook_rounds": 2},
+        "query": {
+            "rows": 2_000,
+            "models": 10,
+            "changes_per_assignation": 20,
+            "lookups": 5,
+            "repetitions": 2,
+        },
+        "undo": {"objects": 20, "changes": 100, "repetitions": 2},
+        "graphql": {"entries": 10, "repetitions": 2},
+    },
+}
+
+
+def size_of(scenario: str, size: str) -> dict[str, Any]:
+    """The sizes of ``scenario``, with the runner's ``--set`` overrides applied."""
+    try:
+        values = dict(SIZES[size][scenario])
+    except KeyError:
+        raise ValueError(f"no size {size!r} for scenario {scenario!r}") from None
+    overrides = json.loads(os.environ.get("KOHERENT_BENCH_OVERRIDES") or "{}")
+    values.update(overrides.get(scenario, {}))
+    return values

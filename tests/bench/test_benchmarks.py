@@ -1,0 +1,128 @@
+"""The benchmarks cannot rot: every scenario runs at a tiny size, end to end, and reports.
+
+No timing is asserted (the machine decides those); what is asserted is that every scenario
+ran every contender, that each contender really wrote its history (so no contender is timed
+doing less than the others), and that the report and the README table are produced.
+The benchmark project runs in a subprocess with its own settings and databases
+(``<DATABASE_URL name>_bench_tiny_*``, dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import services
+
+ROOT = Path(__file__).resolve().parents[2]
+PEERS = ("auditlog", "reversion", "pghistory", "pgtrigger", "django_guid")
+
+pytestmark = pytest.mark.postgres
+
+
+def _peers_missing() -> list[str]:
+    return [name for name in PEERS if importlib.util.find_spec(name) is None]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    missing = _peers_missing()
+    if missing:
+        if os.environ.get("KOHERENT_BENCH_OPTIONAL") == "1":
+            pytest.skip(f"benchmark peers not installed here: {', '.join(missing)}")
+        pytest.fail(f"the bench extra is not installed ({', '.join(missing)}): run make setup")
+    services.need("redis")
+    out = tmp_path_factory.mktemp("bench")
+    readme = out / "README.md"
+    readme.write_text("# Project\n\nIntro.\n\n## Development\n\nmake test\n")
+    command = [sys.executable, "-m", "benchmarks", "--size", "tiny", "--out-dir", str(out)]
+    command += ["--readme", str(readme)]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ)
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    results: dict[str, Any] = json.loads((out / "results.json").read_text())
+    results["_markdown"] = (out / "results.md").read_text()
+    results["_readme"] = readme.read_text()
+    return results
+
+
+def _scenario(results: dict[str, Any], name: str) -> dict[str, Any]:
+    scenario: dict[str, Any] = results["scenarios"][name]
+    assert scenario["status"] == "ok", scenario
+    return scenario
+
+
+def test_every_scenario_ran_every_contender(tiny_run: dict[str, Any]) -> None:
+    from benchmarks.scenarios import SCENARIOS
+
+    assert list(tiny_run["scenarios"]) == [s.id for s in SCENARIOS]
+    for name in tiny_run["scenarios"]:
+        scenario = _scenario(tiny_run, name)
+        assert scenario["groups"], name
+        for group in scenario["groups"]:
+            contenders = [row["contender"] for row in group["rows"]]
+            assert "koherent" in contenders, (name, group["name"])
+            assert group["baseline"] in contenders
+            for row in group["rows"]:
+                assert row["samples"] >= 1
+                assert row["median"] > 0
+                assert row["q1"] <= row["median"] <= row["q3"]
+            baseline = next(r for r in group["rows"] if r["contender"] == group["baseline"])
+            assert baseline["ratio"] == pytest.approx(1.0)
+        for t in scenario["targets"]:
+            assert isinstance(t["met"], bool)
+            assert t["text"]
+            assert t["measured"]
+
+
+def test_write_scenario_contenders_each_wrote_stamped_history(tiny_run: dict[str, Any]) -> None:
+    write = _scenario(tiny_run, "write")
+    assert {g["name"] for g in write["groups"]} == {"autocommit", "transaction"}
+    for counts in write["checks"]["history_rows"]:
+        expected = counts.pop("expected")
+        assert expected > 0
+        assert counts.pop("plain") == 0
+        assert counts == dict.fromkeys(counts, expected)
+    assert all(write["checks"]["stamped"].values()), write["checks"]["stamped"]
+    queries = {
+        (g["name"], r["contender"]): r["queries"] for g in write["groups"] for r in g["rows"]
+    }
+    # Koherent adds no statement to simple-history's two, in either mode.
+    assert queries["autocommit", "koherent"] == queries["autocommit", "simplehistory"] == 2
+    assert queries["transaction", "koherent"] == 2
+
+
+def test_bulk_scenario_rows_and_history_match(tiny_run: dict[str, Any]) -> None:
+    bulk = _scenario(tiny_run, "bulk")
+    rows = bulk["sizes"]["rows"]
+    for contender, checks in bulk["checks"].items():
+        assert checks, contender
+        for check in checks:
+            assert check["rows"] == rows
+            assert check["history_rows"] == 2 * rows
+            assert check["updates"] == rows
+            assert check["without_user"] == 0
+            if contender == "koherent":
+                assert check["without_assignation"] == 0
+
+
+def test_report_and_readme_table(tiny_run: dict[str, Any]) -> None:
+    markdown = tiny_run["_markdown"]
+    assert markdown.startswith("# Koherent benchmarks")
+    for scenario in tiny_run["scenarios"].values():
+        assert scenario["title"] in markdown
+    assert "PostgreSQL" in markdown
+    assert "load average" in markdown
+    readme = tiny_run["_readme"]
+    assert readme.startswith("# Project\n\nIntro.\n\n## Performance\n")
+    assert readme.endswith("## Development\n\nmake test\n")
+    assert readme.count("<!-- performance:start -->") == 1
+    assert "| Write cost |" in readme
