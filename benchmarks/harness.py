@@ -49,7 +49,7 @@ class Entry:
     def single(cls, name: str, run: Callable[[], int | None], ops: int = 1) -> Entry:
         return cls(name, [Step("", run, ops)])
 
-    def keys(self) -> list[str]:
+    def stat_keys(self) -> list[str]:
         return [self.name if not step.name else f"{self.name}/{step.name}" for step in self.steps]
 
 
@@ -95,12 +95,12 @@ def interleave(
     ``between_rounds(r)`` runs (untimed) after round ``r``, e.g. to empty tables.
     """
     rng = random.Random(seed)
-    stats = {key: Stats() for entry in entries for key in entry}
+    stats = {key: Stats() for entry in entries for key in entry.stat_keys()}
     order = list(entries)
     for r in range(rounds):
         rng.shuffle(order)
         for entry in order:
-            for key, step in zip(entry.keys(), entry.steps, strict=True):
+            for key, step in zip(entry.stat_keys(), entry.steps, strict=True):
                 if step.before is not None:
                     step.before()
                 gc.collect()
