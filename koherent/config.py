@@ -40,6 +40,8 @@ class KoherentSettings(TypedDict, total=False):
     #: Dotted path of ``fn(user, assignation_id) -> bool`` allowing the ``revertAssignation``
     #: mutation.
     GRAPHQL_REVERT_PERMISSION: str
+    #: Dotted path of ``fn(user, assignation_id) -> bool`` allowing the GraphQL history fields.
+    GRAPHQL_READ_PERMISSION: str
 
 
 DEFAULTS: KoherentSettings = {
@@ -54,10 +56,15 @@ DEFAULTS: KoherentSettings = {
     "GRAPHQL_FRESH_ASSIGNATION": "mutation",
     "GRAPHQL_WEBSOCKET_MUTATIONS": False,
     "GRAPHQL_REVERT_PERMISSION": "koherent.strawberry.permissions.staff_only",
+    "GRAPHQL_READ_PERMISSION": "koherent.strawberry.permissions.authenticated",
 }
 
 #: Keys whose value is a dotted import path (checked by ``koherent.E003``).
-DOTTED_PATH_KEYS: tuple[str, ...] = ("APP_RESOLVER", "GRAPHQL_REVERT_PERMISSION")
+DOTTED_PATH_KEYS: tuple[str, ...] = (
+    "APP_RESOLVER",
+    "GRAPHQL_REVERT_PERMISSION",
+    "GRAPHQL_READ_PERMISSION",
+)
 
 #: The values ``GRAPHQL_FRESH_ASSIGNATION`` accepts (checked by ``koherent.E030``).
 GRAPHQL_FRESH_ASSIGNATION_MODES: tuple[str, ...] = ("mutation", "operation", "never")

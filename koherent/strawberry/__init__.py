@@ -14,10 +14,32 @@ from typing import TYPE_CHECKING, Any
 from koherent.strawberry.extension import KoherentExtension
 
 if TYPE_CHECKING:
+    from koherent.strawberry.fields import history_field
+    from koherent.strawberry.filters import HistoryFilter, HistoryFilterMixin
+    from koherent.strawberry.queries import AssignationFilter, KoherentQuery
+    from koherent.strawberry.types import (
+        Assignation,
+        FieldChange,
+        HistoryEntry,
+        HistoryEntryPage,
+        HistoryUser,
+        ModelChanges,
+    )
     from koherent.strawberry.websocket import KoherentGraphQLWSConsumer
 
 _LAZY = {
+    "Assignation": "koherent.strawberry.types",
+    "AssignationFilter": "koherent.strawberry.queries",
+    "FieldChange": "koherent.strawberry.types",
+    "HistoryEntry": "koherent.strawberry.types",
+    "HistoryEntryPage": "koherent.strawberry.types",
+    "HistoryFilter": "koherent.strawberry.filters",
+    "HistoryFilterMixin": "koherent.strawberry.filters",
+    "HistoryUser": "koherent.strawberry.types",
     "KoherentGraphQLWSConsumer": "koherent.strawberry.websocket",
+    "KoherentQuery": "koherent.strawberry.queries",
+    "ModelChanges": "koherent.strawberry.types",
+    "history_field": "koherent.strawberry.fields",
 }
 
 
@@ -29,6 +51,17 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Assignation",
+    "AssignationFilter",
+    "FieldChange",
+    "HistoryEntry",
+    "HistoryEntryPage",
+    "HistoryFilter",
+    "HistoryFilterMixin",
+    "HistoryUser",
     "KoherentExtension",
     "KoherentGraphQLWSConsumer",
+    "KoherentQuery",
+    "ModelChanges",
+    "history_field",
 ]

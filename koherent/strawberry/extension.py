@@ -51,6 +51,7 @@ from koherent.context import (
     set_context,
 )
 from koherent.exceptions import InvalidRequestContext
+from koherent.strawberry.loaders import close_loaders, open_loaders
 from koherent.strawberry.operation import (
     HTTP,
     NAMED_BY_OPERATION,
@@ -113,6 +114,13 @@ class KoherentExtension(SchemaExtension):
 
     # -- lifecycle -------------------------------------------------------------------------
     def on_operation(self) -> Iterator[None]:
+        loaders = open_loaders()
+        try:
+            yield from self._in_operation_context()
+        finally:
+            close_loaders(loaders)
+
+    def _in_operation_context(self) -> Iterator[None]:
         execution_context = self.execution_context
         try:
             extensions = getattr(execution_context, "operation_extensions", None)

@@ -205,7 +205,10 @@ def user_of(context_value: Any) -> Any:
     if request is None:
         return None
     scope = None if isinstance(request, HttpRequest) else scope_of(request)
-    user = scope.get("user") if scope is not None else getattr(request, "user", None)
+    if scope is not None:
+        user = scope.get("user")
+    else:  # the user async code resolved (request.auser()), else the lazy request.user
+        user = getattr(request, "_acached_user", None) or getattr(request, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     return user

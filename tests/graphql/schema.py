@@ -12,8 +12,14 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 
 import koherent
 from koherent.context import set_context
-from koherent.strawberry import KoherentExtension
-from tests.testapp.models import Order
+from koherent.strawberry import (
+    HistoryEntry,
+    HistoryFilterMixin,
+    KoherentExtension,
+    KoherentQuery,
+    history_field,
+)
+from tests.testapp.models import Item, Order
 
 
 @strawberry.type
@@ -34,19 +40,42 @@ def context_info() -> ContextInfo:
     )
 
 
-@strawberry_django.type(Order)
+@strawberry_django.filter_type(Order, lookups=True)
+class OrderFilter(HistoryFilterMixin):
+    reference: strawberry.auto
+
+
+@strawberry_django.filter_type(Item, lookups=True)
+class ItemFilter(HistoryFilterMixin):
+    name: strawberry.auto
+    order: OrderFilter | None
+
+
+@strawberry_django.type(Order, filters=OrderFilter)
 class OrderType:
     id: strawberry.auto
     reference: strawberry.auto
     status: strawberry.auto
+    total: strawberry.auto
+    history: list[HistoryEntry] = history_field()
 
     @strawberry.field
     def context(self) -> ContextInfo:
         return context_info()
 
 
+@strawberry_django.type(Item, filters=ItemFilter)
+class ItemType:
+    id: strawberry.auto
+    name: strawberry.auto
+    order: OrderType
+
+
 @strawberry.type
-class Query:
+class Query(KoherentQuery):
+    orders: list[OrderType] = strawberry_django.field()
+    items: list[ItemType] = strawberry_django.field()
+
     @strawberry.field
     def context(self) -> ContextInfo:
         return context_info()

@@ -1,0 +1,75 @@
+"""``history_field()``: a tracked model's own history as a field of its GraphQL type.
+
+::
+
+    @strawberry_django.type(Order)
+    class OrderType:
+        reference: strawberry.auto
+        history: list[HistoryEntry] = history_field()
+
+The entries of every object of a list are loaded together: one query per tracked model, not
+one per object (and their changes and users through the operation's loaders).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import strawberry
+
+from koherent import query
+from koherent.registry import tracked_model
+from koherent.strawberry.loaders import current_loaders, in_async_execution
+from koherent.strawberry.permissions import require_read
+from koherent.strawberry.types import HistoryEntry, run_db
+
+
+def load_object_histories(keys: list[tuple[str, Any]]) -> list[list[query.HistoryEntry]]:
+    """The history entries of ``(model_label, object pk)`` keys, oldest first: one query per
+    model."""
+    by_label: dict[str, list[Any]] = defaultdict(list)
+    for label, pk in keys:
+        by_label[label].append(pk)
+    found: dict[tuple[str, Any], list[query.HistoryEntry]] = defaultdict(list)
+    for label, pks in by_label.items():
+        tracked = tracked_model(label)
+        rows = tracked.history_model._default_manager.filter(
+            **{f"{tracked.pk_attname}__in": pks}
+        ).order_by("history_date", "pk")
+        for row in rows:
+            found[(label, tracked.object_id_of(row))].append(query.HistoryEntry.from_row(row))
+    return [found.get(key, []) for key in keys]
+
+
+def _history(root: Any, info: strawberry.Info) -> list[HistoryEntry]:
+    tracked = tracked_model(type(root))
+    key = (tracked.label, root.pk)
+    loaders = current_loaders()
+
+    def entries_of(entries: list[query.HistoryEntry]) -> list[HistoryEntry]:
+        return HistoryEntry.list_of(entries)
+
+    if in_async_execution():
+        # Ask first, so that every object's key lands in the same batch.
+        pending = loaders.object_histories.load(key)
+        decided = ("GRAPHQL_READ_PERMISSION", None) in loaders.permissions
+
+        async def load() -> list[HistoryEntry]:
+            if decided:
+                require_read(info)
+            else:
+                await run_db(require_read, info)
+            return entries_of(await pending)
+
+        return load()  # type: ignore[return-value]
+    require_read(info)
+    return entries_of(loaders.object_histories.load(key))
+
+
+def history_field(*, description: str | None = None) -> Any:
+    """A field listing the object's history entries, oldest first."""
+    return strawberry.field(
+        resolver=_history,
+        description=description or "The changes of this object, oldest first.",
+    )
