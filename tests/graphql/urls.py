@@ -1,6 +1,7 @@
 """The GraphQL views under test: strawberry's sync and async Django views on one schema."""
 
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView, GraphQLView
 
 from tests.graphql.schema import schema
@@ -8,6 +9,6 @@ from tests.urls import urlpatterns as core_urlpatterns
 
 urlpatterns = [
     *core_urlpatterns,
-    path("graphql/sync/", GraphQLView.as_view(schema=schema)),
-    path("graphql/async/", AsyncGraphQLView.as_view(schema=schema)),
+    path("graphql/sync/", csrf_exempt(GraphQLView.as_view(schema=schema))),
+    path("graphql/async/", csrf_exempt(AsyncGraphQLView.as_view(schema=schema))),
 ]
