@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, override_settings
 
 import koherent
 from koherent.context import EMPTY
@@ -202,9 +205,6 @@ def test_a_mutation_that_leaves_a_context_open_does_not_leak_it_to_the_next(
 def test_concurrent_requests_to_the_async_view_never_mix(django_user_model: Any) -> None:
     """Interleaved requests (each awaits between its two saves) under distinct assignations,
     users and apps, plus anonymous ones without a header, through Django's async handler."""
-    from asgiref.sync import async_to_sync
-    from django.test import AsyncClient
-
     users = [django_user_model.objects.create_user(username=f"c{n}") for n in range(4)]
     clients = []
     for user in users:
@@ -227,11 +227,7 @@ def test_concurrent_requests_to_the_async_view_never_mix(django_user_model: Any)
         return n, response
 
     async def run() -> list[tuple[int, Any]]:
-        import asyncio
-
         return await asyncio.gather(*(one(n) for n in range(30)))
-
-    from django.test import override_settings
 
     with override_settings(
         KOHERENT={"APP": "tests", "APP_RESOLVER": "koherent.resolvers.header_app"}
