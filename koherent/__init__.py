@@ -55,6 +55,19 @@ if TYPE_CHECKING:
         list_assignations,
         load_entries,
     )
+    from koherent.revert import (
+        AlreadyReverted,
+        AssignationNotFound,
+        Conflict,
+        ConflictKind,
+        PlannedChange,
+        RevertAction,
+        RevertConflict,
+        RevertError,
+        RevertPlan,
+        RevertResult,
+        revert_assignation,
+    )
 
 _LAZY = {
     "HistoryField": "koherent.fields",
@@ -74,6 +87,18 @@ _LAZY = {
     "history_for_assignation": "koherent.query",
     "list_assignations": "koherent.query",
     "load_entries": "koherent.query",
+    # revert (koherent/revert.py)
+    "AlreadyReverted": "koherent.revert",
+    "AssignationNotFound": "koherent.revert",
+    "Conflict": "koherent.revert",
+    "ConflictKind": "koherent.revert",
+    "PlannedChange": "koherent.revert",
+    "RevertAction": "koherent.revert",
+    "RevertConflict": "koherent.revert",
+    "RevertError": "koherent.revert",
+    "RevertPlan": "koherent.revert",
+    "RevertResult": "koherent.revert",
+    "revert_assignation": "koherent.revert",
 }
 
 
@@ -85,12 +110,16 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AlreadyReverted",
     "Assignation",
     "AssignationHistory",
+    "AssignationNotFound",
     "AssignationSummary",
     "AuditContext",
     "AuditContextFilter",
     "ChangeKind",
+    "Conflict",
+    "ConflictKind",
     "ContextThread",
     "ContextThreadPoolExecutor",
     "FieldChange",
@@ -102,6 +131,12 @@ __all__ = [
     "InvalidRequestContext",
     "KoherentError",
     "KoherentHistoryModel",
+    "PlannedChange",
+    "RevertAction",
+    "RevertConflict",
+    "RevertError",
+    "RevertPlan",
+    "RevertResult",
     "__version__",
     "assignation",
     "bind",
@@ -118,6 +153,7 @@ __all__ = [
     "list_assignations",
     "load_entries",
     "new_assignation_id",
+    "revert_assignation",
     "run_in_executor",
     "start_thread",
 ]

@@ -14,8 +14,17 @@ from koherent.transactions import make_saves_atomic
 
 __all__ = ["HistoricForeignKey", "HistoryField", "KoherentHistoryManager"]
 
-#: The composite index every Koherent history model gets.
+#: The composite index every Koherent history model gets for the rows of an assignation.
 ASSIGNATION_INDEX_FIELDS = ("assignation_id", "history_date", "history_id")
+#: The fields after the tracked object's key in the index of an object's rows.
+OBJECT_INDEX_SUFFIX = ("history_date", "history_id")
+
+
+def _object_key_name(model: type[models.Model]) -> str:
+    """The name the tracked model's primary key has in the history model."""
+    pk = model._meta.pk
+    assert pk is not None
+    return pk.name if pk.is_relation else pk.attname
 
 
 class KoherentHistoryManager(HistoryManager):  # type: ignore[misc]
@@ -38,7 +47,9 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
     indexed ``assignation_id`` and the ``app``, ``task_id`` and ``user_pk`` columns. Saves of
     the tracked model and their history rows run in one transaction
     (see :mod:`koherent.transactions`). The history model is indexed on
-    ``(assignation_id, history_date, history_id)`` for the queries of :mod:`koherent.query`.
+    ``(assignation_id, history_date, history_id)`` and on ``(<object key>, history_date,
+    history_id)`` (instead of simple-history's index on the object key alone), for the
+    queries of :mod:`koherent.query` and :mod:`koherent.revert`.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -53,15 +64,18 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         super().__init__(bases=bases, **kwargs)
 
     def get_meta_options(self, model: type[models.Model]) -> dict[str, Any]:
-        """simple-history's Meta options, plus the index behind the queries by assignation.
+        """simple-history's Meta options, plus Koherent's two composite indexes.
 
-        ``(assignation_id, history_date, history_id)`` serves both "every row of an assignation"
-        and its pages in time order (see :mod:`koherent.query`), so the history model needs no
-        separate index on ``assignation_id``.
+        ``(assignation_id, history_date, history_id)`` serves "every row of an assignation"
+        and its pages in time order (see :mod:`koherent.query`); ``(<object key>,
+        history_date, history_id)`` serves "the rows of these objects, in order" and "the row
+        before this one" (effective changes, revert). Each makes a single-column index on its
+        first column unnecessary.
         """
         options: dict[str, Any] = super().get_meta_options(model)
         indexes = list(options.get("indexes", ()))
         indexes.append(models.Index(fields=list(ASSIGNATION_INDEX_FIELDS)))
+        indexes.append(models.Index(fields=[_object_key_name(model), *OBJECT_INDEX_SUFFIX]))
         options["indexes"] = tuple(indexes)
         return options
 
@@ -77,7 +91,13 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
                 f"history model uses for the audit context; rename them or leave them out "
                 f"of the history with HistoryField(excluded_fields=[...])."
             )
-        return super().create_history_model(model, inherited)
+        # The object key is indexed by the composite index of get_meta_options() instead.
+        original: list[str] = getattr(self, "no_db_index", [])
+        self.no_db_index = [*original, _object_key_name(model)]
+        try:
+            return super().create_history_model(model, inherited)
+        finally:
+            self.no_db_index = original
 
     def finalize(self, sender: type[models.Model], **kwargs: Any) -> None:
         super().finalize(sender, **kwargs)

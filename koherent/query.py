@@ -36,14 +36,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, OuterRef, Q, Subquery
 
 from koherent.exceptions import KoherentError
 from koherent.registry import TrackedModel, tracked_model, tracked_models
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
-    from django.db.models import QuerySet
+    from django.db.models import Model, QuerySet
 
     from koherent.models import Assignation
 
@@ -631,31 +630,56 @@ def effective_changes(
     return result
 
 
-def _previous_rows(db: str, tracked: TrackedModel, rows: Sequence[Model]) -> dict[Any, Model]:
-    """The row before each of ``rows`` for the same object (by history id), in one query."""
-    if not rows:
-        return {}
+def previous_rows(using: str, tracked: TrackedModel, history_ids: Sequence[Any]) -> list[Model]:
+    """The row just before each of ``history_ids`` for the same object, in one query.
+
+    Rows with no earlier row have none in the result. Each lookup descends the
+    ``(<object key>, history_date, history_id)`` index once (a ``LATERAL`` join on
+    PostgreSQL, a correlated subquery elsewhere).
+    """
+    if not history_ids:
+        return []
+    connection = connections[using]
     hm = tracked.history_model
-    manager = hm._default_manager.using(db)
-    pk = tracked.pk_attname
-    before = manager.filter(**{pk: OuterRef(pk)}).filter(
-        Q(history_date__lt=OuterRef("history_date"))
-        | Q(history_date=OuterRef("history_date"), pk__lt=OuterRef("pk"))
+    table = _table(hm, connection)
+    key = _quoted(hm._meta.get_field(tracked.history_key), connection)
+    date = _column(hm, "history_date", connection)
+    pk = hm._meta.pk
+    assert pk is not None
+    hid = _quoted(pk, connection)
+    placeholders = ", ".join(["%s"] * len(history_ids))
+    params = [_id_param(tracked, value, connection) for value in history_ids]
+    earlier = (
+        f"q.{key} = e.{key} AND "
+        f"(q.{date} < e.{date} OR (q.{date} = e.{date} AND q.{hid} < e.{hid}))"
     )
-    previous_ids = (
-        manager.filter(pk__in=[row.pk for row in rows])
-        .annotate(koherent_prev=Subquery(before.order_by("-history_date", "-pk").values("pk")[:1]))
-        .values("koherent_prev")
-    )
+    latest = f"ORDER BY q.{date} DESC, q.{hid} DESC LIMIT 1"
+    if connection.vendor == "postgresql":
+        sql = (
+            f"SELECT p.* FROM {table} e CROSS JOIN LATERAL "
+            f"(SELECT q.* FROM {table} q WHERE {earlier} {latest}) p "
+            f"WHERE e.{hid} IN ({placeholders})"
+        )
+    else:
+        sql = (
+            f"SELECT p.* FROM {table} p WHERE p.{hid} IN ("
+            f"SELECT (SELECT q.{hid} FROM {table} q WHERE {earlier} {latest}) "
+            f"FROM {table} e WHERE e.{hid} IN ({placeholders}))"
+        )
+    return list(hm._default_manager.db_manager(using).raw(sql, params))
+
+
+def _previous_rows(db: str, tracked: TrackedModel, rows: Sequence[Model]) -> dict[Any, Model]:
+    """The row before each of ``rows`` for the same object, by history id, in one query."""
     candidates: dict[Any, list[Model]] = defaultdict(list)
-    for prev in manager.filter(pk__in=previous_ids):
-        candidates[getattr(prev, pk)].append(prev)
+    for prev in previous_rows(db, tracked, [row.pk for row in rows]):
+        candidates[tracked.object_id_of(prev)].append(prev)
     result: dict[Any, Model] = {}
     for row in rows:
         key = (row.history_date, row.pk)  # type: ignore[attr-defined]
         earlier = [
             p
-            for p in candidates.get(getattr(row, pk), ())
+            for p in candidates.get(tracked.object_id_of(row), ())
             if (p.history_date, p.pk) < key  # type: ignore[attr-defined]
         ]
         if earlier:

@@ -45,6 +45,8 @@ class TrackedModel:
     label: str
     #: Attribute name of the tracked model's primary key (also the history model's column).
     pk_attname: str
+    #: Name of the history model's field holding the tracked object's key.
+    history_key: str
     #: The tracked model's fields that the history keeps, in the model's order.
     fields: tuple[models.Field[Any, Any], ...]
     m2m: tuple[TrackedM2M, ...] = field(default=())
@@ -103,6 +105,7 @@ def _describe(model: type[models.Model]) -> TrackedModel | None:
         history_model=history_model,
         label=model._meta.label,
         pk_attname=model._meta.pk.attname,
+        history_key=model._meta.pk.name if model._meta.pk.is_relation else model._meta.pk.attname,
         fields=tracked_fields,
         m2m=tuple(m2m),
     )
