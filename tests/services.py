@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import socket
 from urllib.parse import urlparse
 
@@ -60,6 +61,23 @@ def need(service: str) -> None:
     if service in available():
         return
     message = f"{service} is not available ({url(service)})"
+    if required():
+        pytest.fail(f"{message}, and KOHERENT_REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+#: The browser the admin's browser test drives, and its WebDriver (Debian: chromium,
+#: chromium-driver; ``.ci/run`` installs them when missing).
+BROWSER_PROGRAMS = ("chromium", "chromedriver")
+
+
+def need_browser() -> tuple[str, str]:
+    """The paths of Chromium and chromedriver; skip (or, in CI, fail) without them."""
+    found = [shutil.which(name) for name in BROWSER_PROGRAMS]
+    if all(found):
+        return found[0] or "", found[1] or ""
+    missing = ", ".join(n for n, path in zip(BROWSER_PROGRAMS, found, strict=True) if not path)
+    message = f"{missing} not found on PATH (apt-get install chromium chromium-driver)"
     if required():
         pytest.fail(f"{message}, and KOHERENT_REQUIRE_SERVICES=1")
     pytest.skip(message)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "simple_history",
     "koherent",
+    "koherent.admin",
     "tests.testapp",
     "tests.undoapp",
     "tests.aioapp",
