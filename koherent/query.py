@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import signals
+from django.db.models.base import ModelState
 
 from koherent.exceptions import KoherentError
 from koherent.registry import TrackedModel, tracked_model, tracked_models
@@ -331,36 +333,43 @@ def _page_keys(
                     where.append(f"{date} >= %s")
                     params.append(when)
                 else:
-                    where.append(f"({date} > %s OR ({date} = %s AND {hid} > %s))")
-                    params.extend([when, when, _id_param(t, after.history_id, connection)])
+                    # A row comparison: a range of the (assignation, date, id) index.
+                    where.append(f"({date}, {hid}) > (%s, %s)")
+                    params.extend([when, _id_param(t, after.history_id, connection)])
             branches.append(
                 f"SELECT * FROM (SELECT {index} AS koherent_m, {hid} AS koherent_id, "
                 f"{date} AS koherent_date FROM {_table(hm, connection)} "
                 f"WHERE {' AND '.join(where)} ORDER BY {date}, {hid} LIMIT {int(limit)}) "
                 f"koherent_b{index}"
             )
+        # Each table gives at most ``limit`` rows, read in the order of its assignation index
+        # (so a page deep into a huge assignation reads no more than the first one). Wrapped
+        # in a subquery, the union is ordered by the date without sending it back, unless
+        # chunks must be merged here.
+        merging = len(chunks) > 1
         sql = (
-            " UNION ALL ".join(branches)
-            + f" ORDER BY koherent_date, koherent_m, koherent_id LIMIT {int(limit)}"
+            f"SELECT koherent_m, koherent_id{', koherent_date' if merging else ''} FROM ("
+            + " UNION ALL ".join(branches)
+            + f") koherent_u ORDER BY koherent_date, koherent_m, koherent_id LIMIT {int(limit)}"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
+        if not merging:
+            return [(chunk[m], _normalise_id(chunk[m], hid_value)) for m, hid_value in rows]
         for m, hid_value, date_value in rows:
             t = chunk[m]
-            if len(chunks) > 1:  # merging chunks needs comparable dates
-                hm = t.history_model
-                if hm not in date_converters:
-                    f = hm._meta.get_field("history_date")
-                    col = f.get_col(hm._meta.db_table)
-                    convs = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
-                    date_converters[hm] = (convs, col)
-                convs, col = date_converters[hm]
-                date_value = _convert(date_value, convs, col, connection)
+            hm = t.history_model
+            if hm not in date_converters:
+                f = hm._meta.get_field("history_date")
+                col = f.get_col(hm._meta.db_table)
+                convs = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+                date_converters[hm] = (convs, col)
+            convs, col = date_converters[hm]
+            date_value = _convert(date_value, convs, col, connection)
             merged.append((date_value, t.label, hid_value, t, hid_value))
-    if len(chunks) > 1:
-        merged = heapq.nsmallest(limit, merged, key=lambda k: (k[0], k[1], k[2]))
-    return [(t, _normalise_id(t, hid)) for _, _, _, t, hid in merged[:limit]]
+    merged = heapq.nsmallest(limit, merged, key=lambda k: (k[0], k[1], k[2]))
+    return [(t, _normalise_id(t, hid)) for _, _, _, t, hid in merged]
 
 
 def _load_rows(
@@ -399,7 +408,9 @@ def _load_group(
     widths = [len(t.history_model._meta.concrete_fields) for t in group]
     # PostgreSQL types the columns of a UNION pairwise, from the left: an untyped NULL in
     # the first two branches would make a column text. Typed NULLs avoid it.
-    if connection.vendor == "postgresql":
+    if len(group) == 1:
+        nulls: list[str] = []
+    elif connection.vendor == "postgresql":
         nulls = [
             f"CAST(NULL AS {f.cast_db_type(connection)})"
             for t in group
@@ -428,22 +439,52 @@ def _load_group(
         cursor.execute(" UNION ALL ".join(branches), params)
         fetched = cursor.fetchall()
     starts = [sum(widths[:i]) + 1 for i in range(len(group))]
-    converters = [_converters(t.history_model, connection) for t in group]
+    builders = [_RowBuilder(t.history_model, using, connection) for t in group]
     result: dict[tuple[str, Any], Model] = {}
     for raw in fetched:
         index = raw[0]
-        t = group[index]
-        hm = t.history_model
         start = starts[index]
-        values = [
-            _convert(value, convs, col, connection) if convs else value
-            for value, (convs, col) in zip(
-                raw[start : start + widths[index]], converters[index], strict=True
-            )
-        ]
-        row = hm.from_db(using, [f.attname for f in hm._meta.concrete_fields], values)
-        result[(t.label, row.pk)] = row
+        row = builders[index].build(list(raw[start : start + widths[index]]))
+        result[(group[index].label, row.pk)] = row
     return result
+
+
+class _RowBuilder:
+    """Model instances from raw column values, as ``Model.from_db`` makes them.
+
+    The converters of the backend and the fields are applied where there are any. Without
+    ``pre_init``/``post_init`` receivers for the model, the instance is built directly from
+    its attribute values (what ``Model.__init__`` ends up doing for a row from the database,
+    without its per-field work); otherwise through ``from_db``.
+    """
+
+    def __init__(self, model: type[Model], using: str, connection: BaseDatabaseWrapper) -> None:
+        self.model = model
+        self.using = using
+        self.connection = connection
+        fields = model._meta.concrete_fields
+        self.attnames = [f.attname for f in fields]
+        self.converters = [
+            (i, convs, col)
+            for i, (convs, col) in enumerate(_converters(model, connection))
+            if convs
+        ]
+        self.direct = not (
+            signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model)
+        )
+
+    def build(self, values: list[Any]) -> Model:
+        for i, convs, col in self.converters:
+            values[i] = _convert(values[i], convs, col, self.connection)
+        if not self.direct:
+            return self.model.from_db(self.using, self.attnames, values)
+        obj = self.model.__new__(self.model)
+        obj.__dict__.update(zip(self.attnames, values, strict=True))
+        state = ModelState()
+        state.adding = False
+        state.db = self.using
+        obj._state = state
+        return obj
 
 
 # -- public API --------------------------------------------------------------------------------
