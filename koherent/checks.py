@@ -11,6 +11,11 @@ id                 problem
 ``koherent.W020``  a ``LOGGING`` handler formats ``assignation_id`` without Koherent's filter
 ``koherent.E030``  ``GRAPHQL_FRESH_ASSIGNATION`` is not ``mutation``, ``operation`` or ``never``
 ``koherent.W030``  ``GRAPHQL_*`` settings are set, but strawberry-graphql-django is not installed
+``koherent.E040``  ``koherent.admin`` is installed without ``django.contrib.admin``
+``koherent.W040``  a tracked model deletes its history with the object: its deletes cannot be
+                   reverted
+``koherent.W041``  ``koherent.admin`` is installed but ``RECORD_ASSIGNATIONS`` is off: the
+                   assignation list stays empty
 =================  ======================================================================
 """
 
@@ -245,3 +250,48 @@ def _is_audit_filter(spec: Any) -> bool:
         except ImportError:
             return False
     return isinstance(factory, type) and issubclass(factory, AuditContextFilter)
+
+
+@register(Tags.compatibility, Tags.admin)
+def check_undo(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E040, W040, W041: what querying and reverting by assignation rely on."""
+    from django.apps import apps
+
+    from koherent.config import get_setting
+    from koherent.registry import tracked_models
+
+    messages: list[CheckMessage] = []
+    admin_installed = apps.is_installed("koherent.admin")
+    if admin_installed and not apps.is_installed("django.contrib.admin"):
+        messages.append(
+            Error(
+                "'koherent.admin' is in INSTALLED_APPS, but 'django.contrib.admin' is not.",
+                hint="Add 'django.contrib.admin' (the assignation pages live in the admin), "
+                "or remove 'koherent.admin'.",
+                id="koherent.E040",
+            )
+        )
+    if admin_installed and not get_setting("RECORD_ASSIGNATIONS"):
+        messages.append(
+            Warning(
+                "'koherent.admin' is installed but KOHERENT['RECORD_ASSIGNATIONS'] is False: "
+                "the admin lists assignation records, so its list stays empty.",
+                hint="Turn RECORD_ASSIGNATIONS on, or query history by id with "
+                "koherent.history_for_assignation().",
+                id="koherent.W041",
+            )
+        )
+    for tracked in tracked_models():
+        if getattr(tracked.history_model, "koherent_cascade_delete_history", False):
+            messages.append(
+                Warning(
+                    f"{tracked.label} is tracked with cascade_delete_history=True: deleting an "
+                    f"object deletes its history, so reverting cannot re-create it and its "
+                    f"changes disappear from the history of their assignations.",
+                    hint="Leave cascade_delete_history off for models whose changes you may "
+                    "revert.",
+                    obj=tracked.model,
+                    id="koherent.W040",
+                )
+            )
+    return messages

@@ -104,3 +104,6 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         tracked = self.cls is sender or (self.inherit and issubclass(sender, self.cls))
         if tracked and not sender._meta.abstract:
             make_saves_atomic(sender)
+            # Read by the system check koherent.W040 (reverts need the history of deletes).
+            history_model = getattr(sender, self.manager_name).model
+            history_model.koherent_cascade_delete_history = self.cascade_delete_history
