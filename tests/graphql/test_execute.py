@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import pytest
@@ -174,3 +175,35 @@ def test_an_extension_instance_is_refused() -> None:
     assert result.data is None
     [error] = result.errors
     assert "must be registered as a class" in error.message
+
+
+def test_options_per_schema_by_subclass_or_partial() -> None:
+    class EveryOperation(KoherentExtension):
+        fresh_assignation = "operation"
+        report_assignation = False
+
+    quiet = strawberry.Schema(query=Query, extensions=[EveryOperation])
+    result = quiet.execute_sync(CONTEXT, context_value={"request": request_for()})
+    assert result.data["context"]["assignationId"] is not None  # a query got a fresh one
+    assert result.extensions == {}  # and does not report it
+    never = strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[functools.partial(KoherentExtension, fresh_assignation="never")],
+    )
+    created = never.execute_sync(
+        'mutation { createOrder(reference: "n") { id } }',
+        context_value={"request": request_for()},
+    )
+    assert created.errors is None
+    assert created.extensions == {}
+    assert Order.history.get().assignation_id is None
+
+
+def test_an_unknown_mode_fails_the_operation_clearly(settings: Any) -> None:
+    settings.KOHERENT = {**settings.KOHERENT, "GRAPHQL_FRESH_ASSIGNATION": "sometimes"}
+    result = schema.execute_sync(
+        'mutation { createOrder(reference: "x") { id } }', context_value={"request": request_for()}
+    )
+    assert "GRAPHQL_FRESH_ASSIGNATION must be one of" in result.errors[0].message
+    assert not Order.objects.exists()
