@@ -16,6 +16,17 @@ from koherent.strawberry.extension import KoherentExtension
 if TYPE_CHECKING:
     from koherent.strawberry.fields import history_field
     from koherent.strawberry.filters import HistoryFilter, HistoryFilterMixin
+    from koherent.strawberry.mutations import (
+        AlreadyRevertedError,
+        AssignationNotFoundError,
+        KoherentMutation,
+        PlannedChange,
+        RevertConflictError,
+        RevertConflictItem,
+        RevertFailedError,
+        RevertPlan,
+        RevertResult,
+    )
     from koherent.strawberry.queries import AssignationFilter, KoherentQuery
     from koherent.strawberry.types import (
         Assignation,
@@ -28,6 +39,15 @@ if TYPE_CHECKING:
     from koherent.strawberry.websocket import KoherentGraphQLWSConsumer
 
 _LAZY = {
+    "AlreadyRevertedError": "koherent.strawberry.mutations",
+    "AssignationNotFoundError": "koherent.strawberry.mutations",
+    "KoherentMutation": "koherent.strawberry.mutations",
+    "PlannedChange": "koherent.strawberry.mutations",
+    "RevertConflictError": "koherent.strawberry.mutations",
+    "RevertConflictItem": "koherent.strawberry.mutations",
+    "RevertFailedError": "koherent.strawberry.mutations",
+    "RevertPlan": "koherent.strawberry.mutations",
+    "RevertResult": "koherent.strawberry.mutations",
     "Assignation": "koherent.strawberry.types",
     "AssignationFilter": "koherent.strawberry.queries",
     "FieldChange": "koherent.strawberry.types",
@@ -51,8 +71,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AlreadyRevertedError",
     "Assignation",
     "AssignationFilter",
+    "AssignationNotFoundError",
     "FieldChange",
     "HistoryEntry",
     "HistoryEntryPage",
@@ -61,7 +83,14 @@ __all__ = [
     "HistoryUser",
     "KoherentExtension",
     "KoherentGraphQLWSConsumer",
+    "KoherentMutation",
     "KoherentQuery",
     "ModelChanges",
+    "PlannedChange",
+    "RevertConflictError",
+    "RevertConflictItem",
+    "RevertFailedError",
+    "RevertPlan",
+    "RevertResult",
     "history_field",
 ]

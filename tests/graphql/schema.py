@@ -16,6 +16,7 @@ from koherent.strawberry import (
     HistoryEntry,
     HistoryFilterMixin,
     KoherentExtension,
+    KoherentMutation,
     KoherentQuery,
     history_field,
 )
@@ -102,7 +103,7 @@ class Query(KoherentQuery):
 
 
 @strawberry.type
-class Mutation:
+class Mutation(KoherentMutation):
     @strawberry_django.mutation
     def create_order(self, reference: str) -> OrderType:
         return Order.objects.create(reference=reference)  # type: ignore[return-value]
