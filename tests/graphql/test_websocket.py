@@ -324,3 +324,18 @@ def _request() -> Any:
     request = RequestFactory().get("/", headers={"X-Assignation-ID": "ws-gc"})
     request.user = AnonymousUser()
     return request
+
+
+def test_the_app_comes_from_the_connection_parameters(cookie: Any, settings: Any) -> None:
+    settings.KOHERENT = {**settings.KOHERENT, "APP_RESOLVER": "koherent.resolvers.header_app"}
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        async with connect(cookie, {"X-Koherent-App": "mobile"}) as ws:
+            named = await operation(ws, "1", TICKS, {"n": 1, "d": 0})
+        async with connect(cookie) as ws:
+            default = await operation(ws, "1", TICKS, {"n": 1, "d": 0})
+        return [named, default]
+
+    named, default = run(scenario)
+    assert events(named)[0]["ticks"]["app"] == "mobile"
+    assert events(default)[0]["ticks"]["app"] == "tests"
