@@ -28,8 +28,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
+import functools
 import heapq
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -399,52 +401,102 @@ def _load_rows(
     return found
 
 
+@dataclass(frozen=True)
+class _LoadPlan:
+    """The ``SELECT`` of each model of a group in one ``UNION ALL`` (see :func:`_plan`)."""
+
+    #: Per model: the branch's select list (without the model index), table and key column.
+    selects: tuple[str, ...]
+    tables: tuple[str, ...]
+    pk_columns: tuple[str, ...]
+    #: Per model: the result column (after the model index) of each concrete field.
+    layout: tuple[tuple[int, ...], ...]
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_plan(group: tuple[TrackedModel, ...], alias: str, vendor: str) -> _LoadPlan:
+    return _plan(group, connections[alias])
+
+
+def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _LoadPlan:
+    r"""Lay the models' columns out in one ``UNION ALL``, sharing columns between models.
+
+    A column holds one type, and the n-th field of a type of every model goes to the n-th
+    column of that type: models of similar shape need about as many columns as one of them,
+    not the sum of their widths. (PostgreSQL plans a wide ``UNION`` slowly: a few
+    milliseconds for ten models of a dozen fields, against a fraction of one for the narrow
+    layout. SQLite converts a column's values by the declared type of its first branch, so
+    there too a column must keep one type.) Columns a model does not use hold ``NULL``\ s,
+    typed on PostgreSQL, which types the columns of a ``UNION`` pairwise from the left: an
+    untyped ``NULL`` in the first two branches would make a column text.
+    """
+    postgres = connection.vendor == "postgresql"
+    types: list[str] = []
+    columns_of_type: dict[str, list[int]] = defaultdict(list)
+    layout: list[tuple[int, ...]] = []
+    for t in group:
+        seen: dict[str, int] = defaultdict(int)
+        placement: list[int] = []
+        for f in t.history_model._meta.concrete_fields:
+            db_type = str(f.cast_db_type(connection) if postgres else f.db_type(connection))
+            key = re.sub(r"\(.*?\)", "", db_type)  # varchar(20) and varchar(50) share
+            nth = seen[key]
+            seen[key] += 1
+            shared = columns_of_type[key]
+            if nth == len(shared):
+                shared.append(len(types))
+                types.append(db_type)
+            placement.append(shared[nth])
+        layout.append(tuple(placement))
+    nulls = [f"CAST(NULL AS {db_type})" if postgres else "NULL" for db_type in types]
+    selects = []
+    pk_columns = []
+    for t, columns in zip(group, layout, strict=True):
+        select = list(nulls)
+        for f, column in zip(t.history_model._meta.concrete_fields, columns, strict=True):
+            select[column] = _quoted(f, connection)
+        selects.append(", ".join(select))
+        pk = t.history_model._meta.pk
+        assert pk is not None
+        pk_columns.append(_quoted(pk, connection))
+    return _LoadPlan(
+        selects=tuple(selects),
+        tables=tuple(_table(t.history_model, connection) for t in group),
+        pk_columns=tuple(pk_columns),
+        layout=tuple(layout),
+    )
+
+
 def _load_group(
     using: str,
     connection: BaseDatabaseWrapper,
     group: Sequence[TrackedModel],
     ids: dict[str, list[Any]],
 ) -> dict[tuple[str, Any], Model]:
-    widths = [len(t.history_model._meta.concrete_fields) for t in group]
-    # PostgreSQL types the columns of a UNION pairwise, from the left: an untyped NULL in
-    # the first two branches would make a column text. Typed NULLs avoid it.
-    if len(group) == 1:
-        nulls: list[str] = []
-    elif connection.vendor == "postgresql":
-        nulls = [
-            f"CAST(NULL AS {f.cast_db_type(connection)})"
-            for t in group
-            for f in t.history_model._meta.concrete_fields
-        ]
-    else:
-        nulls = ["NULL"] * sum(widths)
+    plan = _cached_plan(tuple(group), using, connection.vendor)
+    postgres = connection.vendor == "postgresql"
     branches: list[str] = []
     params: list[Any] = []
-    offset = 0
     for index, t in enumerate(group):
-        hm = t.history_model
-        columns = [_quoted(f, connection) for f in hm._meta.concrete_fields]
-        end = offset + widths[index]
-        select = ", ".join([str(index), *nulls[:offset], *columns, *nulls[end:]])
-        placeholders = ", ".join(["%s"] * len(ids[t.label]))
-        pk = hm._meta.pk
-        assert pk is not None
+        wanted = [_id_param(t, hid, connection) for hid in ids[t.label]]
+        if postgres:  # one array parameter: the same SQL whatever the number of rows
+            condition = "= ANY(%s)"
+            params.append(wanted)
+        else:
+            condition = f"IN ({', '.join(['%s'] * len(wanted))})"
+            params.extend(wanted)
         branches.append(
-            f"SELECT {select} FROM {_table(hm, connection)} "
-            f"WHERE {_quoted(pk, connection)} IN ({placeholders})"
+            f"SELECT {index}, {plan.selects[index]} FROM {plan.tables[index]} "
+            f"WHERE {plan.pk_columns[index]} {condition}"
         )
-        params.extend(_id_param(t, hid, connection) for hid in ids[t.label])
-        offset += widths[index]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(branches), params)
         fetched = cursor.fetchall()
-    starts = [sum(widths[:i]) + 1 for i in range(len(group))]
     builders = [_RowBuilder(t.history_model, using, connection) for t in group]
     result: dict[tuple[str, Any], Model] = {}
     for raw in fetched:
         index = raw[0]
-        start = starts[index]
-        row = builders[index].build(list(raw[start : start + widths[index]]))
+        row = builders[index].build([raw[column + 1] for column in plan.layout[index]])
         result[(group[index].label, row.pk)] = row
     return result
 

@@ -19,7 +19,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 
 from koherent.config import get_setting
 
@@ -37,6 +37,17 @@ def make_saves_atomic(model: type[models.Model]) -> None:
         if not get_setting("ATOMIC_SAVES"):
             return original(self, *args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        connection = connections[using]
+        if connection.in_atomic_block:
+            # Already in a transaction: the save and its history row commit or roll back
+            # with it. All atomic(savepoint=False) would add is marking the transaction for
+            # rollback if the save fails, so that a caller catching the error cannot commit a
+            # change without its history row; done here without the cost of an Atomic.
+            try:
+                return original(self, *args, **kwargs)
+            except BaseException:
+                connection.needs_rollback = True
+                raise
         with transaction.atomic(using=using, savepoint=False):
             return original(self, *args, **kwargs)
 

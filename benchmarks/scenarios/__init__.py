@@ -21,6 +21,7 @@ class Scenario:
 SCENARIOS = (
     Scenario("write", "Write cost", "benchmarks.scenarios.write"),
     Scenario("bulk", "Bulk helpers", "benchmarks.scenarios.bulk"),
+    Scenario("query", "Query by assignation", "benchmarks.scenarios.query", database="data"),
 )
 
 BY_ID = {scenario.id: scenario for scenario in SCENARIOS}

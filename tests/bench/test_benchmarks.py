@@ -126,3 +126,16 @@ def test_report_and_readme_table(tiny_run: dict[str, Any]) -> None:
     assert readme.endswith("## Development\n\nmake test\n")
     assert readme.count("<!-- performance:start -->") == 1
     assert "| Write cost |" in readme
+
+
+def test_query_scenario_every_contender_returns_the_whole_operation(
+    tiny_run: dict[str, Any],
+) -> None:
+    query = _scenario(tiny_run, "query")
+    expected = query["checks"]["expected"]
+    assert expected == query["sizes"]["changes_per_assignation"]
+    assert query["checks"]["rows_returned"] == {
+        c: [expected] for c in ("koherent", "pghistory", "auditlog", "reversion")
+    }
+    queries = {row["contender"]: row["queries"] for row in query["groups"][0]["rows"]}
+    assert queries == {"koherent": 2, "pghistory": 1, "auditlog": 1, "reversion": 1}

@@ -1,0 +1,142 @@
+"""Scenario 4, query by assignation: one operation's changes, across models, as model rows.
+
+On the kept data set (:mod:`benchmarks.dataset`: the same history in each contender's
+tables), fetch every change of one operation:
+
+* Koherent: ``list(koherent.query.history_for_assignation(id))``: the history rows of every
+  tracked model, in order;
+* django-pghistory: ``Events.objects.filter(pgh_context_id=id)``, its cross-model aggregate;
+* django-auditlog: ``LogEntry.objects.filter(cid=id)``;
+* django-reversion: ``Version.objects.filter(revision_id=id)`` (the versions, not
+  deserialised).
+
+Each round looks up one operation chosen at random (seeded), the same for every contender.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks import dataset
+from benchmarks.harness import Entry, count_queries, interleave
+from benchmarks.results import group, row_of, target
+
+CONTENDERS = ("koherent", "pghistory", "auditlog", "reversion")
+WARM_UP = 5
+
+
+def missing() -> str | None:
+    try:
+        import koherent.query  # noqa: F401
+    except ImportError:
+        return "koherent.query is not available"
+    return None
+
+
+def _fetchers() -> dict[str, Callable[[int], list[Any]]]:
+    from auditlog.models import LogEntry
+    from pghistory.models import Events
+    from reversion.models import Version
+
+    from koherent.query import history_for_assignation
+
+    return {
+        "koherent": lambda a: list(history_for_assignation(dataset.assignation_id(a))),
+        "pghistory": lambda a: list(Events.objects.filter(pgh_context_id=dataset.context_id(a))),
+        "auditlog": lambda a: list(LogEntry.objects.filter(cid=dataset.assignation_id(a))),
+        "reversion": lambda a: list(Version.objects.filter(revision_id=dataset.revision_id(a))),
+    }
+
+
+def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    spec = dataset.Spec(
+        rows=size["rows"],
+        models=size["models"],
+        changes_per_assignation=size["changes_per_assignation"],
+    )
+    built = dataset.ensure(spec, log)
+    fetchers = _fetchers()
+    rng = random.Random(4)
+    lookups = [rng.randrange(spec.assignations) for _ in range(size["lookups"])]
+
+    returned: dict[str, set[int]] = {c: set() for c in CONTENDERS}
+    for fetch in fetchers.values():
+        for a in lookups[:WARM_UP]:
+            fetch(a)
+
+    def entry(contender: str) -> Entry:
+        fetch = fetchers[contender]
+        done = [0]
+
+        def one() -> None:
+            rows = fetch(lookups[done[0]])
+            done[0] += 1
+            returned[contender].add(len(rows))
+
+        return Entry.single(contender, one)
+
+    log(f"{len(CONTENDERS)} contenders x {len(lookups)} lookups")
+    stats = interleave([entry(c) for c in CONTENDERS], len(lookups), progress=None)
+
+    queries = {}
+    for contender, fetch in fetchers.items():
+        with count_queries() as counter:
+            fetch(lookups[0])
+        queries[contender] = counter.count
+
+    result = group(
+        "lookup",
+        f"One operation's {spec.changes_per_assignation} changes among {spec.rows:,} history "
+        f"rows of {spec.models} models",
+        stats,
+        baseline="koherent",
+        scale=1e3,
+        extra={c: {"queries": queries[c]} for c in CONTENDERS},
+        columns={"queries": "queries"},
+    )
+    k = row_of(result, "koherent")
+    targets = [
+        target(
+            "Koherent's median at or under 1.2 ms",
+            f"{k['median']:.2f} ms",
+            k["median"] <= 1.2,
+        )
+    ]
+    for peer in ("pghistory", "auditlog", "reversion"):
+        p = row_of(result, peer)
+        targets.append(
+            target(
+                f"Koherent ahead of {p['label']}",
+                f"{k['median']:.2f} ms vs {p['median']:.2f} ms",
+                k["median"] < p["median"],
+            )
+        )
+    return {
+        "title": "Query by assignation",
+        "question": "How long does fetching every change of one operation take, at scale?",
+        "method": (
+            f"{spec.rows:,} history rows per contender ({spec.models} models, "
+            f"{spec.assignations:,} operations of {spec.changes_per_assignation} changes, "
+            f"{spec.objects_per_model:,} objects per model, written with COPY in time order, "
+            f"then VACUUM ANALYZE). {len(lookups)} rounds, each fetching one random "
+            f"operation's changes with every contender in random order, after {WARM_UP} "
+            "warm-up lookups."
+        ),
+        "sizes": size,
+        "unit": "ms per lookup",
+        "groups": [result],
+        "targets": targets,
+        "notes": [
+            "Each contender returns its own model rows: Koherent the typed history rows, "
+            "pghistory Events rows (JSON data and diff), auditlog LogEntry rows, reversion "
+            "Version rows (their serialized data left as text).",
+            "The data set is built once per size and kept in its own database"
+            + (" (built in this run)." if built else " (reused)."),
+        ],
+        "checks": {
+            "rows_returned": {c: sorted(v) for c, v in returned.items()},
+            "expected": spec.changes_per_assignation,
+        },
+    }
