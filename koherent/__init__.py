@@ -30,7 +30,12 @@ from koherent.context import (
     get_current_user_id,
     new_assignation_id,
 )
-from koherent.exceptions import InvalidRequestContext, KoherentError
+from koherent.exceptions import (
+    AuditContextRequired,
+    InvalidRequestContext,
+    InvalidSignedContext,
+    KoherentError,
+)
 from koherent.log import AuditContextFilter
 
 try:
@@ -117,6 +122,7 @@ __all__ = [
     "AssignationSummary",
     "AuditContext",
     "AuditContextFilter",
+    "AuditContextRequired",
     "ChangeKind",
     "Conflict",
     "ConflictKind",
@@ -129,6 +135,7 @@ __all__ = [
     "HistoryPage",
     "InvalidCursor",
     "InvalidRequestContext",
+    "InvalidSignedContext",
     "KoherentError",
     "KoherentHistoryModel",
     "PlannedChange",

@@ -8,6 +8,10 @@ id                 problem
 ``koherent.E003``  a dotted-path setting does not import, or is not callable
 ``koherent.E004``  a setting has a value of the wrong type or form
 ``koherent.W001``  ``KoherentMiddleware`` comes before ``AuthenticationMiddleware``
+``koherent.E010``  ``KOHERENT["SIGNING_KEY"]`` is empty
+``koherent.E011``  ``KOHERENT["SIGNING_KEY_FALLBACKS"]`` holds something other than keys
+``koherent.W010``  a Celery app given to ``koherent.celery.install()`` sends protocol 1
+                   messages, whose context headers workers refuse
 ``koherent.W020``  a ``LOGGING`` handler formats ``assignation_id`` without Koherent's filter
 ``koherent.E030``  ``GRAPHQL_FRESH_ASSIGNATION`` is not ``mutation``, ``operation`` or ``never``
 ``koherent.W030``  ``GRAPHQL_*`` settings are set, but strawberry-graphql-django is not installed
@@ -24,6 +28,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
+import sys
 import types
 import typing
 from typing import Any
@@ -292,6 +297,60 @@ def check_undo(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     "revert.",
                     obj=tracked.model,
                     id="koherent.W040",
+                )
+            )
+    return messages
+
+
+@register(Tags.security)
+def check_signing_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E010 and E011: the keys that sign the audit context in task headers."""
+    raw = getattr(settings, "KOHERENT", None)
+    if not isinstance(raw, dict):
+        return []
+    messages: list[CheckMessage] = []
+    key = raw.get("SIGNING_KEY")
+    if isinstance(key, str) and not key.strip():
+        messages.append(
+            Error(
+                "settings.KOHERENT['SIGNING_KEY'] is empty.",
+                hint="Give a long random key, or None to sign with SECRET_KEY.",
+                id="koherent.E010",
+            )
+        )
+    fallbacks = raw.get("SIGNING_KEY_FALLBACKS")
+    if isinstance(fallbacks, list) and not all(
+        isinstance(k, str) and k.strip() for k in fallbacks
+    ):
+        messages.append(
+            Error(
+                "settings.KOHERENT['SIGNING_KEY_FALLBACKS'] must hold non-empty strings only.",
+                hint="List the keys that signed messages still in flight, newest first.",
+                id="koherent.E011",
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_celery_protocol(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W010: Celery apps with Koherent installed must send protocol 2 messages."""
+    receivers = sys.modules.get("koherent.celery.receivers")
+    if receivers is None:  # Celery integration not in use: nothing to check, nothing to import
+        return []
+    messages: list[CheckMessage] = []
+    for app in receivers.installed_apps():
+        protocol = app.conf.task_protocol
+        if protocol != 2:
+            messages.append(
+                Warning(
+                    f"Celery app {app.main!r} sends task protocol {protocol} messages.",
+                    hint=(
+                        "Koherent binds the context header to the task id that protocol 2 "
+                        "headers carry; workers refuse the header of other messages. Remove "
+                        "task_protocol from the Celery settings (2 is the default)."
+                    ),
+                    id="koherent.W010",
                 )
             )
     return messages

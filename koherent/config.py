@@ -42,6 +42,12 @@ class KoherentSettings(TypedDict, total=False):
     GRAPHQL_REVERT_PERMISSION: str
     #: Dotted path of ``fn(user, assignation_id) -> bool`` allowing the GraphQL history fields.
     GRAPHQL_READ_PERMISSION: str
+    #: Key signing the audit context in task headers (``koherent.signing``); ``None`` means
+    #: ``SECRET_KEY``.
+    SIGNING_KEY: str | None
+    #: Older keys still accepted when verifying; ``None``: ``SECRET_KEY_FALLBACKS``, or none with
+    #: a ``SIGNING_KEY`` of its own.
+    SIGNING_KEY_FALLBACKS: list[str] | None
 
 
 DEFAULTS: KoherentSettings = {
@@ -57,6 +63,8 @@ DEFAULTS: KoherentSettings = {
     "GRAPHQL_WEBSOCKET_MUTATIONS": False,
     "GRAPHQL_REVERT_PERMISSION": "koherent.strawberry.permissions.staff_only",
     "GRAPHQL_READ_PERMISSION": "koherent.strawberry.permissions.authenticated",
+    "SIGNING_KEY": None,
+    "SIGNING_KEY_FALLBACKS": None,
 }
 
 #: Keys whose value is a dotted import path (checked by ``koherent.E003``).

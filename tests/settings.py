@@ -98,3 +98,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"koherent": {"handlers": ["console"], "level": "WARNING"}},
 }
+
+# Processes the tests start (Celery workers) use the test database pytest-django made.
+if os.environ.get("KOHERENT_TEST_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["KOHERENT_TEST_DB_NAME"]

@@ -1,0 +1,184 @@
+"""The three signal receivers that carry the audit context through Celery.
+
+``before_task_publish``
+    Every message any process publishes (``delay``, ``apply_async``, ``send_task``, canvas
+    steps, retries, ``replace``, link and link_error callbacks, chord callbacks, beat) gets the
+    signed current context in its header, or loses any header the caller put there when no
+    context is in effect. Never raises.
+``task_prerun``
+    Before the task body, the context is set from the verified header, with the running
+    task's id as ``task_id`` and ``celery`` as origin. A missing or refused header gives a
+    context holding only the task id (and a WARNING naming the task and the reason when it
+    was refused). In eager mode (``task_always_eager``, ``apply()``) the caller's context is
+    used, and the header ignored. Every child the task publishes, and every callback Celery
+    publishes for it, happens before ``task_postrun`` and is sent under this context.
+``task_postrun``
+    The context is reset with the token taken in ``task_prerun``: after a success, an
+    exception, a retry or a rejection alike, so nothing reaches the next task of the worker
+    thread or process, and an eager caller gets its own context back unchanged.
+
+They are connected once per process (``weak=False``, with a ``dispatch_uid``), by
+:func:`koherent.celery.install` or by the first task that opts in.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from celery.signals import before_task_publish, task_postrun, task_prerun
+
+from koherent.celery.header import PURPOSE, read_header, write_header
+from koherent.celery.options import PROBLEM_ATTRIBUTE, TaskOptions, options_for
+from koherent.config import get_setting
+from koherent.context import AuditContext, _current, new_assignation_id, reset_context
+from koherent.exceptions import InvalidSignedContext
+from koherent.signing import verify_context
+from koherent.validation import validate_task_id
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+logger = logging.getLogger("koherent.celery")
+
+#: Attribute of a task request holding the token that undoes ``task_prerun``'s change.
+TOKEN_ATTRIBUTE = "_koherent_token"
+#: The origin of assignations a worker writes first.
+ORIGIN = "celery"
+
+_installed_apps: weakref.WeakSet[Celery] = weakref.WeakSet()
+
+
+def _is_installed(task: Any) -> bool:
+    return bool(_installed_apps) and getattr(task, "app", None) in _installed_apps
+
+
+def on_before_task_publish(sender: Any = None, headers: Any = None, **kwargs: Any) -> None:
+    """Write (or strip) the context header of a message about to be published."""
+    if not isinstance(headers, dict):
+        return
+    try:
+        write_header(headers, sender)
+    except Exception:  # never stop a publish
+        logger.exception("koherent: could not prepare the audit context header of %s", sender)
+
+
+def on_task_prerun(task_id: Any = None, task: Any = None, **kwargs: Any) -> None:
+    """Set the context of a task about to run."""
+    if task is None:
+        return
+    try:
+        options = options_for(task, _is_installed)
+    except Exception:
+        logger.exception("koherent: could not read the audit options of task %s", task)
+        return
+    if options is None:
+        return
+    ambient = _current.get()
+    # Fail closed: from here on nothing set before this task is in effect, whatever happens.
+    token = _current.set(None)
+    try:
+        request = task.request
+        setattr(request, TOKEN_ATTRIBUTE, token)
+    except Exception:
+        reset_context(token)
+        logger.exception("koherent: task %s[%s]: cannot keep its context token", task, task_id)
+        return
+    try:
+        ctx, problem = _arriving_context(task, request, options, ambient)
+        setattr(request, PROBLEM_ATTRIBUTE, problem)
+        _current.set(ctx)
+    except Exception:
+        logger.exception(
+            "koherent: task %s[%s]: could not restore its audit context; it runs without one",
+            getattr(task, "name", task),
+            task_id,
+        )
+
+
+def on_task_postrun(task: Any = None, **kwargs: Any) -> None:
+    """Restore the context that was in effect before the task."""
+    request = getattr(task, "request", None)
+    if request is None:
+        return
+    token = request.__dict__.pop(TOKEN_ATTRIBUTE, None)
+    if token is not None:
+        reset_context(token)
+
+
+def _own_task_id(request: Any) -> str | None:
+    task_id = request.id
+    if task_id is None:
+        return None
+    try:
+        return validate_task_id(task_id)
+    except ValueError:
+        return None
+
+
+def _arriving_context(
+    task: Any, request: Any, options: TaskOptions, ambient: AuditContext | None
+) -> tuple[AuditContext, str | None]:
+    """The context a task runs in, and why it has none when it has none."""
+    task_id = _own_task_id(request)
+    if request.is_eager:
+        # No message was sent: the task runs in its caller's context.
+        if ambient is not None and not ambient.is_empty:
+            return replace(ambient, task_id=task_id), None
+        problem = "called eagerly without a context"
+    else:
+        raw = read_header(request)
+        if raw is None:
+            problem = "no context header"
+        else:
+            try:
+                ctx = verify_context(raw, bind=request.id or "", purpose=PURPOSE)
+            except InvalidSignedContext as exc:
+                problem = f"context header refused: {exc.reason}"
+                logger.warning(
+                    "koherent: task %s[%s]: audit context header refused (%s): %s; the "
+                    "task runs without it",
+                    getattr(task, "name", None),
+                    request.id,
+                    exc.reason,
+                    exc.detail,
+                )
+            else:
+                return replace(ctx, task_id=task_id, origin=ORIGIN), None
+    if options.fresh_assignation:
+        return AuditContext(
+            assignation_id=new_assignation_id(),
+            app=options.app if options.app is not None else get_setting("APP"),
+            origin=options.origin,
+            task_id=task_id,
+        ), None
+    return AuditContext(task_id=task_id, origin=ORIGIN), problem
+
+
+def connect() -> None:
+    """Connect the receivers (once per process; calling again does nothing)."""
+    before_task_publish.connect(
+        on_before_task_publish, weak=False, dispatch_uid="koherent.celery.publish"
+    )
+    task_prerun.connect(on_task_prerun, weak=False, dispatch_uid="koherent.celery.prerun")
+    task_postrun.connect(on_task_postrun, weak=False, dispatch_uid="koherent.celery.postrun")
+
+
+def install(app: Celery) -> None:
+    """Carry the audit context through every task of ``app``; idempotent.
+
+    Call it where the Celery app is made (the module ``celery -A`` names, imported by web
+    processes, workers and beat alike)::
+
+        app = Celery("proj")
+        koherent.celery.install(app)
+    """
+    connect()
+    _installed_apps.add(app)
+
+
+def installed_apps() -> list[Celery]:
+    """The apps passed to :func:`install` (and still alive)."""
+    return list(_installed_apps)

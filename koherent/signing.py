@@ -1,0 +1,231 @@
+"""A signed, compact text form of an :class:`~koherent.context.AuditContext`.
+
+Task queues carry the audit context from the process that enqueues work to the process that
+runs it. Whoever can write to the queue could otherwise claim any user, so the context travels
+signed: :func:`sign_context` turns a context into one short string, :func:`verify_context`
+turns such a string back into a context, or raises :class:`InvalidSignedContext` saying why
+it refuses it. Nothing here depends on a task library; the Celery integration uses it, and any
+other transport can.
+
+Format (version 1)::
+
+    1|<assignation id>|<app>|<parent assignation id>|<user pk>:<signature>
+
+Empty fields are ``None``. The user's primary key comes last, so it may hold any character but
+control characters; no other field can hold ``|``. ``<signature>`` is the URL-safe base64
+HMAC-SHA256 that :class:`django.core.signing.Signer` computes, under the salt
+``koherent.signing.context`` (plus a purpose, e.g. ``.celery``), over the payload *and* a
+binding string that is not transmitted (the task id, for Celery). A header copied onto another
+task therefore fails verification, as does one signed for another purpose or with another key.
+
+The key is ``KOHERENT["SIGNING_KEY"]`` (default: ``SECRET_KEY``); keys in
+``KOHERENT["SIGNING_KEY_FALLBACKS"]`` (default: ``SECRET_KEY_FALLBACKS``) are accepted when
+verifying, so keys can be rotated without losing messages in flight. The signature proves who
+wrote the value; it does not hide it: anyone who can read the queue can read the user's
+primary key, the app and the assignation id.
+
+The task id and the origin are not carried: the receiving side sets them (the id of the task
+that runs, and an origin such as ``celery``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.signals import setting_changed
+from django.core.signing import BadSignature, Signer, b64_encode
+from django.dispatch import receiver
+from django.utils.encoding import force_bytes
+
+from koherent.config import user_settings
+from koherent.context import AuditContext
+from koherent.exceptions import InvalidSignedContext
+from koherent.users import StaticUserRef
+from koherent.validation import validate_app, validate_assignation_id, validate_user_pk
+
+__all__ = [
+    "MAX_SIGNED_LENGTH",
+    "SALT",
+    "InvalidSignedContext",
+    "sign_context",
+    "verify_context",
+]
+
+#: The salt every signature is made under (a purpose is appended to it).
+SALT: Final = "koherent.signing.context"
+#: The longest string :func:`verify_context` looks at; longer ones are refused unread.
+MAX_SIGNED_LENGTH: Final = 1024
+
+_VERSION: Final = "1"
+_FIELD_SEPARATOR: Final = "|"
+_SIGNATURE_SEPARATOR: Final = ":"
+# What django.core.signing's HMAC-SHA256 signatures look like: 43 URL-safe base64 characters.
+_SIGNATURE_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+class _ContextSigner(Signer):
+    """Django's ``Signer``, deriving each key's salted HMAC key once instead of per call.
+
+    The signatures are exactly those of :class:`~django.core.signing.Signer` (a test checks
+    it); ``sign``, ``unsign`` and the fallback keys are Django's own code.
+    """
+
+    def __init__(self, *, key: str, salt: str, fallback_keys: list[str | bytes]) -> None:
+        super().__init__(key=key, salt=salt, fallback_keys=fallback_keys)
+        self._macs: dict[str | bytes, hmac.HMAC] = {}
+
+    def signature(self, value: str | bytes, key: str | bytes | None = None) -> str:
+        secret = key or self.key
+        mac = self._macs.get(secret)
+        if mac is None:
+            # What django.utils.crypto.salted_hmac derives from the salt and the secret.
+            derived = hashlib.sha256(force_bytes(self.salt) + b"signer" + force_bytes(secret))
+            mac = hmac.new(derived.digest(), digestmod=hashlib.sha256)
+            self._macs[secret] = mac
+        mac = mac.copy()
+        mac.update(value.encode() if isinstance(value, str) else value)
+        return b64_encode(mac.digest()).decode()
+
+
+#: Signers by purpose, and the user model's primary-key parser, for the settings in force.
+#: Emptied whenever Django reports a change to a setting they depend on.
+_signers: dict[str, Signer] = {}
+_pk_parsers: list[Callable[[str], Any]] = []
+_WATCHED_SETTINGS = frozenset(
+    {"KOHERENT", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "AUTH_USER_MODEL"}
+)
+
+
+@receiver(setting_changed, dispatch_uid="koherent.signing.forget")
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting in _WATCHED_SETTINGS:
+        _signers.clear()
+        _pk_parsers.clear()
+
+
+def _current_signer(purpose: str) -> Signer:
+    """The signer for ``purpose`` with the keys configured now."""
+    signer = _signers.get(purpose)
+    if signer is None:
+        overrides = user_settings()
+        key: str | None = overrides.get("SIGNING_KEY")
+        fallbacks: list[str | bytes] | None = overrides.get("SIGNING_KEY_FALLBACKS")
+        if key is None:
+            key = settings.SECRET_KEY
+            if fallbacks is None:
+                fallbacks = settings.SECRET_KEY_FALLBACKS
+        signer = _ContextSigner(
+            key=key,
+            salt=f"{SALT}.{purpose}" if purpose else SALT,
+            fallback_keys=list(fallbacks or ()),
+        )
+        _signers[purpose] = signer
+    return signer
+
+
+def _user_ref(text: str) -> StaticUserRef:
+    """A reference to the user whose primary key is ``text``, converted to the pk's type."""
+    validate_user_pk(text)
+    if not _pk_parsers:
+        if not apps.ready:
+            return StaticUserRef(text)
+        from django.contrib.auth import get_user_model
+
+        _pk_parsers.append(get_user_model()._meta.pk.to_python)
+    try:
+        return StaticUserRef(_pk_parsers[0](text))
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise ValueError(f"{text!r} is not a valid user primary key: {exc}") from None
+
+
+def _bound(bind: str, payload: str) -> str:
+    # The length prefix keeps "ab" + "c..." and "a" + "bc..." apart.
+    return f"{len(bind)}{_SIGNATURE_SEPARATOR}{bind}{payload}"
+
+
+def sign_context(ctx: AuditContext, *, bind: str = "", purpose: str = "") -> str:
+    """The signed text form of ``ctx``'s user, app, assignation and parent assignation.
+
+    ``bind`` ties the signature to something the receiver knows independently (a task id):
+    :func:`verify_context` must be given the same value. ``purpose`` separates uses (a value
+    signed for ``"celery"`` does not verify for another purpose).
+
+    Raises :class:`InvalidSignedContext` (reason ``invalid``) when a field of ``ctx`` is not
+    a value :func:`verify_context` would accept.
+    """
+    try:
+        user_pk = ctx.user_id
+        user = "" if user_pk is None else str(validate_user_pk(user_pk))
+        if user:
+            validate_user_pk(user)  # the text form: length, control characters
+        payload = _FIELD_SEPARATOR.join(
+            (
+                _VERSION,
+                "" if ctx.assignation_id is None else validate_assignation_id(ctx.assignation_id),
+                "" if ctx.app is None else validate_app(ctx.app),
+                ""
+                if ctx.parent_assignation_id is None
+                else validate_assignation_id(ctx.parent_assignation_id),
+                user,
+            )
+        )
+    except ValueError as exc:
+        raise InvalidSignedContext(InvalidSignedContext.INVALID, str(exc)) from None
+    signature = _current_signer(purpose).signature(_bound(bind, payload))
+    return f"{payload}{_SIGNATURE_SEPARATOR}{signature}"
+
+
+def verify_context(value: object, *, bind: str = "", purpose: str = "") -> AuditContext:
+    """The context signed in ``value``, checked; the inverse of :func:`sign_context`.
+
+    The result has the user (by primary key, not fetched), app, assignation and parent
+    assignation; its ``task_id`` and ``origin`` are ``None``, for the caller to set.
+    Raises :class:`InvalidSignedContext`, whose ``reason`` is one of ``missing``,
+    ``not-a-string``, ``oversized``, ``unsigned``, ``bad-signature`` (tampered with, signed
+    with another key, for another purpose or bound to something else), ``malformed`` or
+    ``invalid`` (a field fails :mod:`koherent.validation`).
+    """
+    error = InvalidSignedContext
+    if value is None:
+        raise error(error.MISSING, "no signed context was given")
+    if not isinstance(value, str):
+        raise error(error.NOT_A_STRING, f"expected a string, got {type(value).__name__}")
+    if len(value) > MAX_SIGNED_LENGTH:
+        raise error(
+            error.OVERSIZED, f"{len(value)} characters long; the maximum is {MAX_SIGNED_LENGTH}"
+        )
+    payload, separator, signature = value.rpartition(_SIGNATURE_SEPARATOR)
+    if not separator:
+        raise error(error.UNSIGNED, "the value carries no signature")
+    try:
+        if _SIGNATURE_SHAPE.fullmatch(signature) is None:  # not worth an HMAC
+            raise BadSignature(signature)
+        _current_signer(purpose).unsign(
+            f"{_bound(bind, payload)}{_SIGNATURE_SEPARATOR}{signature}"
+        )
+    except BadSignature:
+        raise error(
+            error.BAD_SIGNATURE,
+            "the signature does not match: the value was changed, or signed with another "
+            "key or for another task",
+        ) from None
+    parts = payload.split(_FIELD_SEPARATOR, 4)
+    if len(parts) != 5 or parts[0] != _VERSION:
+        raise error(error.MALFORMED, f"not a version {_VERSION} signed context")
+    _, assignation_id, app, parent, user = parts
+    try:
+        return AuditContext(
+            assignation_id=validate_assignation_id(assignation_id) if assignation_id else None,
+            app=validate_app(app) if app else None,
+            parent_assignation_id=validate_assignation_id(parent) if parent else None,
+            user_ref=_user_ref(user) if user else None,
+        )
+    except ValueError as exc:
+        raise error(error.INVALID, str(exc)) from None

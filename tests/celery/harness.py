@@ -1,0 +1,223 @@
+"""Real Celery worker (and beat) processes for the tests, sharing the test database.
+
+A :class:`Worker` runs ``celery -A tests.celery.worker worker`` as a subprocess with its own
+queue (named with a random suffix, so parallel test runs never take each other's messages),
+pointed at the test database pytest-django created (``KOHERENT_TEST_DB_NAME``, read by
+``tests/settings.py``). The test process talks to it through a Celery app made the same way
+(:func:`tests.celery.project.make_app`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from tests import services
+from tests.celery.project import make_app
+
+ROOT = Path(__file__).resolve().parents[2]
+SESSION_SUFFIX = uuid.uuid4().hex[:10]
+
+#: Apps of the running workers, by key (the test views look them up here).
+running_apps: dict[str, Celery] = {}
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    broker: str  # "redis" or "rabbitmq"
+    pool: str = "solo"
+    concurrency: int = 1
+    install: bool = True
+    sentry: bool = False
+
+
+CONFIGS: dict[str, WorkerConfig] = {
+    "redis": WorkerConfig("redis"),
+    # Not solo: with py-amqp a solo worker sees a message published while it ran a task only
+    # about ten seconds later (it sits in the client's buffer); a threads pool of one does not.
+    "rabbitmq": WorkerConfig("rabbitmq", pool="threads"),
+    "threads": WorkerConfig("redis", pool="threads", concurrency=4),
+    "prefork": WorkerConfig("redis", pool="prefork", concurrency=1),
+    "sentry": WorkerConfig("redis", sentry=True),
+    "optin": WorkerConfig("redis", install=False),
+}
+
+
+def broker_url(broker: str) -> str:
+    return services.url(broker)
+
+
+def backend_url() -> str:
+    return services.url("redis")
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float = 30, what: str = "a condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something true; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def terminate(process: subprocess.Popen[bytes], how: signal.Signals, grace: float = 20) -> None:
+    """Stop ``process`` with the signal ``how``, killing it if it does not end in ``grace``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(how)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@dataclass
+class Worker:
+    key: str
+    config: WorkerConfig
+    database_name: str
+    log_path: Path
+    queue: str = field(init=False)
+    app: Celery = field(init=False)
+    tasks: SimpleNamespace = field(init=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = f"koherent-test-{self.key}-{SESSION_SUFFIX}"
+        self.app, self.tasks = make_app(
+            self.key,
+            broker=broker_url(self.config.broker),
+            backend=backend_url(),
+            queue=self.queue,
+            install=True,  # the test process always publishes with Koherent on
+        )
+
+    def environment(self, **extra: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "KOHERENT_TEST_DB": "postgres",
+            "KOHERENT_TEST_DB_NAME": self.database_name,
+            "KOHERENT_CELERY_KEY": self.key,
+            "KOHERENT_CELERY_BROKER": broker_url(self.config.broker),
+            "KOHERENT_CELERY_BACKEND": backend_url(),
+            "KOHERENT_CELERY_QUEUE": self.queue,
+            "KOHERENT_CELERY_INSTALL": "1" if self.config.install else "0",
+            "KOHERENT_CELERY_SENTRY": "1" if self.config.sentry else "0",
+            "CELERY_SKIP_CHECKS": "1",
+        }
+        env.update(extra)
+        return env
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.celery.worker",
+            "worker",
+            "--pool",
+            self.config.pool,
+            "--concurrency",
+            str(self.config.concurrency),
+            "--queues",
+            self.queue,
+            "--hostname",
+            f"{self.key}-{SESSION_SUFFIX}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+        ]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.environment(), stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            self.tasks.ping.delay().get(timeout=90)
+        except Exception as exc:
+            self.stop()
+            pytest.fail(f"worker {self.key} did not start ({exc!r}):\n{self.log()[-4000:]}")
+        running_apps[self.key] = self.app
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        running_apps.pop(self.key, None)
+        process, self.process = self.process, None
+        if process is not None:
+            # Every test waits for its tasks, so a cold shutdown loses nothing; the kill
+            # after a short grace spares the seconds an AMQP connection takes to close.
+            terminate(process, signal.SIGQUIT, grace=2)
+        self._delete_queue()
+        self.app.close()
+
+    def _delete_queue(self) -> None:
+        try:
+            with self.app.connection_for_write() as connection:
+                self.app.amqp.queues[self.queue].bind(connection.default_channel).delete()
+        except Exception:  # best effort: the broker may be gone
+            pass
+
+
+@dataclass
+class Beat:
+    """``celery beat`` sending ``kt.fresh`` every second to a worker's queue."""
+
+    worker: Worker
+    label: str
+    schedule_path: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Beat:
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.celery.worker",
+            "beat",
+            "--schedule",
+            str(self.schedule_path),
+            "--max-interval",
+            "1",
+            "--loglevel",
+            "INFO",
+        ]
+        env = self.worker.environment(KOHERENT_CELERY_BEAT_LABEL=self.label)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            terminate(process, signal.SIGTERM)

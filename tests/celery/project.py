@@ -1,0 +1,44 @@
+"""Celery apps of the test project, made the same way in the test process and in workers."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from celery import Celery
+
+import koherent.celery
+from tests.celery.tasks import register_tasks
+
+
+def make_app(
+    key: str,
+    *,
+    broker: str,
+    backend: str,
+    queue: str,
+    install: bool = True,
+    eager: bool = False,
+) -> tuple[Celery, SimpleNamespace]:
+    """A Celery app with the test tasks, sending to ``queue``; installs Koherent unless told."""
+    app = Celery(f"koherent-tests-{key}", set_as_current=False)
+    app.conf.update(
+        broker_url=broker,
+        result_backend=backend,
+        task_default_queue=queue,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=600,
+        task_always_eager=eager,
+        task_eager_propagates=eager,
+        worker_prefetch_multiplier=1,
+        worker_enable_remote_control=False,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        timezone="UTC",
+    )
+    tasks = register_tasks(app)
+    app.finalize(auto=True)
+    if install:
+        koherent.celery.install(app)
+    return app, tasks

@@ -1,0 +1,174 @@
+"""The tasks of the test project, registered on any Celery app by :func:`register_tasks`.
+
+Every task records what it saw by writing an ``Order`` (a tracked model: its history row is
+stamped by Koherent) and returning an observation. Names are fixed strings, so the test
+process and the worker processes agree on them.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from celery import Celery
+
+import koherent
+from koherent.celery import HEADER, KoherentTask, audited
+from tests.testapp.models import Order
+
+
+class TransientError(Exception):
+    """Raised by the autoretry task until its last attempt."""
+
+
+def observe(task: Any, label: str, total: int = 0) -> dict[str, Any]:
+    """Write an ``Order`` named ``label`` and return what the task saw.
+
+    The order's ``status`` holds the length of the context header the task received.
+    """
+    ctx = koherent.current()
+    request = task.request
+    header = request.get(HEADER) or (request.headers or {}).get(HEADER)
+    length = len(header) if isinstance(header, str) else None
+    Order.objects.create(reference=label, total=total, status=str(length))
+    return {
+        "label": label,
+        "task_id": request.id,
+        "parent_id": request.parent_id,
+        "root_id": request.root_id,
+        "retries": request.retries,
+        "assignation_id": ctx.assignation_id,
+        "app": ctx.app,
+        "user_id": ctx.user_id,
+        "context_task_id": ctx.task_id,
+        "origin": ctx.origin,
+        "header_length": length,
+        "sentry_trace": bool(
+            request.get("sentry-trace") or (request.headers or {}).get("sentry-trace")
+        ),
+    }
+
+
+def register_tasks(app: Celery) -> SimpleNamespace:
+    """Register the test tasks on ``app``; returns them by short name."""
+
+    @app.task(shared=False, name="kt.ping")
+    def ping() -> str:
+        return "pong"
+
+    @app.task(shared=False, name="kt.write", bind=True)
+    def write(self: Any, label: str) -> dict[str, Any]:
+        return observe(self, label)
+
+    @app.task(shared=False, name="kt.spawn", bind=True)
+    def spawn(self: Any, label: str) -> dict[str, Any]:
+        seen = observe(self, label)
+        seen["child_id"] = self.app.tasks["kt.write"].delay(f"{label}-child").id
+        return seen
+
+    @app.task(shared=False, name="kt.spawn_eager", bind=True)
+    def spawn_eager(self: Any, label: str) -> dict[str, Any]:
+        seen = observe(self, label)
+        child = self.app.tasks["kt.write"].apply((f"{label}-child",))
+        seen["child"] = child.get(disable_sync_subtasks=False)
+        seen["after_child"] = koherent.current().as_dict()
+        return seen
+
+    @app.task(shared=False, name="kt.retrying", bind=True)
+    def retrying(self: Any, label: str, attempts: int, countdown: float = 1) -> dict[str, Any]:
+        seen = observe(self, f"{label}-{self.request.retries}", total=self.request.retries)
+        if self.request.retries < attempts:
+            raise self.retry(countdown=countdown, max_retries=attempts)
+        return seen
+
+    @app.task(
+        shared=False,
+        name="kt.autoretrying",
+        bind=True,
+        autoretry_for=(TransientError,),
+        retry_kwargs={"max_retries": 3, "countdown": 0},
+    )
+    def autoretrying(self: Any, label: str, attempts: int) -> dict[str, Any]:
+        seen = observe(self, f"{label}-{self.request.retries}", total=self.request.retries)
+        if self.request.retries < attempts:
+            raise TransientError(label)
+        return seen
+
+    @app.task(shared=False, name="kt.failing", bind=True)
+    def failing(self: Any, label: str) -> None:
+        observe(self, label)
+        raise ValueError(f"{label} fails on purpose")
+
+    @app.task(shared=False, name="kt.errback_inline")
+    def errback_inline(request: Any, exc: Any, traceback: Any) -> None:
+        # Three arguments: Celery calls it in the worker, inside the failed task.
+        Order.objects.create(reference=f"eb-in-{request.id}")
+
+    @app.task(shared=False, name="kt.errback_published", bind=True)
+    def errback_published(self: Any, task_id: str) -> dict[str, Any]:
+        # Bound, one argument: Celery publishes it as a task of its own.
+        return observe(self, f"eb-pub-{task_id}")
+
+    @app.task(shared=False, name="kt.replacing", bind=True)
+    def replacing(self: Any, label: str) -> Any:
+        observe(self, label)
+        raise self.replace(self.app.tasks["kt.write"].si(f"{label}-replacement"))
+
+    @app.task(shared=False, name="kt.probe", bind=True)
+    def probe(self: Any, label: str, mode: str = "ok") -> dict[str, Any]:
+        """The leak probe: ``raise`` fails after writing, ``retry`` retries once."""
+        seen = observe(self, f"{label}-{self.request.retries}")
+        if mode == "raise":
+            raise ValueError(f"{label} fails on purpose")
+        if mode == "retry" and self.request.retries == 0:
+            raise self.retry(countdown=0, max_retries=1)
+        return seen
+
+    # Per-task opt-in (the app of the "optin" worker is not passed to install()).
+    @app.task(shared=False, name="kt.optin_decorated", bind=True)
+    @audited
+    def optin_decorated(self: Any, label: str) -> dict[str, Any]:
+        return observe(self, label)
+
+    @app.task(shared=False, name="kt.optin_class", bind=True, base=KoherentTask)
+    def optin_class(self: Any, label: str) -> dict[str, Any]:
+        return observe(self, label)
+
+    @app.task(shared=False, name="kt.fresh", bind=True)
+    @audited(fresh_assignation=True, app="nightly", origin="beat")
+    def fresh(self: Any, label: str) -> dict[str, Any]:
+        return observe(self, label)
+
+    @app.task(shared=False, name="kt.required", bind=True)
+    @audited(require_context=True)
+    def required(self: Any, label: str) -> dict[str, Any]:
+        return observe(self, label)
+
+    @app.task(
+        shared=False,
+        name="kt.required_class",
+        bind=True,
+        base=KoherentTask,
+        koherent_require_context=True,
+    )
+    def required_class(self: Any, label: str) -> dict[str, Any]:
+        return observe(self, label)
+
+    return SimpleNamespace(
+        ping=ping,
+        write=write,
+        spawn=spawn,
+        spawn_eager=spawn_eager,
+        retrying=retrying,
+        autoretrying=autoretrying,
+        failing=failing,
+        errback_inline=errback_inline,
+        errback_published=errback_published,
+        replacing=replacing,
+        probe=probe,
+        optin_decorated=optin_decorated,
+        optin_class=optin_class,
+        fresh=fresh,
+        required=required,
+        required_class=required_class,
+    )
