@@ -161,6 +161,10 @@ class Worker:
             pytest.fail(f"worker {self.key} did not start ({exc!r}):\n{self.log()[-4000:]}")
         running_apps[self.key] = self.app
 
+    def drain(self) -> None:
+        """Wait until the worker has run everything sent to it so far."""
+        self.tasks.ping.delay().get(timeout=90)
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

@@ -30,7 +30,6 @@ def make_app(
         accept_content=["json"],
         result_expires=600,
         task_always_eager=eager,
-        task_eager_propagates=eager,
         worker_prefetch_multiplier=1,
         worker_enable_remote_control=False,
         worker_hijack_root_logger=False,
