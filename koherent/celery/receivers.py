@@ -49,10 +49,24 @@ TOKEN_ATTRIBUTE = "_koherent_token"
 ORIGIN = "celery"
 
 _installed_apps: weakref.WeakSet[Celery] = weakref.WeakSet()
+#: Bumped by every ``install()``, so options cached on tasks before it are worked out again.
+_generation = 0
+#: Attribute of a task instance caching ``(generation, options)``.
+OPTIONS_CACHE_ATTRIBUTE = "_koherent_options_cache"
 
 
 def _is_installed(task: Any) -> bool:
     return bool(_installed_apps) and getattr(task, "app", None) in _installed_apps
+
+
+def _options(task: Any) -> TaskOptions | None:
+    """``options_for(task)``, cached on the task (tasks live as long as their process)."""
+    cached = getattr(task, OPTIONS_CACHE_ATTRIBUTE, None)
+    if cached is not None and cached[0] == _generation:
+        return cached[1]  # type: ignore[no-any-return]
+    options = options_for(task, _is_installed)
+    setattr(task, OPTIONS_CACHE_ATTRIBUTE, (_generation, options))
+    return options
 
 
 def on_before_task_publish(sender: Any = None, headers: Any = None, **kwargs: Any) -> None:
@@ -70,7 +84,7 @@ def on_task_prerun(task_id: Any = None, task: Any = None, **kwargs: Any) -> None
     if task is None:
         return
     try:
-        options = options_for(task, _is_installed)
+        options = _options(task)
     except Exception:
         logger.exception("koherent: could not read the audit options of task %s", task)
         return
@@ -134,7 +148,9 @@ def _arriving_context(
             problem = "no context header"
         else:
             try:
-                ctx = verify_context(raw, bind=request.id or "", purpose=PURPOSE)
+                return verify_context(
+                    raw, bind=request.id or "", purpose=PURPOSE, task_id=task_id, origin=ORIGIN
+                ), None
             except InvalidSignedContext as exc:
                 problem = f"context header refused: {exc.reason}"
                 logger.warning(
@@ -145,8 +161,6 @@ def _arriving_context(
                     exc.reason,
                     exc.detail,
                 )
-            else:
-                return replace(ctx, task_id=task_id, origin=ORIGIN), None
     if options.fresh_assignation:
         return AuditContext(
             assignation_id=new_assignation_id(),
@@ -175,8 +189,10 @@ def install(app: Celery) -> None:
         app = Celery("proj")
         koherent.celery.install(app)
     """
+    global _generation
     connect()
     _installed_apps.add(app)
+    _generation += 1
 
 
 def installed_apps() -> list[Celery]:

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import Reject
 
 import koherent
 from koherent.celery import HEADER, KoherentTask, audited
@@ -116,12 +117,15 @@ def register_tasks(app: Celery) -> SimpleNamespace:
 
     @app.task(shared=False, name="kt.probe", bind=True)
     def probe(self: Any, label: str, mode: str = "ok") -> dict[str, Any]:
-        """The leak probe: ``raise`` fails after writing, ``retry`` retries once."""
+        """The leak probe: after writing, ``raise`` fails, ``retry`` retries once, ``reject``
+        rejects the message."""
         seen = observe(self, f"{label}-{self.request.retries}")
         if mode == "raise":
             raise ValueError(f"{label} fails on purpose")
         if mode == "retry" and self.request.retries == 0:
             raise self.retry(countdown=0, max_retries=1)
+        if mode == "reject":
+            raise Reject(f"{label} rejected on purpose", requeue=False)
         return seen
 
     # Per-task opt-in (the app of the "optin" worker is not passed to install()).

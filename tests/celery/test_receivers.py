@@ -165,3 +165,28 @@ def test_check_protocol(protocol_one_app: Celery) -> None:
 def test_check_signing_keys(settings: Any, value: dict[str, Any], expected: list[str]) -> None:
     settings.KOHERENT = value
     assert [m.id for m in check_signing_keys()] == expected
+
+
+@pytest.mark.django_db
+def test_install_after_tasks_ran_covers_them() -> None:
+    """Options are cached on tasks; a later ``install()`` is still seen."""
+    from tests.celery.project import make_app
+
+    app, tasks = make_app(
+        "late-install",
+        broker="memory://",
+        backend="cache+memory://",
+        queue="late",
+        eager=True,
+        install=False,
+    )
+    try:
+        with koherent.context(app="web"):
+            before = tasks.write.delay("before-install").get()
+            koherent.celery.install(app)
+            after = tasks.write.delay("after-install").get()
+        assert before["context_task_id"] is None
+        assert after["context_task_id"] == after["task_id"]
+    finally:
+        _installed_apps.discard(app)
+        app.close()

@@ -3,7 +3,7 @@
 Tasks with a context alternate with tasks without one on workers whose pools reuse their
 threads and processes: solo (the worker's main thread), threads (four threads) and prefork
 with one child process, so every task runs where many others ran before it. Again when the
-tasks with a context raise, and when they retry.
+tasks with a context raise, when they retry, and when they reject their message.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.testapp.models import Order
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 #: How many tasks each scenario sends (half of them with a context).
-COUNTS = {"ok": 200, "raise": 100, "retry": 100}
+COUNTS = {"ok": 200, "raise": 100, "retry": 100, "reject": 60}
 
 
 @pytest.mark.parametrize("mode", list(COUNTS))
@@ -37,8 +37,11 @@ def test_tasks_without_context_see_none(
                 sent[f"w{n}"] = (probe.delay(f"w{n}", mode), ctx.assignation_id)
         else:
             sent[f"n{n}"] = (probe.delay(f"n{n}", "ok"), None)
-    for result, _ in sent.values():
-        result.get(timeout=120, propagate=False)
+    for label, (result, _) in sent.items():
+        if mode != "reject" or label[0] == "n":  # a rejected task stores no result
+            result.get(timeout=120, propagate=False)
+    if mode == "reject":
+        worker.drain()
 
     attempts = 2 if mode == "retry" else 1
     rows = {row.reference: row for row in Order.history.all()}
@@ -60,5 +63,10 @@ def test_tasks_without_context_see_none(
                     "leaky",
                     user.pk,
                 ), label
-    states = {result.state for result, _ in sent.values()}
-    assert states == ({"SUCCESS", "FAILURE"} if mode == "raise" else {"SUCCESS"})
+    assert {result.state for label, (result, _) in sent.items() if label[0] == "n"} == {"SUCCESS"}
+    if mode in ("ok", "retry"):
+        assert {result.state for result, _ in sent.values()} == {"SUCCESS"}
+    if mode == "raise":
+        assert {result.state for label, (result, _) in sent.items() if label[0] == "w"} == {
+            "FAILURE"
+        }
