@@ -74,7 +74,8 @@ class _ContextSigner(Signer):
     """Django's ``Signer``, deriving each key's salted HMAC key once instead of per call.
 
     The signatures are exactly those of :class:`~django.core.signing.Signer` (a test checks
-    it); ``sign``, ``unsign`` and the fallback keys are Django's own code.
+    it), and :meth:`verify` accepts what ``Signer.unsign`` accepts: a signature by the key or
+    by one of the fallback keys, compared in constant time.
     """
 
     def __init__(self, *, key: str, salt: str, fallback_keys: list[str | bytes]) -> None:
