@@ -723,49 +723,67 @@ def effective_changes(
     return result
 
 
-def previous_rows(using: str, tracked: TrackedModel, history_ids: Sequence[Any]) -> list[Model]:
-    """The row just before each of ``history_ids`` for the same object, in one query.
+def previous_rows(
+    using: str, tracked: TrackedModel, points: Sequence[tuple[Any, dt.datetime, Any]]
+) -> list[Model]:
+    """The row just before each ``(object key, history_date, history_id)`` point, in one query.
 
-    Rows with no earlier row have none in the result. Each lookup descends the
-    ``(<object key>, history_date, history_id)`` index once (a ``LATERAL`` join on
-    PostgreSQL, a correlated subquery elsewhere).
+    Points with no earlier row have none in the result. The points travel in the query as a
+    ``VALUES`` list and each lookup is one backward step in the ``(<object key>,
+    history_date, history_id)`` index (a ``LATERAL`` join on PostgreSQL, a correlated
+    subquery elsewhere).
     """
-    if not history_ids:
+    if not points:
         return []
     connection = connections[using]
     hm = tracked.history_model
     table = _table(hm, connection)
-    key = _quoted(hm._meta.get_field(tracked.history_key), connection)
-    date = _column(hm, "history_date", connection)
+    key_field: Any = hm._meta.get_field(tracked.history_key)
+    key = _quoted(key_field, connection)
+    date_field: Any = hm._meta.get_field("history_date")
+    date = _quoted(date_field, connection)
     pk = hm._meta.pk
     assert pk is not None
     hid = _quoted(pk, connection)
-    placeholders = ", ".join(["%s"] * len(history_ids))
-    params = [_id_param(tracked, value, connection) for value in history_ids]
-    earlier = (
-        f"q.{key} = e.{key} AND "
-        f"(q.{date} < e.{date} OR (q.{date} = e.{date} AND q.{hid} < e.{hid}))"
-    )
+    params: list[Any] = []
+    for object_id, when, history_id in points:
+        params.append(key_field.get_db_prep_value(object_id, connection))
+        params.append(_date_param(when, connection))
+        params.append(_id_param(tracked, history_id, connection))
+    columns = ", ".join(f"p.{_quoted(f, connection)}" for f in hm._meta.concrete_fields)
     latest = f"ORDER BY q.{date} DESC, q.{hid} DESC LIMIT 1"
     if connection.vendor == "postgresql":
+        first = (
+            f"(CAST(%s AS {key_field.cast_db_type(connection)}), "
+            f"CAST(%s AS {date_field.cast_db_type(connection)}), "
+            f"CAST(%s AS {pk.cast_db_type(connection)}))"
+        )
+        values = ", ".join([first, *["(%s, %s, %s)"] * (len(points) - 1)])
         sql = (
-            f"SELECT p.* FROM {table} e CROSS JOIN LATERAL "
-            f"(SELECT q.* FROM {table} q WHERE {earlier} {latest}) p "
-            f"WHERE e.{hid} IN ({placeholders})"
+            f"SELECT {columns} FROM (VALUES {values}) e(k, d, h) CROSS JOIN LATERAL "
+            f"(SELECT q.* FROM {table} q WHERE q.{key} = e.k "
+            f"AND (q.{date}, q.{hid}) < (e.d, e.h) {latest}) p"
         )
     else:
+        values = ", ".join(["(%s, %s, %s)"] * len(points))
         sql = (
-            f"SELECT p.* FROM {table} p WHERE p.{hid} IN ("
-            f"SELECT (SELECT q.{hid} FROM {table} q WHERE {earlier} {latest}) "
-            f"FROM {table} e WHERE e.{hid} IN ({placeholders}))"
+            f"SELECT {columns} FROM {table} p WHERE p.{hid} IN ("
+            f"SELECT (SELECT q.{hid} FROM {table} q WHERE q.{key} = e.column1 "
+            f"AND (q.{date}, q.{hid}) < (e.column2, e.column3) {latest}) "
+            f"FROM (VALUES {values}) e)"
         )
-    return list(hm._default_manager.db_manager(using).raw(sql, params))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    builder = _RowBuilder(hm, using, connection)
+    return [builder.build(list(raw)) for raw in fetched]
 
 
 def _previous_rows(db: str, tracked: TrackedModel, rows: Sequence[Model]) -> dict[Any, Model]:
     """The row before each of ``rows`` for the same object, by history id, in one query."""
     candidates: dict[Any, list[Model]] = defaultdict(list)
-    for prev in previous_rows(db, tracked, [row.pk for row in rows]):
+    points = [(tracked.object_id_of(row), row.history_date, row.pk) for row in rows]  # type: ignore[attr-defined]
+    for prev in previous_rows(db, tracked, points):
         candidates[tracked.object_id_of(prev)].append(prev)
     result: dict[Any, Model] = {}
     for row in rows:

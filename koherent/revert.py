@@ -425,14 +425,19 @@ def _read_targets(work: _ModelWork, using: str, batch: int) -> None:
     manager = t.history_model._default_manager.using(using)
     pk = t.pk_attname
     deleted = [o.first_id for o in work.objects.values() if o.first_type == "-"]
-    updated = [o.first_id for o in work.objects.values() if o.first_type == "~"]
+    points = [
+        (o.pk, o.first_date, o.first_id)
+        for o in work.objects.values()
+        if o.first_type == "~" or (o.first_type == "-" and t.m2m)
+    ]
     deletion_rows: dict[Any, models.Model] = {}
     for chunk in _chunks(deleted, batch):
         for row in manager.filter(pk__in=chunk):
             deletion_rows[getattr(row, pk)] = row
     before: dict[Any, models.Model] = {}
-    for chunk in _chunks(updated + (deleted if t.m2m else []), batch):
-        for row in previous_rows(using, t, chunk):
+    limited = connections[using].features.max_query_params is not None
+    for part in _chunks(points, max(1, batch // 3) if limited else batch):  # 3 params a point
+        for row in previous_rows(using, t, part):
             before[getattr(row, pk)] = row
     for obj in work.objects.values():
         prev = before.get(obj.pk)
@@ -728,15 +733,21 @@ def _write_history(
     date: dt.datetime,
     reason: str,
     batch: int,
-) -> list[models.Model]:
-    """History rows for ``instances`` (their current state), stamped by the context."""
+) -> list[tuple[Any, Any]]:
+    """History rows for ``instances`` (their current state), stamped by the context.
+
+    Returns ``(object key, history id)`` pairs. What does not depend on the object (date,
+    type, user, reason, the audit columns) is worked out once, from one row built the usual
+    way (so the stamping defaults apply); on PostgreSQL it is sent once per statement, with the
+    objects' values in a ``VALUES`` list, elsewhere each row goes through ``bulk_create``.
+    """
     if not instances:
         return []
     hm = t.history_model
     user = hm.get_default_history_user(instances[0])  # type: ignore[attr-defined]
     relation = hasattr(hm, "history_relation")
-    rows = []
-    for obj in instances:
+
+    def row_for(obj: models.Model) -> models.Model:
         row = hm(
             history_date=date,
             history_type=history_type,
@@ -746,20 +757,82 @@ def _write_history(
         )
         if relation:
             row.history_relation_id = obj.pk  # type: ignore[attr-defined]
-        rows.append(row)
-    return hm._default_manager.using(using).bulk_create(rows, batch_size=batch)
+        return row
+
+    if connections[using].vendor == "postgresql":
+        return _insert_history(t, instances, row_for(instances[0]), using, batch)
+    created = hm._default_manager.using(using).bulk_create(
+        [row_for(obj) for obj in instances], batch_size=batch
+    )
+    return [(getattr(row, t.pk_attname), row.pk) for row in created]
+
+
+def _insert_history(
+    t: TrackedModel,
+    instances: Sequence[models.Model],
+    template: models.Model,
+    using: str,
+    batch: int,
+) -> list[tuple[Any, Any]]:
+    """``INSERT INTO history (...) SELECT v.*, <shared values> FROM (VALUES ...) v``."""
+    hm = t.history_model
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    tracked = {f.attname for f in t.fields}
+    pk: Any = hm._meta.pk
+    per_object: list[Any] = []  # from the object (or, for unique fields, a fresh default)
+    shared: list[Any] = []
+    for f in hm._meta.concrete_fields:
+        if f is pk and isinstance(f, models.AutoField):
+            continue  # numbered by the database
+        if f.attname in tracked or f.attname == "history_relation_id" or f is pk or f.unique:
+            per_object.append(f)
+        else:
+            shared.append(f)
+    shared_params = [f.get_db_prep_save(f.pre_save(template, True), connection) for f in shared]
+
+    def value(f: Any, obj: models.Model) -> Any:
+        if f.attname in tracked:
+            raw = getattr(obj, f.attname)
+        elif f.attname == "history_relation_id":
+            raw = obj.pk
+        else:
+            raw = f.get_default()
+        return f.get_db_prep_save(raw, connection)
+
+    names = [f"koherent_v{i}" for i in range(len(per_object))]
+    columns = ", ".join(qn(str(f.column)) for f in [*per_object, *shared])
+    select = ", ".join([*names, *(f"CAST(%s AS {f.cast_db_type(connection)})" for f in shared)])
+    first = "(" + ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in per_object) + ")"
+    other = "(" + ", ".join(["%s"] * len(per_object)) + ")"
+    key: Any = hm._meta.get_field(t.history_key)
+    returning = f"{qn(str(pk.column))}, {qn(str(key.column))}"
+    written: list[tuple[Any, Any]] = []
+    for chunk in _chunks(instances, batch):
+        params = list(shared_params)
+        for obj in chunk:
+            params.extend(value(f, obj) for f in per_object)
+        rows = ", ".join([first, *[other] * (len(chunk) - 1)])
+        sql = (
+            f"INSERT INTO {qn(hm._meta.db_table)} ({columns}) SELECT {select} "
+            f"FROM (VALUES {rows}) koherent_v({', '.join(names)}) RETURNING {returning}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            written.extend((object_key, history_id) for history_id, object_key in cursor)
+    return written
 
 
 def _write_m2m_history(
     t: TrackedModel,
-    rows: Sequence[models.Model],
+    written: Sequence[tuple[Any, Any]],
     using: str,
     batch: int,
 ) -> None:
     """simple-history's many-to-many snapshot of each new history row (its through rows)."""
-    if not t.m2m or not rows:
+    if not t.m2m or not written:
         return
-    by_object = {getattr(row, t.pk_attname): row for row in rows}
+    by_object = dict(written)
     for m2m in t.m2m:
         through = m2m.through._base_manager.using(using)
         names = [f.attname for f in m2m.through._meta.concrete_fields]
@@ -767,8 +840,8 @@ def _write_m2m_history(
         for chunk in _chunks(list(by_object), batch):
             for link in through.filter(**{f"{m2m.source_attname}__in": chunk}):
                 values = {name: getattr(link, name) for name in names}
-                history_row = by_object[getattr(link, m2m.source_attname)]
-                snapshot.append(m2m.history_model(history=history_row, **values))
+                history_id = by_object[getattr(link, m2m.source_attname)]
+                snapshot.append(m2m.history_model(history_id=history_id, **values))
         m2m.history_model._default_manager.using(using).bulk_create(snapshot, batch_size=batch)
 
 
