@@ -361,3 +361,26 @@ def test_ten_thousand_changes_revert_in_a_bounded_number_of_queries() -> None:
     once = _bulk_assignation(objects=1000, rounds=1)
     count_once, _ = _revert_queries(once)
     assert count_once == count
+
+
+def test_multi_table_inherited_objects_are_deleted_and_recreated() -> None:
+    from tests.undoapp.models import Contract, Document
+
+    with koherent.assignation():
+        kept = Contract.objects.create(title="kept", party="ACME")
+    with koherent.assignation() as ctx:
+        made = Contract.objects.create(title="made", party="Initech")
+        kept_id = kept.pk
+        kept.delete()
+    assert list(Contract.objects.values_list("title", flat=True)) == ["made"]
+    result = koherent.revert_assignation(ctx.assignation_id or "")
+    # The deletion wrote history for both tracked tables of the kept contract; the creation
+    # only for the child (Django sends no signal for the parent part).
+    assert (result.deleted, result.recreated) == (1, 2)
+    assert list(Contract.objects.values_list("pk", "title", "party")) == [
+        (kept_id, "kept", "ACME")
+    ]
+    assert list(Document.objects.values_list("pk", flat=True)) == [kept_id]  # parent rows too
+    assert not Contract.objects.filter(pk=made.pk).exists()
+    recreated = Contract.history.get(assignation_id=result.revert_assignation_id, id=kept_id)
+    assert recreated.history_type == "+"

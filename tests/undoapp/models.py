@@ -54,3 +54,19 @@ class Payment(models.Model):
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="payments")
     amount = models.IntegerField()
+
+
+class Document(models.Model):
+    """Tracked, and the parent of a multi-table inherited tracked model."""
+
+    title = models.CharField(max_length=50)
+
+    history = HistoryField()
+
+
+class Contract(Document):
+    """A multi-table child: bulk statements cannot create it, ``save()`` does."""
+
+    party = models.CharField(max_length=50)
+
+    history = HistoryField()
