@@ -382,7 +382,7 @@ def _revert_chain(using: str, assignation_id: str) -> tuple[tuple[str, ...], set
     return reverted_by, seen - {assignation_id}
 
 
-def _read_rows(work: _ModelWork, using: str, assignation_id: str, batch: int) -> None:
+def _read_rows(work: _ModelWork, using: str, assignation_id: str) -> None:
     """Each object's first row under the assignation (a window function: one row per object)."""
     t = work.tracked
     first = Window(
@@ -668,7 +668,7 @@ def _gather(
         _ModelWork(tracked=t, rows=counts[t.label]) for t in _in_dependency_order(touched)
     ]
     for index, w in enumerate(models_work):
-        _read_rows(w, using, assignation_id, batch_size)
+        _read_rows(w, using, assignation_id)
         _lock_and_read_current(w, using, batch_size, lock)
         if progress:
             progress("read", index + 1, len(models_work))
@@ -1090,9 +1090,21 @@ def revert_assignation(
             _ensure_revert_record(ctx, db)
             deleted, restored, recreated = _apply(work, force=force, progress=progress)
     except DatabaseError as exc:
+        logger.warning(
+            "koherent: reverting assignation %s failed, nothing was changed: %s",
+            assignation_id,
+            exc,
+        )
         raise RevertError(
             f"reverting assignation {assignation_id} failed and nothing was changed: {exc}"
         ) from exc
+    except RevertError as exc:
+        logger.warning(
+            "koherent: revert of assignation %s refused: %s",
+            assignation_id,
+            str(exc).splitlines()[0],
+        )
+        raise
     logger.info(
         "koherent: reverted assignation %s as %s (%d deleted, %d restored, %d re-created%s)",
         assignation_id,

@@ -99,7 +99,9 @@ def test_order_holds_with_immediate_constraint_checks(scenario: Scenario) -> Non
         cursor.execute("DELETE FROM undoapp_invoice WHERE id = %s", [scenario.kept.pk])
 
 
-def test_conflict_is_detected_and_nothing_changes(scenario: Scenario) -> None:
+def test_conflict_is_detected_and_nothing_changes(
+    scenario: Scenario, caplog: pytest.LogCaptureFixture
+) -> None:
     with koherent.assignation(app="later") as later:
         kept = Invoice.objects.get(pk=scenario.kept.pk)
         kept.total = 99
@@ -123,6 +125,7 @@ def test_conflict_is_detected_and_nothing_changes(scenario: Scenario) -> None:
     assert "changed later by" in str(caught.value)
     assert "force=True" in str(caught.value)
     assert not Assignation.objects.filter(origin="revert").exists()
+    assert f"revert of assignation {scenario.assignation_id} refused" in caplog.text
 
 
 def test_forced_revert_overrides_conflicts(scenario: Scenario) -> None:
@@ -186,7 +189,7 @@ def test_failure_midway_changes_nothing(scenario: Scenario, monkeypatch: Any) ->
     assert not Invoice.history.filter(history_change_reason__startswith="revert").exists()
 
 
-def test_database_refusal_midway_changes_nothing() -> None:
+def test_database_refusal_midway_changes_nothing(caplog: pytest.LogCaptureFixture) -> None:
     """A unique value taken since: the re-creation of the line fails after its invoice's."""
     with koherent.assignation(app="setup"):
         invoice = Invoice.objects.create(number="U-1")
@@ -201,6 +204,7 @@ def test_database_refusal_midway_changes_nothing() -> None:
         koherent.revert_assignation(ctx.assignation_id or "")
     assert snapshot() == state
     assert not Invoice.objects.filter(number="U-2").exists()  # its re-creation was undone
+    assert "nothing was changed" in caplog.text
 
 
 def test_dry_run_writes_nothing(scenario: Scenario) -> None:
