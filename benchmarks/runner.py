@@ -38,7 +38,7 @@ def _log(message: str) -> None:
 def schema_fingerprint() -> str:
     """Changes when the contenders' tables may change: their code, Koherent's models, versions."""
     digest = hashlib.sha256()
-    sources = sorted((HERE / "contenders").rglob("*.py"))
+    sources = [*sorted((HERE / "contenders").rglob("*.py")), HERE / "settings.py"]
     sources += sorted((ROOT / "koherent" / "migrations").glob("*.py"))
     sources += [ROOT / "koherent" / "models.py", ROOT / "koherent" / "fields.py"]
     for path in sources:

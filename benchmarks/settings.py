@@ -22,6 +22,7 @@ DATABASES = {"default": server_settings(os.environ.get("KOHERENT_BENCH_DB", "pos
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
     "simple_history",
     "koherent",
     "auditlog",
@@ -37,7 +38,10 @@ INSTALLED_APPS = [
     "benchmarks.contenders.pghistoryapp",
 ]
 
-MIDDLEWARE: list[str] = []
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
 ROOT_URLCONF = "benchmarks.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -22,6 +22,8 @@ SCENARIOS = (
     Scenario("write", "Write cost", "benchmarks.scenarios.write"),
     Scenario("bulk", "Bulk helpers", "benchmarks.scenarios.bulk"),
     Scenario("query", "Query by assignation", "benchmarks.scenarios.query", database="data"),
+    Scenario("undo", "Undo", "benchmarks.scenarios.undo"),
+    Scenario("graphql", "GraphQL", "benchmarks.scenarios.graphql"),
 )
 
 BY_ID = {scenario.id: scenario for scenario in SCENARIOS}

@@ -188,7 +188,9 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         progress=log,
     )
 
-    queries = {(c, m): _queries_per_save(c, m, user) for c in CONTENDERS for m in MODES}
+    queries = {
+        (c, m): _queries_per_save(c, m, user, n=min(chunk, 100)) for c in CONTENDERS for m in MODES
+    }
     reset_database()
 
     groups = []

@@ -139,3 +139,32 @@ def test_query_scenario_every_contender_returns_the_whole_operation(
     }
     queries = {row["contender"]: row["queries"] for row in query["groups"][0]["rows"]}
     assert queries == {"koherent": 2, "pghistory": 1, "auditlog": 1, "reversion": 1}
+
+
+def test_undo_scenario_every_contender_gives_back_the_state_before(
+    tiny_run: dict[str, Any],
+) -> None:
+    undo = _scenario(tiny_run, "undo")
+    checks = undo["checks"]
+    contenders = ("koherent", "reversion", "simplehistory")
+    assert checks["changes"] == dict.fromkeys(contenders, undo["sizes"]["changes"])
+    assert checks["changed_before_undo"] == dict.fromkeys(contenders, True)
+    for contender in contenders:
+        assert checks["restored"][contender], contender
+        assert all(checks["restored"][contender]), contender
+    queries = {row["contender"]: row["queries"] for row in undo["groups"][0]["rows"]}
+    assert queries["koherent"] < 50
+    # The peers work object by object: at least one query per object.
+    assert queries["reversion"] >= undo["sizes"]["objects"]
+    assert queries["simplehistory"] >= undo["sizes"]["objects"]
+
+
+def test_graphql_scenario_lists_every_entry_in_a_few_queries(tiny_run: dict[str, Any]) -> None:
+    graphql = _scenario(tiny_run, "graphql")
+    checks = graphql["checks"]
+    expected = checks["expected"]
+    assert set(checks["returned"]["graphql"]) == {expected}
+    assert set(checks["returned"]["python"]) == {expected}
+    # Batched: a handful of queries for the whole list, not one per entry.
+    assert checks["queries"]["graphql"] < 12
+    assert checks["queries"]["python"] < 8
