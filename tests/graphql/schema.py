@@ -125,6 +125,15 @@ class Mutation(KoherentMutation):
         return Order.objects.create(reference=reference)  # type: ignore[return-value]
 
     @strawberry_django.mutation
+    def create_order_and_enqueue(self, reference: str, worker: str) -> OrderType:
+        """Writes an order, and has a Celery worker write another (tests/celery's workers)."""
+        from tests.celery.harness import running_apps
+
+        order = Order.objects.create(reference=reference)
+        running_apps[worker].tasks["kt.write"].delay(f"{reference}-task")
+        return order  # type: ignore[return-value]
+
+    @strawberry_django.mutation
     def create_then_fail(self, reference: str) -> OrderType:
         Order.objects.create(reference=reference)
         raise RuntimeError("the mutation failed after writing")
