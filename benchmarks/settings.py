@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from django_guid.integrations import CeleryIntegration
+
 from benchmarks.databases import server_settings
 
 SECRET_KEY = "koherent-benchmarks-not-secret"
@@ -54,9 +56,9 @@ PGHISTORY_INSTALL_CONTEXT_FUNC_ON_MIGRATE = True
 PGTRIGGER_INSTALL_ON_MIGRATE = False
 PGTRIGGER_MIGRATIONS = False
 
-# django-guid: only its Celery integration is measured; its receivers are connected and
-# disconnected by the propagation scenario.
-DJANGO_GUID = {"INTEGRATIONS": []}
+# django-guid: only its Celery integration is measured (default options); the propagation
+# scenario connects and disconnects its receivers (benchmarks.propagation).
+DJANGO_GUID = {"INTEGRATIONS": [CeleryIntegration()]}
 
 LOGGING = {
     "version": 1,
