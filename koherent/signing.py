@@ -30,6 +30,7 @@ that runs, and an origin such as ``celery``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -109,6 +110,10 @@ class _ContextSigner(Signer):
 #: Emptied whenever Django reports a change to a setting they depend on.
 _signers: dict[str, _ContextSigner] = {}
 _pk_parsers: list[Callable[[str], Any]] = []
+#: User primary keys converted from their text, by text (at most _USER_PKS_KEPT of them).
+_user_pks: dict[str, Any] = {}
+_USER_PKS_KEPT: Final = 1024
+_NOT_PARSED: Final = object()
 _WATCHED_SETTINGS = frozenset(
     {"KOHERENT", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "AUTH_USER_MODEL"}
 )
@@ -119,6 +124,7 @@ def _forget(*, setting: str, **kwargs: Any) -> None:
     if setting in _WATCHED_SETTINGS:
         _signers.clear()
         _pk_parsers.clear()
+        _user_pks.clear()
 
 
 def _current_signer(purpose: str) -> _ContextSigner:
@@ -142,23 +148,57 @@ def _current_signer(purpose: str) -> _ContextSigner:
 
 
 def _user_ref(text: str) -> StaticUserRef:
-    """A reference to the user whose primary key is ``text``, converted to the pk's type."""
-    validate_user_pk(text)
-    if not _pk_parsers:
-        if not apps.ready:
-            return StaticUserRef(text)
-        from django.contrib.auth import get_user_model
+    """A reference to the user whose primary key is ``text``, converted to the pk's type.
 
-        _pk_parsers.append(get_user_model()._meta.pk.to_python)
-    try:
-        return StaticUserRef(_pk_parsers[0](text))
-    except (ValidationError, TypeError, ValueError) as exc:
-        raise ValueError(f"{text!r} is not a valid user primary key: {exc}") from None
+    A new reference every time (each remembers on its own whether its user exists); the
+    conversion of each text is kept, as the same users arrive again and again.
+    """
+    pk = _user_pks.get(text, _NOT_PARSED)
+    if pk is _NOT_PARSED:
+        validate_user_pk(text)
+        if not _pk_parsers:
+            if not apps.ready:
+                return StaticUserRef(text)
+            from django.contrib.auth import get_user_model
+
+            _pk_parsers.append(get_user_model()._meta.pk.to_python)
+        try:
+            pk = _pk_parsers[0](text)
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise ValueError(f"{text!r} is not a valid user primary key: {exc}") from None
+        if len(_user_pks) >= _USER_PKS_KEPT:
+            _user_pks.clear()
+        _user_pks[text] = pk
+    return StaticUserRef(pk)
 
 
 def _bound(bind: str, payload: str) -> str:
     # The length prefix keeps "ab" + "c..." and "a" + "bc..." apart.
     return f"{len(bind)}{_SIGNATURE_SEPARATOR}{bind}{payload}"
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _payload(assignation_id: str | None, app: str | None, parent: str | None, user_pk: Any) -> str:
+    """The checked payload of these fields (a process signs the same ones again and again)."""
+    try:
+        if user_pk is None:
+            user = ""
+        elif type(user_pk) is int and -(10**63) < user_pk < 10**63:
+            user = str(user_pk)  # the common case, valid as it is
+        else:
+            # Checked as given (type), then as sent (length, control characters).
+            user = validate_user_pk(str(validate_user_pk(user_pk)))
+        return _FIELD_SEPARATOR.join(
+            (
+                _VERSION,
+                "" if assignation_id is None else validate_assignation_id(assignation_id),
+                "" if app is None else validate_app(app),
+                "" if parent is None else validate_assignation_id(parent),
+                user,
+            )
+        )
+    except ValueError as exc:
+        raise InvalidSignedContext(InvalidSignedContext.INVALID, str(exc)) from None
 
 
 def sign_context(ctx: AuditContext, *, bind: str = "", purpose: str = "") -> str:
@@ -171,28 +211,7 @@ def sign_context(ctx: AuditContext, *, bind: str = "", purpose: str = "") -> str
     Raises :class:`InvalidSignedContext` (reason ``invalid``) when a field of ``ctx`` is not
     a value :func:`verify_context` would accept.
     """
-    try:
-        user_pk = ctx.user_id
-        if user_pk is None:
-            user = ""
-        elif type(user_pk) is int and -(10**63) < user_pk < 10**63:
-            user = str(user_pk)  # the common case, valid as it is
-        else:
-            # Checked as given (type), then as sent (length, control characters).
-            user = validate_user_pk(str(validate_user_pk(user_pk)))
-        payload = _FIELD_SEPARATOR.join(
-            (
-                _VERSION,
-                "" if ctx.assignation_id is None else validate_assignation_id(ctx.assignation_id),
-                "" if ctx.app is None else validate_app(ctx.app),
-                ""
-                if ctx.parent_assignation_id is None
-                else validate_assignation_id(ctx.parent_assignation_id),
-                user,
-            )
-        )
-    except ValueError as exc:
-        raise InvalidSignedContext(InvalidSignedContext.INVALID, str(exc)) from None
+    payload = _payload(ctx.assignation_id, ctx.app, ctx.parent_assignation_id, ctx.user_id)
     signature = _current_signer(purpose).signature(_bound(bind, payload))
     return f"{payload}{_SIGNATURE_SEPARATOR}{signature}"
 
@@ -236,18 +255,35 @@ def verify_context(
             "the signature does not match: the value was changed, or signed with another "
             "key or for another task",
         )
+    assignation_id, app, parent, user = _fields(payload)
+    try:
+        user_ref = _user_ref(user) if user else None
+    except ValueError as exc:
+        raise error(error.INVALID, str(exc)) from None
+    return AuditContext(
+        assignation_id=assignation_id,
+        app=app,
+        parent_assignation_id=parent,
+        user_ref=user_ref,
+        task_id=task_id,
+        origin=origin,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _fields(payload: str) -> tuple[str | None, str | None, str | None, str]:
+    """The checked fields of a verified payload (the same ones arrive again and again)."""
+    error = InvalidSignedContext
     parts = payload.split(_FIELD_SEPARATOR, 4)
     if len(parts) != 5 or parts[0] != _VERSION:
         raise error(error.MALFORMED, f"not a version {_VERSION} signed context")
     _, assignation_id, app, parent, user = parts
     try:
-        return AuditContext(
-            assignation_id=validate_assignation_id(assignation_id) if assignation_id else None,
-            app=validate_app(app) if app else None,
-            parent_assignation_id=validate_assignation_id(parent) if parent else None,
-            user_ref=_user_ref(user) if user else None,
-            task_id=task_id,
-            origin=origin,
+        return (
+            validate_assignation_id(assignation_id) if assignation_id else None,
+            validate_app(app) if app else None,
+            validate_assignation_id(parent) if parent else None,
+            user,
         )
     except ValueError as exc:
         raise error(error.INVALID, str(exc)) from None

@@ -168,3 +168,19 @@ def test_graphql_scenario_lists_every_entry_in_a_few_queries(tiny_run: dict[str,
     # Batched: a handful of queries for the whole list, not one per entry.
     assert checks["queries"]["graphql"] < 12
     assert checks["queries"]["python"] < 8
+
+
+def test_propagation_scenario_carries_each_context_and_nothing_without_hooks(
+    tiny_run: dict[str, Any],
+) -> None:
+    propagation = _scenario(tiny_run, "propagation")
+    seen = propagation["checks"]["propagated_as_expected"]
+    # Koherent's assignation and django-guid's id arrive; with no hooks neither does,
+    # although the publisher had both in effect.
+    assert seen == {"none": [True], "koherent": [True], "guid": [True]}
+    end_to_end, hooks = propagation["groups"]
+    assert [r["contender"] for r in end_to_end["rows"]] == ["none", "koherent", "guid"]
+    net = {r["contender"]: r["net_total"] for r in hooks["rows"]}
+    assert net["none"] == 0
+    assert net["koherent"] > 0
+    assert net["guid"] > 0
