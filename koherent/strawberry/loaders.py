@@ -166,23 +166,38 @@ def _load_assignations(keys: list[str]) -> list[Assignation | None]:
 
 
 def _model_counts(keys: list[str]) -> list[dict[str, int]]:
-    from django.db.models import Count
+    """Per assignation, its number of history rows per tracked model: one ``UNION ALL`` of a
+    grouped count per history table (split only past the database's limits)."""
+    from django.db import connection
+    from django.db.models import CharField, Count, Value
 
     from koherent.registry import tracked_models
 
     counts: dict[str, dict[str, int]] = {key: {} for key in keys}
-    parts = [
-        tracked.history_model._default_manager.filter(assignation_id__in=keys)
-        .values_list("assignation_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-        for tracked in tracked_models()
-    ]
-    labels = [tracked.label for tracked in tracked_models()]
-    for label, part in zip(labels, parts, strict=True):
-        for assignation_id, n in part:
+    tracked = tracked_models()
+    if not keys or not tracked:
+        return [counts[key] for key in keys]
+    limit = connection.features.max_query_params
+    per_query = _MODELS_PER_QUERY if limit is None else max(1, limit // len(keys))
+    for start in range(0, len(tracked), min(per_query, _MODELS_PER_QUERY)):
+        chunk = tracked[start : start + min(per_query, _MODELS_PER_QUERY)]
+        parts = [
+            t.history_model._default_manager.filter(assignation_id__in=keys)
+            .order_by()
+            .values("assignation_id")
+            .annotate(
+                koherent_label=Value(t.label, output_field=CharField()), koherent_n=Count("pk")
+            )
+            .values_list("assignation_id", "koherent_label", "koherent_n")
+            for t in chunk
+        ]
+        for assignation_id, label, n in parts[0].union(*parts[1:], all=True):
             counts[assignation_id][label] = n
     return [counts[key] for key in keys]
+
+
+#: History tables per ``UNION ALL`` (SQLite allows 500 compound terms).
+_MODELS_PER_QUERY = 200
 
 
 class Loaders:
