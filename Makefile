@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.koherent-installed
+DEMO_STAMP := $(VENV)/.koherent-demo-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint format matrix bench clean
+.PHONY: help setup demo test test-fast lint format matrix bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -14,10 +15,21 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Koherent needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,test,lint,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,example,test,lint,dev,bench]'
 	touch $(STAMP)
 
+# The demo needs fewer extras; a .venv made by `make setup` already has them.
+$(DEMO_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Koherent needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if [ ! $(STAMP) -nt pyproject.toml ]; then \
+	  $(BIN)/python -m pip install --quiet -e '.[celery,strawberry,example]'; fi
+	touch $(DEMO_STAMP)
+
 setup: $(STAMP) ## Create .venv and install Koherent with every extra
+
+demo: $(DEMO_STAMP) ## The example end to end: GraphQL request, Celery worker, history, revert
+	$(BIN)/python examples/demo.py $(ARGS)
 
 test: $(STAMP) ## Lint, type-check, run the suite on PostgreSQL and SQLite, and one more matrix cell
 	$(BIN)/python scripts/run_tests.py $(if $(ARGS),-- $(ARGS))
@@ -41,4 +53,4 @@ bench: $(STAMP) ## Benchmarks vs the peers: writes benchmarks/results.md, result
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean: ## Remove the virtualenv, nox environments and caches
-	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3 examples/.data
