@@ -243,6 +243,10 @@ def verify_context(
         raise error(
             error.OVERSIZED, f"{len(value)} characters long; the maximum is {MAX_SIGNED_LENGTH}"
         )
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no signer could have written it
+        raise error(error.MALFORMED, "the value is not valid Unicode text") from None
     payload, separator, signature = value.rpartition(_SIGNATURE_SEPARATOR)
     if not separator:
         raise error(error.UNSIGNED, "the value carries no signature")

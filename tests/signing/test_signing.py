@@ -218,6 +218,13 @@ def test_anything_else_is_refused_cleanly(value: object) -> None:
         verify_context(value, bind=TASK)
 
 
+def test_a_lone_surrogate_is_refused_not_raised() -> None:
+    value = sign_context(ctx(), bind=TASK)
+    with pytest.raises(InvalidSignedContext) as refused:
+        verify_context("\ud800" + value[1:], bind=TASK)
+    assert refused.value.reason == InvalidSignedContext.MALFORMED
+
+
 @examples(max_examples=200)
 @given(position=st.integers(min_value=0), replacement=st.characters())
 def test_every_change_is_detected(position: int, replacement: str) -> None:
