@@ -20,6 +20,9 @@ id                 problem
                    reverted
 ``koherent.W041``  ``koherent.admin`` is installed but ``RECORD_ASSIGNATIONS`` is off: the
                    assignation list stays empty
+``koherent.E050``  an ``OUTGOING_HOSTS`` entry is not a host, ``host:port`` or ``*.domain``
+``koherent.E051``  an ``OUTGOING_*_HEADER`` is not a valid header name, or both name the same
+                   header
 =================  ======================================================================
 """
 
@@ -353,4 +356,61 @@ def check_celery_protocol(app_configs: Any = None, **kwargs: Any) -> list[CheckM
                     id="koherent.W010",
                 )
             )
+    return messages
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+@register(Tags.security)
+def check_outgoing_http(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E050 and E051: where outgoing HTTP calls send the assignation, and under which names."""
+    from koherent.http.hosts import parse_host_pattern
+
+    raw = getattr(settings, "KOHERENT", None)
+    if not isinstance(raw, dict):
+        return []
+    messages: list[CheckMessage] = []
+    hosts = raw.get("OUTGOING_HOSTS")
+    if isinstance(hosts, (list, tuple)):
+        for entry in hosts:
+            try:
+                parse_host_pattern(entry)
+            except ValueError as exc:
+                messages.append(
+                    Error(
+                        f"settings.KOHERENT['OUTGOING_HOSTS']: {exc}.",
+                        hint="Use 'host', 'host:port' or '*.domain' (see docs/services.md); "
+                        "the entry is ignored until then.",
+                        id="koherent.E050",
+                    )
+                )
+    names = {}
+    for key in ("OUTGOING_ASSIGNATION_HEADER", "OUTGOING_APP_HEADER"):
+        value = raw.get(key)
+        if not isinstance(value, str):
+            continue
+        if _HEADER_NAME.fullmatch(value) is None:
+            messages.append(
+                Error(
+                    f"settings.KOHERENT[{key!r}] = {value!r} is not a valid header name.",
+                    hint="Use letters, digits and '-', as in 'X-Assignation-ID'.",
+                    id="koherent.E051",
+                )
+            )
+        else:
+            names[key] = value.lower()
+    assignation_header = (
+        names.get("OUTGOING_ASSIGNATION_HEADER")
+        or str(raw.get("ASSIGNATION_HEADER", DEFAULTS["ASSIGNATION_HEADER"])).lower()
+    )
+    if names.get("OUTGOING_APP_HEADER") == assignation_header:
+        messages.append(
+            Error(
+                "settings.KOHERENT['OUTGOING_APP_HEADER'] names the header that carries the "
+                "assignation id.",
+                hint="Give the app a header of its own, e.g. 'X-Koherent-App'.",
+                id="koherent.E051",
+            )
+        )
     return messages

@@ -48,6 +48,13 @@ class KoherentSettings(TypedDict, total=False):
     #: Older keys still accepted when verifying; ``None``: ``SECRET_KEY_FALLBACKS``, or none with
     #: a ``SIGNING_KEY`` of its own.
     SIGNING_KEY_FALLBACKS: list[str] | None
+    #: Hosts whose outgoing HTTP calls (``koherent.http``) carry the assignation: ``host``,
+    #: ``host:port`` or ``*.domain`` entries. Empty: no host.
+    OUTGOING_HOSTS: list[str] | tuple[str, ...]
+    #: Header carrying the assignation id on outgoing calls; ``None``: ``ASSIGNATION_HEADER``.
+    OUTGOING_ASSIGNATION_HEADER: str | None
+    #: Header carrying the app on outgoing calls; ``None``: the app is not sent.
+    OUTGOING_APP_HEADER: str | None
 
 
 DEFAULTS: KoherentSettings = {
@@ -65,6 +72,9 @@ DEFAULTS: KoherentSettings = {
     "GRAPHQL_READ_PERMISSION": "koherent.strawberry.permissions.authenticated",
     "SIGNING_KEY": None,
     "SIGNING_KEY_FALLBACKS": None,
+    "OUTGOING_HOSTS": (),
+    "OUTGOING_ASSIGNATION_HEADER": None,
+    "OUTGOING_APP_HEADER": None,
 }
 
 #: Keys whose value is a dotted import path (checked by ``koherent.E003``).

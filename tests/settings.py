@@ -6,9 +6,11 @@ The database comes from ``KOHERENT_TEST_DB``: ``postgres`` (default; the server 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import dj_database_url
+import django
 
 BASE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -55,6 +57,18 @@ INSTALLED_APPS = [
     "tests.undoapp",
     "tests.aioapp",
 ]
+
+# Django's tasks framework (koherent.tasks): Django's own from 6.0, else the django-tasks
+# backport; the database backend of django-tasks-db, run by its db_worker command in the tests.
+if importlib.util.find_spec("django_tasks_db") is not None:
+    _TASKS_PACKAGE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+    if _TASKS_PACKAGE == "django_tasks":
+        INSTALLED_APPS.append("django_tasks")
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {
+        "default": {"BACKEND": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend"},
+        "database": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []},
+    }
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,0 +1,84 @@
+"""What an outgoing call carries: the current assignation id (and app) for allowed hosts only.
+
+Shared by the client integrations (:mod:`koherent.http.httpx`, :mod:`koherent.http.requests`);
+imports no HTTP client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from koherent.config import get_setting
+from koherent.context import UNSET, _current
+from koherent.http.hosts import HostAllowList, allow_list
+
+
+@dataclass(frozen=True, slots=True)
+class Propagation:
+    """Which hosts get the assignation, under which header names.
+
+    Every field left at its default is read from the settings at each call (``OUTGOING_HOSTS``,
+    ``OUTGOING_ASSIGNATION_HEADER``, ``OUTGOING_APP_HEADER``), so ``override_settings`` applies.
+    Given here, a value is used as it is: ``hosts=()`` sends to no host, ``app_header=None``
+    never sends the app.
+    """
+
+    #: The allow-list (see :mod:`koherent.http.hosts`).
+    hosts: Sequence[str] | None = None
+    #: Header carrying the assignation id.
+    assignation_header: str | None = None
+    #: Header carrying the app (``None``: the app is not sent).
+    app_header: Any = UNSET
+
+    def allow_list(self) -> HostAllowList:
+        """The parsed allow-list in force."""
+        hosts = self.hosts if self.hosts is not None else get_setting("OUTGOING_HOSTS")
+        return allow_list(hosts or ())
+
+    def header_values(self) -> dict[str, str]:
+        """The headers the current context gives an allowed call (empty without a context)."""
+        ctx = _current.get()
+        if ctx is None or (ctx.assignation_id is None and ctx.app is None):
+            return {}
+        values: dict[str, str] = {}
+        if ctx.assignation_id is not None:
+            name = self.assignation_header or get_setting("OUTGOING_ASSIGNATION_HEADER")
+            values[name or get_setting("ASSIGNATION_HEADER")] = ctx.assignation_id
+        if ctx.app is not None:
+            app_header = (
+                get_setting("OUTGOING_APP_HEADER") if self.app_header is UNSET else self.app_header
+            )
+            if app_header:
+                values[app_header] = ctx.app
+        return values
+
+    def apply(
+        self,
+        headers: MutableMapping[str, str],
+        scheme: str,
+        host: str | None,
+        port: int | None,
+    ) -> None:
+        """Set, or take out, the context's headers of a call to ``scheme://host:port``.
+
+        On an allowed host the headers are set from the current context, replacing any value
+        there. On any other host, a header holding the very value the context would send is
+        removed: an earlier hop (a redirect from an allowed host) put it there. Without a
+        context nothing is touched.
+        """
+        values = self.header_values()
+        if not values:
+            return
+        if self.allow_list().allows(scheme, host, port):
+            for name, value in values.items():
+                headers[name] = value
+            return
+        for name, value in values.items():
+            if headers.get(name) == value:
+                del headers[name]
+
+
+#: The settings-driven propagation the integrations use by default.
+DEFAULT = Propagation()

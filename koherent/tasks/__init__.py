@@ -1,0 +1,33 @@
+"""Django's tasks framework: an audited task runs in the audit context it was enqueued under.
+
+For ``django.tasks`` (Django 6.0 and newer) and the ``django-tasks`` backport (older Django),
+with any backend: the immediate one, the database-backed one of ``django-tasks-db`` run by its
+``db_worker`` command, or another. Mark each task::
+
+    from koherent.tasks import task
+
+
+    @task
+    def send_receipt(order_id): ...
+
+or audit a task made by Django's own decorator::
+
+    from django.tasks import task
+    from koherent.tasks import audited
+
+
+    @audited
+    @task(queue_name="emails")
+    def send_receipt(order_id): ...
+
+``send_receipt.enqueue(order.pk)`` under a context then stores the context, signed, with the
+task; the run restores it (with the task result's id as ``task_id``) and resets it afterwards.
+See docs/tasks.md. This subpackage is the only part of Koherent that imports a tasks framework.
+"""
+
+from __future__ import annotations
+
+from koherent.tasks.audited import AuditedTask, audited, task
+from koherent.tasks.kwarg import KWARG, ORIGIN, PURPOSE
+
+__all__ = ["KWARG", "ORIGIN", "PURPOSE", "AuditedTask", "audited", "task"]

@@ -1,0 +1,64 @@
+"""The tasks of the test project for Django's tasks framework (module-level, as the framework
+requires). Each writes an ``Order`` named after its label (a tracked model: Koherent stamps its
+history row) and returns the audit context it saw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import koherent
+from koherent.tasks import audited, task
+from koherent.tasks.compat import FRAMEWORKS
+from tests.testapp.models import Order
+
+#: The framework's own ``@task`` (Django's, or the backport's).
+framework_task = FRAMEWORKS[0].task
+
+
+def seen() -> dict[str, Any]:
+    ctx = koherent.current()
+    return {
+        "assignation_id": ctx.assignation_id,
+        "app": ctx.app,
+        "user_id": ctx.user_id,
+        "task_id": ctx.task_id,
+        "origin": ctx.origin,
+    }
+
+
+@task
+def write(label: str, total: int = 0) -> dict[str, Any]:
+    Order.objects.create(reference=label, total=total)
+    return seen()
+
+
+@task
+def fail(label: str) -> None:
+    Order.objects.create(reference=label)
+    raise ValueError(f"{label} fails on purpose")
+
+
+@task
+async def write_async(label: str) -> dict[str, Any]:
+    await Order.objects.acreate(reference=label)
+    return seen()
+
+
+@audited
+@framework_task(takes_context=True)
+def write_with_context(context: Any, label: str) -> dict[str, Any]:
+    Order.objects.create(reference=label)
+    return {**seen(), "result_id": str(context.task_result.id)}
+
+
+@task
+def echo_kwargs(**kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments the function itself receives, and its context; writes nothing."""
+    return {"kwargs": sorted(kwargs), **seen()}
+
+
+@framework_task
+def plain(label: str) -> dict[str, Any]:
+    """Not audited."""
+    Order.objects.create(reference=label)
+    return seen()
