@@ -20,7 +20,8 @@ NO_EXTRAS = textwrap.dedent(
 
     BLOCKED = {
         "celery", "kombu", "billiard", "strawberry", "strawberry_django", "graphql",
-        "channels", "daphne", "structlog",
+        "channels", "daphne", "structlog", "httpx", "httpcore", "requests", "urllib3",
+        "django_tasks", "django_tasks_db",
     }
 
     class Block(importlib.abc.MetaPathFinder):
@@ -56,6 +57,7 @@ NO_EXTRAS = textwrap.dedent(
     call_command("migrate", verbosity=0)
     call_command("check")
     import koherent.middleware, koherent.resolvers, koherent.checks, koherent.aio, koherent.log
+    import koherent.http
     from tests.testapp.models import Order
 
     with koherent.assignation(app="no-extras") as ctx:

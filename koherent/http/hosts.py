@@ -109,15 +109,17 @@ def _split_port(entry: str) -> tuple[str, int | None]:
 
 def parse_host_pattern(entry: object) -> HostPattern:
     """Parse one ``OUTGOING_HOSTS`` entry; ``ValueError`` says what is wrong with it."""
-    if not isinstance(entry, str):
-        raise ValueError(f"{entry!r} is not a string")
-    text = entry.strip()
     try:
+        if not isinstance(entry, str):
+            raise ValueError("it is not a string")
+        text = entry.strip()
         if not text:
             raise ValueError("it is empty")
         if "/" in text or "@" in text or any(c.isspace() for c in text):
             raise ValueError("give a host name, with an optional :port, not a URL")
         host, port = _split_port(text)
+        if host == "*":
+            raise ValueError("'*' would send the assignation to every host: list the hosts")
         subdomains = host.startswith(_WILDCARD)
         if subdomains:
             host = host[len(_WILDCARD) :]
