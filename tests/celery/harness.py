@@ -41,6 +41,11 @@ class WorkerConfig:
     concurrency: int = 1
     install: bool = True
     sentry: bool = False
+    #: The ``celery -A`` module and the Django settings of the worker process.
+    app_module: str = "tests.celery.worker"
+    settings_module: str = "tests.settings"
+    #: More environment variables for the worker process.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 CONFIGS: dict[str, WorkerConfig] = {
@@ -114,7 +119,7 @@ class Worker:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DJANGO_SETTINGS_MODULE": self.config.settings_module,
             "KOHERENT_TEST_DB": "postgres",
             "KOHERENT_TEST_DB_NAME": self.database_name,
             "KOHERENT_CELERY_KEY": self.key,
@@ -124,6 +129,7 @@ class Worker:
             "KOHERENT_CELERY_INSTALL": "1" if self.config.install else "0",
             "KOHERENT_CELERY_SENTRY": "1" if self.config.sentry else "0",
             "CELERY_SKIP_CHECKS": "1",
+            **dict(self.config.env),
         }
         env.update(extra)
         return env
@@ -134,7 +140,7 @@ class Worker:
             "-m",
             "celery",
             "-A",
-            "tests.celery.worker",
+            self.config.app_module,
             "worker",
             "--pool",
             self.config.pool,
