@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Koherent needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,example,test,lint,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,httpx,requests,tasks,example,test,lint,dev,bench]'
 	touch $(STAMP)
 
 # The demo needs fewer extras; a .venv made by `make setup` already has them.

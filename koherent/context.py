@@ -180,7 +180,7 @@ def get_current_app() -> str | None:
 
 
 def get_current_task_id() -> str | None:
-    """The id of the Celery task running here, or ``None``."""
+    """The id of the task (Celery, or Django's tasks framework) running here, or ``None``."""
     value = _current.get()
     return None if value is None else value.task_id
 

@@ -94,7 +94,8 @@ def test_one_assignation_spans_both_services(two: TwoServices) -> None:
     assert response.status_code == 200, two.a.output()
     placed = response.json()
     assignation_id = placed["assignation_id"]
-    assert assignation_id and response.headers["X-Assignation-ID"] == assignation_id
+    assert assignation_id
+    assert response.headers["X-Assignation-ID"] == assignation_id
     seen = two.worker.app.AsyncResult(placed["task_id"]).get(timeout=90)
 
     # Service A: the request, then its task in the worker.
@@ -129,14 +130,14 @@ def test_one_assignation_spans_both_services(two: TwoServices) -> None:
     assert fresh["assignationId"] not in (None, assignation_id)
     assert unlisted["received"]["assignation_id"] not in (None, assignation_id)
 
-    rows_b = dict(
-        (reference, (row_assignation, app))
+    rows_b = {
+        reference: (row_assignation, app)
         for reference, row_assignation, app in two.b_rows(
             "SELECT reference, assignation_id, app FROM testapp_historicalorder "
             "WHERE reference LIKE %s",
             f"{label}-%",
         )
-    )
+    }
     assert rows_b == {
         f"{label}-b-allowed": (assignation_id, "service-a"),
         f"{label}-b-unlisted": (fresh["assignationId"], "service-b"),
