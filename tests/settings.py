@@ -60,8 +60,8 @@ INSTALLED_APPS = [
 
 # Django's tasks framework (koherent.tasks): Django's own from 6.0, else the django-tasks
 # backport; the database backend of django-tasks-db, run by its db_worker command in the tests.
-if importlib.util.find_spec("django_tasks_db") is not None:
-    _TASKS_PACKAGE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+_TASKS_PACKAGE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+if importlib.util.find_spec("django_tasks_db") and importlib.util.find_spec(_TASKS_PACKAGE):
     if _TASKS_PACKAGE == "django_tasks":
         INSTALLED_APPS.append("django_tasks")
     INSTALLED_APPS.append("django_tasks_db")
