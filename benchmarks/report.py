@@ -142,6 +142,8 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"Not measured: {result.get('reason', result.get('status'))}.")
             continue
         lines += [f"*{result['question']}*", "", result["method"], ""]
+        if result.get("measured"):
+            lines += [f"Measured {result['measured']}.", ""]
         sizes = ", ".join(f"{k} = {_num(v)}" for k, v in result.get("sizes", {}).items())
         lines += [f"Sizes: {sizes}.", ""]
         for group in result["groups"]:

@@ -145,6 +145,18 @@ def run_scenario(scenario_id: str, size: str, database: str) -> dict[str, Any]:
     return result
 
 
+def _keep_other_scenarios(path: Path, results: dict[str, Any]) -> None:
+    """With ``--only``, keep the other scenarios of an earlier run of the same size."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if earlier.get("size") != results["size"]:
+        return
+    merged = {**earlier.get("scenarios", {}), **results["scenarios"]}
+    results["scenarios"] = {s.id: merged[s.id] for s in SCENARIOS if s.id in merged}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--size", choices=["full", "tiny"], default="full")
@@ -198,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         for scenario_id in selected:
             _log(f"scenario {scenario_id}")
             database = dbs[BY_ID[scenario_id].database]
-            results["scenarios"][scenario_id] = run_scenario(scenario_id, args.size, database)
+            result = run_scenario(scenario_id, args.size, database)
+            result["measured"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            results["scenarios"][scenario_id] = result
             _log(f"scenario {scenario_id}: {results['scenarios'][scenario_id]['status']}")
     finally:
         results["load"] = meter.stop()
@@ -207,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                 databases.drop(name)
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.only:
+        _keep_other_scenarios(out_dir / "results.json", results)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (out_dir / "results.md").write_text(report.markdown(results))
     _log(f"wrote {out_dir / 'results.md'} and results.json")
