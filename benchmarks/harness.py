@@ -58,6 +58,8 @@ class Stats:
     """Per-operation timings of one entry, in seconds."""
 
     samples: list[float] = field(default_factory=list)
+    #: The benchmark process's own CPU time per operation, for each sample (when measured).
+    cpu: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -79,6 +81,7 @@ class Stats:
             "min": min(self.samples) * scale,
             "max": max(self.samples) * scale,
             "samples": len(self.samples),
+            "cpu": statistics.median(self.cpu) * scale if self.cpu else None,
         }
 
 
@@ -104,11 +107,14 @@ def interleave(
                 if step.before is not None:
                     step.before()
                 gc.collect()
+                cpu_started = time.process_time()
                 started = time.perf_counter()
                 done = step.run()
                 elapsed = time.perf_counter() - started
-                ops = step.ops if done is None else done
-                stats[key].samples.append(elapsed / max(ops, 1))
+                cpu = time.process_time() - cpu_started
+                ops = max(step.ops if done is None else done, 1)
+                stats[key].samples.append(elapsed / ops)
+                stats[key].cpu.append(cpu / ops)
             if entry.after is not None:
                 entry.after()
         if between_rounds is not None:

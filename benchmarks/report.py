@@ -40,6 +40,9 @@ def _group_table(result: dict[str, Any], group: dict[str, Any]) -> list[str]:
     unit = result.get("unit", "")
     labels = {row["contender"]: row["label"] for row in group["rows"]}
     header = ["Contender", f"median ({unit})", "quartiles", "samples"]
+    with_cpu = any(row.get("cpu") is not None for row in group["rows"])
+    if with_cpu:
+        header.append("of which client CPU")
     header.append(f"× {labels.get(group['baseline'], group['baseline'])}")
     if group.get("reference"):
         header.append(f"× {labels.get(group['reference'], group['reference'])}")
@@ -52,8 +55,10 @@ def _group_table(result: dict[str, Any], group: dict[str, Any]) -> list[str]:
             _num(row["median"]),
             f"{_num(row['q1'])}–{_num(row['q3'])}",
             _num(row["samples"]),
-            _ratio(row.get("ratio")),
         ]
+        if with_cpu:
+            cells.append(_num(row.get("cpu")))
+        cells.append(_ratio(row.get("ratio")))
         if group.get("reference"):
             cells.append(_ratio(row.get("ratio_reference")))
         cells += [_num(row.get(key)) for key in columns]
