@@ -20,6 +20,16 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 DATABASES = {"default": server_settings(os.environ.get("KOHERENT_BENCH_DB", "postgres"))}
+# The same database through connections with psycopg's prepared statements on (Django turns
+# them off by default, for connection poolers): the query scenario measures both.
+DATABASES["prepared"] = {
+    **DATABASES["default"],
+    "OPTIONS": {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "server_side_binding": True,
+        "prepare_threshold": 5,
+    },
+}
 
 INSTALLED_APPS = [
     "django.contrib.auth",

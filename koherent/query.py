@@ -5,13 +5,18 @@ every tracked model, in a stable order: ``history_date``, then the tracked model
 (``app_label.ModelName``), then ``history_id``. Rows written by different processes can share a
 timestamp; the order stays the same from one call to the next all the same.
 
-Cost, whatever the number of rows: a page of rows is two queries, both using the
-``(assignation_id, history_date, history_id)`` index every Koherent history model has. The
-first walks that index in every tracked history table at once (one ``UNION ALL``) and returns
-only the keys of the page; the second loads the full rows of the models that page touched (one
-``UNION ALL`` again). Untouched tables cost an index probe each, and the number of queries does
-not grow with the number of tracked models. Pages are keyset-paged with opaque cursors, so a
-page deep into a large assignation costs what the first one costs.
+Cost, whatever the number of rows and of tracked models: the first page of rows is one query,
+and every later page two, all using the ``(assignation_id, history_date, history_id)`` index
+every Koherent history model has. The first page reads the full rows straight from that index
+in every tracked history table at once (one ``UNION ALL``, ordered and limited). A later page
+first walks the index from its cursor (each table giving at most a page of keys), then loads
+the full rows of the models that page touched (one ``UNION ALL`` again), so a page deep into a
+large assignation costs what the first one costs. Untouched tables cost an index probe each.
+
+Each of these queries has the same SQL text for every assignation (the id is a parameter): on
+PostgreSQL most of its cost is planning the ``UNION ALL``, which a connection with prepared
+statements does once (psycopg's ``prepare_threshold`` with ``server_side_binding``, see
+docs/undo.md).
 
 For display, :class:`HistoryEntry` is one row as a plain value (kind, date, user id, app,
 assignation, task, model label, object id), and :func:`effective_changes` computes the field
@@ -418,6 +423,8 @@ class _LoadPlan:
     pk_columns: tuple[str, ...]
     #: Per model: the result column (after the model index) of each concrete field.
     layout: tuple[tuple[int, ...], ...]
+    #: The number of shared columns.
+    width: int
 
 
 @functools.lru_cache(maxsize=256)
@@ -471,6 +478,7 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
         tables=tuple(_table(t.history_model, connection) for t in group),
         pk_columns=tuple(pk_columns),
         layout=tuple(layout),
+        width=len(types),
     )
 
 
@@ -499,16 +507,72 @@ def _load_group(
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(branches), params)
         fetched = cursor.fetchall()
+    rows = _build_rows(using, connection, group, plan, fetched, offset=1)
+    return {(group[raw[0]].label, row.pk): row for raw, row in zip(fetched, rows, strict=True)}
+
+
+@functools.lru_cache(maxsize=256)
+def _first_page_sql(group: tuple[TrackedModel, ...], alias: str, vendor: str, limit: int) -> str:
+    """The one query of a first page: full rows of every table, straight from the index."""
+    connection = connections[alias]
+    plan = _cached_plan(group, alias, vendor)
+    cast = _mixed_history_ids(group)
+    branches = []
+    for index, t in enumerate(group):
+        hm = t.history_model
+        branches.append(
+            f"SELECT {index} AS koherent_m, {_column(hm, 'history_date', connection)} AS "
+            f"koherent_date, {_history_id_sql(t, connection, cast)} AS koherent_id, "
+            f"{plan.selects[index]} FROM {plan.tables[index]} "
+            f"WHERE {_column(hm, 'assignation_id', connection)} = %s"
+        )
+    return (
+        "SELECT * FROM ("
+        + " UNION ALL ".join(branches)
+        + f") koherent_u ORDER BY koherent_date, koherent_m, koherent_id LIMIT {int(limit)}"
+    )
+
+
+def _first_page(
+    using: str, tracked: Sequence[TrackedModel], assignation_id: str, limit: int
+) -> list[Model] | None:
+    """The first ``limit`` rows of the assignation in one query, or ``None`` when the tracked
+    tables do not fit in one (then the keys and the rows are read apart).
+
+    The same SQL text serves every assignation (the id is a parameter), so a connection with
+    prepared statements (psycopg's ``prepare_threshold``) plans it once.
+    """
+    if len(tracked) > _TABLES_PER_QUERY:
+        return None
+    connection = connections[using]
+    group = tuple(tracked)
+    plan = _cached_plan(group, using, connection.vendor)
+    if plan.width > _COLUMNS_PER_QUERY:
+        return None
+    sql = _first_page_sql(group, using, connection.vendor, limit)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [assignation_id] * len(group))
+        fetched = cursor.fetchall()
+    return _build_rows(using, connection, group, plan, fetched, offset=3)
+
+
+def _build_rows(
+    using: str,
+    connection: BaseDatabaseWrapper,
+    group: Sequence[TrackedModel],
+    plan: _LoadPlan,
+    fetched: Sequence[Sequence[Any]],
+    offset: int,
+) -> list[Model]:
+    """Model instances from rows laid out by ``plan``, the model index in their column 0."""
     builders = [_builder(t.history_model, using, connection) for t in group]
     direct = [b.builds_directly() for b in builders]
-    result: dict[tuple[str, Any], Model] = {}
+    rows = []
     for raw in fetched:
         index = raw[0]
-        row = builders[index].build(
-            [raw[column + 1] for column in plan.layout[index]], direct[index]
-        )
-        result[(group[index].label, row.pk)] = row
-    return result
+        values = [raw[column + offset] for column in plan.layout[index]]
+        rows.append(builders[index].build(values, direct[index]))
+    return rows
 
 
 class _RowBuilder:
@@ -604,7 +668,8 @@ class AssignationHistory:
     def page(self, first: int = DEFAULT_PAGE_SIZE, after: str | None = None) -> HistoryPage:
         """Up to ``first`` rows after the cursor ``after`` (from the start without one).
 
-        Two queries, whatever ``first`` and the depth of the page. Raises
+        One query for the first page, two for a later one, whatever ``first`` and the depth
+        of the page. Raises
         :class:`InvalidCursor` for a cursor this module did not make.
         """
         if first < 1:
@@ -616,6 +681,10 @@ class AssignationHistory:
         tracked = self._tracked()
         if not tracked:
             return HistoryPage(rows=(), has_next=False)
+        if cursor is None:
+            found = _first_page(self.using, tracked, self.assignation_id, first + 1)
+            if found is not None:
+                return HistoryPage(rows=tuple(found[:first]), has_next=len(found) > first)
         keys = _page_keys(self.using, tracked, self.assignation_id, cursor, first + 1)
         has_next = len(keys) > first
         keys = keys[:first]
@@ -676,8 +745,9 @@ def history_for_assignation(
 
     Returns a lazy :class:`AssignationHistory`: iterate it for the rows in order
     (``history_date``, then model label, then ``history_id``), fetched ``batch_size`` rows
-    (default 500) at a time, two queries per batch; or take :meth:`~AssignationHistory.page`\\ s
-    with cursors. ``using`` names the database (the default one otherwise).
+    (default 500) at a time, one query for the first batch and two for each later one; or
+    take :meth:`~AssignationHistory.page`\\ s with cursors. ``using`` names the database
+    (the default one otherwise).
     """
     return AssignationHistory(assignation_id, using=using, batch_size=batch_size)
 
