@@ -6,7 +6,7 @@ STAMP := $(VENV)/.koherent-installed
 DEMO_STAMP := $(VENV)/.koherent-demo-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format matrix bench clean
+.PHONY: help setup demo test test-fast lint format matrix bench soak clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ matrix: $(STAMP) ## Every cell of the Python x Django matrix (nox)
 
 bench: $(STAMP) ## Benchmarks vs the peers: writes benchmarks/results.md, results.json, README table
 	$(BIN)/python -m benchmarks $(ARGS)
+
+soak: $(STAMP) ## Soak, crash, restart and fuzz scenarios at full size (minutes; PostgreSQL, Redis)
+	rm -f tests/soak/last-run.jsonl
+	KOHERENT_SOAK=full $(BIN)/python scripts/run_tests.py --no-lint --no-matrix --backend postgres -- -m soak -s $(ARGS)
 
 clean: ## Remove the virtualenv, nox environments and caches
 	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3 examples/.data

@@ -1,0 +1,47 @@
+"""Sizes and figures of the soak scenarios.
+
+``make soak`` sets ``KOHERENT_SOAK=full``: every scenario runs at its full size and appends its
+figures to ``tests/soak/last-run.jsonl`` (one JSON object per scenario), from which
+``tests/soak/results.md`` is written. The normal suite runs the same code at a reduced size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import pytest
+
+RESULTS = Path(__file__).with_name("last-run.jsonl")
+
+
+def full() -> bool:
+    """True under ``make soak``."""
+    return os.environ.get("KOHERENT_SOAK") == "full"
+
+
+def size(full_size: int, reduced: int) -> int:
+    """``full_size`` under ``make soak``, else ``reduced`` (CI and ``make test``)."""
+    return full_size if full() else reduced
+
+
+def report(scenario: str, **figures: object) -> None:
+    """Print a scenario's figures; under ``make soak`` also append them to ``RESULTS``."""
+    line = ", ".join(f"{key}={value}" for key, value in figures.items())
+    print(f"\nSOAK {scenario}: {line}")
+    if full():
+        record = {
+            "scenario": scenario,
+            "at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "python": platform.python_version(),
+            **figures,
+        }
+        with RESULTS.open("a") as out:
+            out.write(json.dumps(record, default=str) + "\n")
+
+
+#: Marks a scenario of this suite (``make soak`` selects them with ``-m soak``).
+soak = pytest.mark.soak
