@@ -1,5 +1,7 @@
 """Start a real HTTP server (uvicorn or gunicorn) on the test database, on a free port.
 
+By default the server runs ``tests.aioapp`` with ``tests.settings``; ``application``,
+``settings`` and ``ready_path`` serve another application (the GraphQL tests' server does).
 The listening socket is made here, bound to 127.0.0.1 on a port the OS picks, and handed to the
 server as an open file descriptor: no fixed port, and no window in which another process could
 take it. The server reaches the test database through ``KOHERENT_TEST_DATABASE_NAME``, so tests
@@ -26,17 +28,23 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _command(kind: str, fd: int) -> list[str]:
+APPLICATIONS = {
+    "uvicorn": "tests.aioapp.asgi:application",
+    "gunicorn": "tests.aioapp.wsgi:application",
+}
+
+
+def _command(kind: str, fd: int, application: str) -> list[str]:
     if kind == "uvicorn":
         return [
-            *(sys.executable, "-m", "uvicorn", "tests.aioapp.asgi:application"),
-            *("--fd", str(fd), "--loop", "asyncio", "--http", "h11"),
+            *(sys.executable, "-m", "uvicorn", application),
+            *("--fd", str(fd), "--loop", "asyncio", "--http", "h11", "--ws", "websockets"),
             *("--lifespan", "off", "--timeout-keep-alive", "120"),
             *("--no-access-log", "--log-level", "warning"),
         ]
     if kind == "gunicorn":
         return [
-            *(sys.executable, "-m", "gunicorn", "tests.aioapp.wsgi:application"),
+            *(sys.executable, "-m", "gunicorn", application),
             *("--bind", f"fd://{fd}", "--worker-class", "gthread", "--workers", "1"),
             *("--threads", "4", "--keep-alive", "120", "--graceful-timeout", "5"),
             *("--log-level", "warning"),
@@ -48,6 +56,7 @@ def _command(kind: str, fd: int) -> list[str]:
 class Server:
     url: str
     log: IO[str]
+    ready_path: str = "/aio/whoami-sync/"
 
     def output(self) -> str:
         """Everything the server printed so far."""
@@ -56,8 +65,21 @@ class Server:
 
 
 @contextmanager
-def running_server(kind: str) -> Iterator[Server]:
-    """Run ``kind`` ("uvicorn" or "gunicorn") until the block ends."""
+def running_server(
+    kind: str,
+    *,
+    application: str | None = None,
+    settings: str = "tests.settings",
+    ready_path: str = "/aio/whoami-sync/",
+) -> Iterator[Server]:
+    """Run ``kind`` ("uvicorn" or "gunicorn") until the block ends.
+
+    ``application`` is the ASGI or WSGI application's ``module:name`` (default: the aio test
+    app's), ``settings`` the Django settings module, ``ready_path`` a path answering 200 once
+    the server serves.
+    """
+    if kind not in APPLICATIONS:
+        raise ValueError(f"unknown server {kind!r}")
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
@@ -65,13 +87,13 @@ def running_server(kind: str) -> Iterator[Server]:
     port = listener.getsockname()[1]
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DJANGO_SETTINGS_MODULE": settings,
         "KOHERENT_TEST_DATABASE_NAME": str(connection.settings_dict["NAME"]),
         "PYTHONPATH": str(ROOT),
     }
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(
-            _command(kind, listener.fileno()),
+            _command(kind, listener.fileno(), application or APPLICATIONS[kind]),
             cwd=ROOT,
             env=env,
             pass_fds=(listener.fileno(),),
@@ -79,7 +101,7 @@ def running_server(kind: str) -> Iterator[Server]:
             stderr=subprocess.STDOUT,
         )
         listener.close()
-        server = Server(url=f"http://127.0.0.1:{port}", log=log)
+        server = Server(url=f"http://127.0.0.1:{port}", log=log, ready_path=ready_path)
         try:
             _wait_until_serving(process, server)
             yield server
@@ -98,7 +120,7 @@ def _wait_until_serving(process: subprocess.Popen[bytes], server: Server) -> Non
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}:\n{_tail(server)}")
         try:
-            if httpx.get(f"{server.url}/aio/whoami-sync/", timeout=5).status_code == 200:
+            if httpx.get(f"{server.url}{server.ready_path}", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
