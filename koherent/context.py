@@ -430,8 +430,16 @@ def _validated_changes(
         ("task_id", task_id, validate_task_id),
         ("parent_assignation_id", parent_assignation_id, validate_assignation_id),
     ):
-        if given is not UNSET:
-            changes[name] = None if given is None else validator(given)
+        if given is None or given is UNSET:
+            if given is None:
+                changes[name] = None
+            continue
+        try:
+            changes[name] = validator(given)
+        except ValueError as exc:
+            if name == "parent_assignation_id":
+                raise ValueError(f"parent {exc}") from None
+            raise
     return changes
 
 

@@ -77,7 +77,7 @@ APP = Field("app", 100, "p")
 ORIGIN = Field("origin", 32, "o")
 USER = Field("user primary key", 64, "1")
 TASK = Field("task id", 255, "t")
-PARENT = Field("assignation id", 100, "b")  # a parent assignation id
+PARENT = Field("parent assignation id", 100, "b")
 
 #: Malformed values per field, with what the refusal says.
 MALFORMED: dict[str, list[tuple[Any, str]]] = {
@@ -109,6 +109,9 @@ MALFORMED: dict[str, list[tuple[Any, str]]] = {
         ("", "task id must not be empty"),
     ],
 }
+MALFORMED["parent assignation id"] = [
+    (value, f"parent {message}") for value, message in MALFORMED["assignation id"]
+]
 
 
 def counts() -> dict[str, int]:
@@ -405,7 +408,7 @@ def test_the_table_walks_every_entry_point_and_every_field() -> None:
         MAX_TASK_ID_LENGTH,
     ]
     api = {(entry, field.name) for entry, field, _, _ in API}
-    fields = {f.name for f in (ASSIGNATION, APP, ORIGIN, USER, TASK)}
+    fields = {f.name for f in (ASSIGNATION, APP, ORIGIN, USER, TASK, PARENT)}
     assert {name for entry, name in api if entry == "context"} == fields
     assert {name for entry, name in api if entry == "assignation"} == fields - {"task id"}
     assert set(MALFORMED) == fields
