@@ -18,6 +18,9 @@ class KoherentSettings(TypedDict, total=False):
 
     #: Request header carrying the assignation id (HTTP middleware and GraphQL extension).
     ASSIGNATION_HEADER: str
+    #: Who may join an assignation a request names: ``"owner"`` (the user who opened it),
+    #: ``"any"`` (no check), or the dotted path of ``fn(user, assignation_id, record) -> bool``.
+    ASSIGNATION_ACCESS: str
     #: Open a fresh assignation for every request that does not name one.
     FRESH_ASSIGNATION_PER_REQUEST: bool
     #: Echo the request's assignation id in the response, under ``ASSIGNATION_HEADER``.
@@ -59,6 +62,7 @@ class KoherentSettings(TypedDict, total=False):
 
 DEFAULTS: KoherentSettings = {
     "ASSIGNATION_HEADER": "X-Assignation-ID",
+    "ASSIGNATION_ACCESS": "owner",
     "FRESH_ASSIGNATION_PER_REQUEST": True,
     "RESPONSE_HEADER": True,
     "APP_RESOLVER": "koherent.resolvers.static_app",
@@ -83,6 +87,9 @@ DOTTED_PATH_KEYS: tuple[str, ...] = (
     "GRAPHQL_REVERT_PERMISSION",
     "GRAPHQL_READ_PERMISSION",
 )
+
+#: The named policies ``ASSIGNATION_ACCESS`` accepts besides a dotted path (``koherent.E060``).
+ASSIGNATION_ACCESS_POLICIES: tuple[str, ...] = ("owner", "any")
 
 #: The values ``GRAPHQL_FRESH_ASSIGNATION`` accepts (checked by ``koherent.E030``).
 GRAPHQL_FRESH_ASSIGNATION_MODES: tuple[str, ...] = ("mutation", "operation", "never")

@@ -17,6 +17,32 @@ class InvalidRequestContext(KoherentError, ValueError):
     status_code = 400
 
 
+class AssignationAccessDenied(InvalidRequestContext):
+    """A request names an assignation that ``KOHERENT["ASSIGNATION_ACCESS"]`` does not let its
+    user join (by default: one opened by another user).
+
+    The middleware answers it with HTTP 403 and the GraphQL extension with a GraphQL error
+    (code ``KOHERENT_ASSIGNATION_ACCESS_DENIED``), before the view or resolver runs, so nothing
+    is written. ``assignation_id``, ``user_pk`` (``None`` for an anonymous request) and
+    ``policy`` say who was refused what, and under which policy.
+    """
+
+    status_code = 403
+
+    def __init__(self, assignation_id: str, user_pk: object, policy: str) -> None:
+        who = "an anonymous request" if user_pk is None else f"user {user_pk}"
+        super().__init__(
+            f"{who} may not join assignation {assignation_id!r} "
+            f"(KOHERENT['ASSIGNATION_ACCESS'] = {policy!r})"
+        )
+        self.assignation_id = assignation_id
+        self.user_pk = user_pk
+        self.policy = policy
+
+    def __reduce__(self) -> tuple[type[AssignationAccessDenied], tuple[str, object, str]]:
+        return (type(self), (self.assignation_id, self.user_pk, self.policy))
+
+
 class InvalidSignedContext(KoherentError, ValueError):
     """A signed audit context (a task header, say) was refused.
 

@@ -13,7 +13,9 @@ For each request it sets the context (user read late from ``request.user``, app 
 configured resolver, assignation from the ``X-Assignation-ID`` header or a fresh one), always
 overwriting whatever the thread or task carried before, and resets it when the response is
 returned, also when the view raises. A streaming response's content runs in the request's
-context step by step. A malformed header gets HTTP 400 before the view runs.
+context step by step. A malformed header gets HTTP 400 before the view runs, and a header
+naming an assignation the request's user may not join (``KOHERENT["ASSIGNATION_ACCESS"]``,
+by default one another user opened) gets HTTP 403.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from koherent.context import (
     set_context,
 )
 from koherent.exceptions import InvalidRequestContext
-from koherent.resolvers import context_from_request
+from koherent.resolvers import aprepare_request, context_from_request
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
@@ -72,7 +74,8 @@ class KoherentMiddleware:
         return context_from_request(request)
 
     def refuse(self, request: HttpRequest, error: InvalidRequestContext) -> HttpResponseBase:
-        """The response to a request whose context is refused (HTTP 400 by default)."""
+        """The response to a request whose context is refused: HTTP 400 for a malformed value,
+        403 for an assignation the user may not join (``error.status_code``)."""
         logger.warning(
             "koherent: refused %s %s: %s", request.method, request.path, error, exc_info=False
         )
@@ -96,11 +99,10 @@ class KoherentMiddleware:
         return self.finish(response, ctx)  # type: ignore[arg-type]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        auser = getattr(request, "auser", None)
-        if auser is not None:
-            # Resolve the user now: async code cannot evaluate a lazy request.user later.
-            await auser()
         try:
+            # Resolve the user and the access to a named assignation now: async code cannot
+            # evaluate a lazy request.user, nor query, later.
+            await aprepare_request(request)
             ctx = self.get_context(request)
         except InvalidRequestContext as error:
             return self.refuse(request, error)

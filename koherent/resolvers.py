@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.module_loading import import_string
 
+from koherent import access
 from koherent.config import get_setting
 from koherent.context import AuditContext, new_assignation_id
 from koherent.exceptions import InvalidRequestContext
@@ -87,16 +88,26 @@ def assignation_id_from_headers(headers: Any) -> str | None:
 
 
 def context_from_request(
-    request: HttpRequest, *, origin: str = "request", fresh: bool | None = None
+    request: HttpRequest,
+    *,
+    origin: str = "request",
+    fresh: bool | None = None,
+    check_access: bool = True,
 ) -> AuditContext:
     """The audit context of ``request``: its user (read late), app and assignation.
 
     The assignation comes from the ``KOHERENT["ASSIGNATION_HEADER"]`` header; without one a
     fresh id is made when ``fresh`` is true (by default when
-    ``KOHERENT["FRESH_ASSIGNATION_PER_REQUEST"]`` is).
-    Raises :class:`InvalidRequestContext` for a malformed header.
+    ``KOHERENT["FRESH_ASSIGNATION_PER_REQUEST"]`` is). A named assignation must be one the
+    request's user may join (``KOHERENT["ASSIGNATION_ACCESS"]``, :mod:`koherent.access`),
+    unless ``check_access`` is false (the caller checks it itself).
+    Raises :class:`InvalidRequestContext` for a malformed header, and its subclass
+    :class:`~koherent.exceptions.AssignationAccessDenied` for an assignation the user may not
+    join. In async code, ``await aprepare_request(request)`` first.
     """
     assignation_id = assignation_id_from_headers(request.headers)
+    if assignation_id is not None and check_access:
+        access.check_request(request, assignation_id)
     if assignation_id is None:
         if fresh is None:
             fresh = bool(get_setting("FRESH_ASSIGNATION_PER_REQUEST"))
@@ -108,3 +119,19 @@ def context_from_request(
         origin=origin,
         user_ref=RequestUserRef(request),
     )
+
+
+async def aprepare_request(request: HttpRequest) -> None:
+    """Resolve, in async code, what :func:`context_from_request` reads with queries.
+
+    Awaits ``request.auser()`` (an async caller cannot evaluate the lazy ``request.user``
+    later) and checks the access to the assignation the request names, keeping the verdict on
+    the request, so that ``context_from_request`` then runs without a query. Raises what
+    ``context_from_request`` raises.
+    """
+    auser = getattr(request, "auser", None)
+    if auser is not None:
+        await auser()
+    assignation_id = assignation_id_from_headers(request.headers)
+    if assignation_id is not None:
+        await access.acheck_request(request, assignation_id)

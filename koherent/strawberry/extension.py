@@ -17,7 +17,9 @@ For each operation the extension
 2. once the operation type is known, opens a fresh assignation when nothing named one and
    ``KOHERENT["GRAPHQL_FRESH_ASSIGNATION"]`` says so (by default for mutations), and refuses a
    mutation over a websocket unless ``KOHERENT["GRAPHQL_WEBSOCKET_MUTATIONS"]`` allows it (then
-   each gets its own assignation);
+   each gets its own assignation), and refuses an operation whose client-named assignation
+   its user may not join (``KOHERENT["ASSIGNATION_ACCESS"]``, :mod:`koherent.access`: one
+   query, awaited in async execution, none when the middleware checked the same request);
 3. sets that context for the whole operation, overwriting whatever was in effect (so
    ``KoherentMiddleware``'s context for the same request is replaced by the operation's), and
    restores the previous one in a ``finally``;
@@ -33,7 +35,9 @@ runs in the caller's context, untouched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +46,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from koherent import access
 from koherent.config import GRAPHQL_FRESH_ASSIGNATION_MODES, get_setting
 from koherent.context import (
     AuditContext,
@@ -50,7 +55,7 @@ from koherent.context import (
     reset_context,
     set_context,
 )
-from koherent.exceptions import InvalidRequestContext
+from koherent.exceptions import AssignationAccessDenied, InvalidRequestContext
 from koherent.strawberry.loaders import close_loaders, open_loaders
 from koherent.strawberry.operation import (
     HTTP,
@@ -72,6 +77,9 @@ logger = logging.getLogger("koherent")
 WEBSOCKET_MUTATION_REFUSED = "KOHERENT_WEBSOCKET_MUTATION_REFUSED"
 #: ``extensions.code`` of the error refusing an operation whose request names a bad context.
 INVALID_AUDIT_CONTEXT = "KOHERENT_INVALID_AUDIT_CONTEXT"
+#: ``extensions.code`` of the error refusing an operation that names an assignation its user
+#: may not join (``KOHERENT["ASSIGNATION_ACCESS"]``).
+ASSIGNATION_ACCESS_DENIED = "KOHERENT_ASSIGNATION_ACCESS_DENIED"
 
 
 class KoherentExtension(SchemaExtension):
@@ -111,6 +119,15 @@ class KoherentExtension(SchemaExtension):
         self._refusal: GraphQLError | None = None
         self._user_request: HttpRequest | None = None
         self._assignation_id: str | None = None
+        self._ctx: AuditContext | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> KoherentExtension:
+        # Strawberry makes one extension per operation. In async execution (a running event
+        # loop) it is of a subclass whose on_execute is async, so that checking the access
+        # to a named assignation can await its query; sync execution cannot take async hooks.
+        if _in_event_loop() and not issubclass(cls, _AsyncExecution):
+            cls = _async_variant(cls)
+        return super().__new__(cls)
 
     # -- lifecycle -------------------------------------------------------------------------
     def on_operation(self) -> Iterator[None]:
@@ -144,18 +161,40 @@ class KoherentExtension(SchemaExtension):
             reset_context(token)
 
     def on_execute(self) -> Iterator[None]:
+        joining = self._before_execute()
+        if joining is not None:
+            try:
+                access.check_request(joining[0], joining[1])
+            except AssignationAccessDenied as error:
+                raise _denied(error) from None
+        self._enter_operation_context()
+        yield
+
+    def _before_execute(self) -> tuple[Any, str] | None:
+        """Refuse what must be refused; work out the operation's context. Returns the request
+        and the assignation whose access must be checked, when the client named it."""
         self._refuse_shared_instance(self.execution_context)
         if self._refusal is not None:
             raise self._refusal
         source = self._source
-        if source is not None and source.context is not None:
-            ctx = self._operation_context(source, self.execution_context.operation_type)
-            # Set for the rest of the operation (a subscription's events included): the token
-            # taken in on_operation restores what was in effect before the operation.
-            set_context(ctx)
-            self._assignation_id = ctx.assignation_id
-            self._report(source, ctx)
-        yield
+        if source is None or source.context is None:
+            return None
+        ctx = self._operation_context(source, self.execution_context.operation_type)
+        self._ctx = ctx
+        named = source.context.assignation_id
+        if source.named_by is None or named is None or ctx.assignation_id != named:
+            return None  # nothing named, or the operation got a fresh assignation instead
+        return source.request, named
+
+    def _enter_operation_context(self) -> None:
+        source, ctx = self._source, self._ctx
+        if source is None or ctx is None:
+            return
+        # Set for the rest of the operation (a subscription's events included): the token
+        # taken in on_operation restores what was in effect before the operation.
+        set_context(ctx)
+        self._assignation_id = ctx.assignation_id
+        self._report(source, ctx)
 
     def resolve(
         self,
@@ -262,6 +301,41 @@ class KoherentExtension(SchemaExtension):
                 "[KoherentExtension]), not as an instance: one instance shared by concurrent "
                 "operations would run one request's work in another's audit context."
             )
+
+
+class _AsyncExecution(KoherentExtension):
+    """What :class:`KoherentExtension` is in async execution: ``on_execute`` awaits the check."""
+
+    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+        joining = self._before_execute()
+        if joining is not None:
+            try:
+                await access.acheck_request(joining[0], joining[1])
+            except AssignationAccessDenied as error:
+                raise _denied(error) from None
+        self._enter_operation_context()
+        yield
+
+
+@functools.cache
+def _async_variant(cls: type[KoherentExtension]) -> type[KoherentExtension]:
+    """``cls`` with the async ``on_execute`` (one class per configured subclass)."""
+    if cls is KoherentExtension:
+        return _AsyncExecution
+    return type(cls.__name__, (_AsyncExecution, cls), {"__module__": cls.__module__})
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _denied(error: AssignationAccessDenied) -> GraphQLError:
+    logger.warning("koherent: refused a GraphQL operation: %s", error)
+    return GraphQLError(str(error), extensions={"code": ASSIGNATION_ACCESS_DENIED})
 
 
 async def _guarded(result: Awaitable[Any]) -> Any:

@@ -13,6 +13,10 @@ An operation's ``context_value`` says what it runs for:
 
 An operation may also name its own assignation in its ``extensions``
 (``{"koherent": {"assignationId": "..."}}``); that wins over the request's header.
+
+The context is read here without checking who may join a named assignation: the extension
+checks the assignation the operation finally runs under (:mod:`koherent.access`), once the
+operation type is known, with a query that async execution awaits.
 """
 
 from __future__ import annotations
@@ -69,6 +73,9 @@ class OperationSource:
     named_by: str | None
     #: The response whose headers may carry the assignation back (HTTP only).
     response: Any = None
+    #: What the context was read from (a Django request, or a :class:`ConnectionRequest`):
+    #: the holder of the user the access to a named assignation is checked for.
+    request: Any = None
 
 
 class ConnectionRequest:
@@ -149,27 +156,38 @@ def source_of(context_value: Any, operation_extensions: Any) -> OperationSource:
         named = named or operation_assignation(websocket_operation_extensions.get())
         params = lookup(context_value, "connection_params")
         adapter = ConnectionRequest(scope, params if isinstance(params, Mapping) else None)
-        ctx = context_from_request(as_request(adapter), origin=WEBSOCKET_ORIGIN, fresh=False)
-        return _with_named(WEBSOCKET, ctx, named, NAMED_BY_CONNECTION, None)
+        ctx = context_from_request(
+            as_request(adapter), origin=WEBSOCKET_ORIGIN, fresh=False, check_access=False
+        )
+        return _with_named(WEBSOCKET, ctx, named, NAMED_BY_CONNECTION, None, adapter)
     if scope is not None:
         adapter = ConnectionRequest(scope)
-        ctx = context_from_request(as_request(adapter), origin=HTTP_ORIGIN, fresh=False)
-        return _with_named(HTTP, ctx, named, NAMED_BY_REQUEST, lookup(context_value, "response"))
+        ctx = context_from_request(
+            as_request(adapter), origin=HTTP_ORIGIN, fresh=False, check_access=False
+        )
+        response = lookup(context_value, "response")
+        return _with_named(HTTP, ctx, named, NAMED_BY_REQUEST, response, adapter)
     if request is not None and hasattr(request, "headers"):
-        ctx = context_from_request(request, origin=HTTP_ORIGIN, fresh=False)
-        return _with_named(HTTP, ctx, named, NAMED_BY_REQUEST, lookup(context_value, "response"))
+        ctx = context_from_request(request, origin=HTTP_ORIGIN, fresh=False, check_access=False)
+        response = lookup(context_value, "response")
+        return _with_named(HTTP, ctx, named, NAMED_BY_REQUEST, response, request)
     return OperationSource(transport=None, context=None, named_by=None)
 
 
 def _with_named(
-    transport: str, ctx: AuditContext, named: str | None, default_by: str, response: Any
+    transport: str,
+    ctx: AuditContext,
+    named: str | None,
+    default_by: str,
+    response: Any,
+    request: Any,
 ) -> OperationSource:
     if named is not None:
         return OperationSource(
-            transport, ctx.evolve(assignation_id=named), NAMED_BY_OPERATION, response
+            transport, ctx.evolve(assignation_id=named), NAMED_BY_OPERATION, response, request
         )
     by = default_by if ctx.assignation_id is not None else None
-    return OperationSource(transport, ctx, by, response)
+    return OperationSource(transport, ctx, by, response, request)
 
 
 def unresolved_async_user(context_value: Any) -> HttpRequest | None:

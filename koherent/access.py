@@ -1,0 +1,244 @@
+"""Who may join an assignation that a request names: ``KOHERENT["ASSIGNATION_ACCESS"]``.
+
+A request joins an assignation by naming it (the ``X-Assignation-ID`` header, a GraphQL
+operation's ``extensions``, a websocket's connection parameters). The policy decides whether
+the request's *authenticated* user may:
+
+``"owner"`` (default)
+    Only the user who opened the assignation may join it: the user of its
+    :class:`~koherent.models.Assignation` record. An assignation without a record yet (nothing
+    written under it, or ``RECORD_ASSIGNATIONS`` off) or whose record has no user (opened by
+    an anonymous request, a script, a task sent without a user) may be joined by anyone; the
+    first change written under a new id records its user as the owner. An anonymous request
+    naming an assignation that a user opened is refused.
+``"any"``
+    No check: any request may join any assignation (Koherent 0.3 before this setting).
+a dotted path
+    ``fn(user, assignation_id, record) -> bool``: ``user`` is the request's authenticated
+    user or ``None``, ``record`` the ``Assignation`` or ``None``. Built in:
+    ``koherent.access.owner_or_superuser`` (the owner, and active superusers).
+
+A refusal raises :class:`~koherent.exceptions.AssignationAccessDenied` (HTTP 403 from the
+middleware, a GraphQL error from the extension) before anything runs, so nothing is written.
+
+Cost: requests that name no assignation cost nothing; one that names one costs one query by
+primary key on the ``Assignation`` table (none under ``"any"``). The record and the verdict
+are kept on the request, so the middleware and the GraphQL extension handling the same
+request share that one query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.db import router
+from django.utils.module_loading import import_string
+
+from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting
+from koherent.exceptions import AssignationAccessDenied
+
+if TYPE_CHECKING:
+    from koherent.models import Assignation
+
+__all__ = [
+    "AccessPolicy",
+    "acheck_request",
+    "afind_record",
+    "anyone",
+    "check_request",
+    "find_record",
+    "owner_of",
+    "owner_only",
+    "owner_or_superuser",
+]
+
+#: ``fn(user, assignation_id, record) -> bool``: may ``user`` join ``assignation_id``?
+AccessPolicy = Callable[[Any, str, "Assignation | None"], bool]
+
+#: Attribute of a request holding what was learnt about the assignations it names.
+_CACHE_ATTRIBUTE = "_koherent_assignation_access"
+_MISSING = object()
+
+
+def owner_of(record: Assignation | None) -> str | None:
+    """The primary key (as text) of the user who opened the assignation of ``record``."""
+    if record is None:
+        return None
+    if record.user_pk:
+        return str(record.user_pk)
+    if record.user_id is not None:
+        return str(record.user_id)
+    return None
+
+
+def owner_only(user: Any, assignation_id: str, record: Assignation | None) -> bool:
+    """The ``"owner"`` policy: no owner yet, or ``user`` is the owner."""
+    owner = owner_of(record)
+    if owner is None:
+        return True
+    return user is not None and str(user.pk) == owner
+
+
+def owner_or_superuser(user: Any, assignation_id: str, record: Assignation | None) -> bool:
+    """The ``"owner"`` policy, and active superusers may join any assignation."""
+    if user is not None and getattr(user, "is_superuser", False):
+        return bool(getattr(user, "is_active", True))
+    return owner_only(user, assignation_id, record)
+
+
+def anyone(user: Any, assignation_id: str, record: Assignation | None) -> bool:
+    """Every request may join every assignation (what ``"any"`` does, as a function)."""
+    return True
+
+
+@functools.lru_cache(maxsize=16)
+def _import_policy(path: str) -> AccessPolicy:
+    policy: AccessPolicy = import_string(path)
+    return policy
+
+
+def current_policy() -> tuple[str, AccessPolicy | None]:
+    """The configured policy's name, and its function (``None`` for ``"any"``)."""
+    name = get_setting("ASSIGNATION_ACCESS")
+    if name == "any":
+        return name, None
+    if name == "owner":
+        return name, owner_only
+    if isinstance(name, str) and "." in name:
+        try:
+            return name, _import_policy(name)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"KOHERENT['ASSIGNATION_ACCESS'] = {name!r} does not import: {exc}"
+            ) from None
+    raise ImproperlyConfigured(
+        f"KOHERENT['ASSIGNATION_ACCESS'] must be one of "
+        f"{', '.join(map(repr, ASSIGNATION_ACCESS_POLICIES))} or a dotted path, not {name!r}"
+    )
+
+
+def _authenticated(user: Any) -> Any:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user
+
+
+def request_user(request: Any) -> Any:
+    """The authenticated user of ``request`` (``None`` when anonymous), read now (sync)."""
+    cached = getattr(request, "_acached_user", None)
+    return _authenticated(cached if cached is not None else getattr(request, "user", None))
+
+
+async def arequest_user(request: Any) -> Any:
+    """The authenticated user of ``request``, resolved with ``request.auser()`` when it can."""
+    auser = getattr(request, "auser", None)
+    if auser is not None:
+        return _authenticated(await auser())
+    return _authenticated(getattr(request, "user", None))
+
+
+def _cache(request: Any) -> dict[str, Any]:
+    cache: dict[str, Any] | None = getattr(request, _CACHE_ATTRIBUTE, None)
+    if cache is None:
+        cache = {"records": {}, "allowed": set()}
+        try:
+            setattr(request, _CACHE_ATTRIBUTE, cache)
+        except (AttributeError, TypeError):  # a request object that takes no attributes
+            pass
+    return cache
+
+
+def _queryset(assignation_id: str) -> Any:
+    from koherent.models import Assignation
+
+    db = router.db_for_read(Assignation)
+    return Assignation.objects.using(db).filter(pk=assignation_id).order_by()
+
+
+def find_record(assignation_id: str, request: Any = None) -> Assignation | None:
+    """The record of ``assignation_id`` (one query by primary key; kept on ``request``)."""
+    records = _cache(request)["records"] if request is not None else {}
+    record = records.get(assignation_id, _MISSING)
+    if record is _MISSING:
+        if _in_event_loop():
+            raise RuntimeError(
+                f"koherent: the access to assignation {assignation_id!r} cannot be checked "
+                "from async code without a query; await "
+                "koherent.resolvers.aprepare_request(request) before reading the context"
+            )
+        record = _queryset(assignation_id).first()
+        records[assignation_id] = record
+    return record  # type: ignore[no-any-return]
+
+
+async def afind_record(assignation_id: str, request: Any = None) -> Assignation | None:
+    """:func:`find_record` for async code."""
+    records = _cache(request)["records"] if request is not None else {}
+    record = records.get(assignation_id, _MISSING)
+    if record is _MISSING:
+        record = await _queryset(assignation_id).afirst()
+        records[assignation_id] = record
+    return record  # type: ignore[no-any-return]
+
+
+def _key(assignation_id: str, user: Any) -> tuple[str, str | None]:
+    return (assignation_id, None if user is None else str(user.pk))
+
+
+def _refuse(assignation_id: str, user: Any, policy: str) -> AssignationAccessDenied:
+    return AssignationAccessDenied(assignation_id, None if user is None else user.pk, policy)
+
+
+def check_request(request: Any, assignation_id: str, *, user: Any = _MISSING) -> None:
+    """Raise :class:`AssignationAccessDenied` unless ``request`` may join ``assignation_id``.
+
+    ``user`` defaults to the request's authenticated user. At most one query (none under
+    ``"any"``, none when this request was checked already).
+    """
+    name, policy = current_policy()
+    if policy is None:
+        return
+    if user is _MISSING:
+        user = request_user(request)
+    cache = _cache(request)
+    key = _key(assignation_id, user)
+    if key in cache["allowed"]:
+        return
+    record = find_record(assignation_id, request)
+    if not policy(user, assignation_id, record):
+        raise _refuse(assignation_id, user, name)
+    cache["allowed"].add(key)
+
+
+async def acheck_request(request: Any, assignation_id: str, *, user: Any = _MISSING) -> None:
+    """:func:`check_request` for async code; a policy of your own runs in a thread."""
+    name, policy = current_policy()
+    if policy is None:
+        return
+    if user is _MISSING:
+        user = await arequest_user(request)
+    cache = _cache(request)
+    key = _key(assignation_id, user)
+    if key in cache["allowed"]:
+        return
+    record = await afind_record(assignation_id, request)
+    if policy in (owner_only, owner_or_superuser, anyone):
+        allowed = policy(user, assignation_id, record)
+    else:  # may query (groups, permissions): not from the event loop
+        allowed = await sync_to_async(policy)(user, assignation_id, record)
+    if not allowed:
+        raise _refuse(assignation_id, user, name)
+    cache["allowed"].add(key)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
