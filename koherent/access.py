@@ -86,8 +86,12 @@ def owner_only(user: Any, assignation_id: str, record: Assignation | None) -> bo
 
 def owner_or_superuser(user: Any, assignation_id: str, record: Assignation | None) -> bool:
     """The ``"owner"`` policy, and active superusers may join any assignation."""
-    if user is not None and getattr(user, "is_superuser", False):
-        return bool(getattr(user, "is_active", True))
+    if (
+        user is not None
+        and getattr(user, "is_superuser", False)
+        and getattr(user, "is_active", True)
+    ):
+        return True
     return owner_only(user, assignation_id, record)
 
 

@@ -23,6 +23,10 @@ id                 problem
 ``koherent.E050``  an ``OUTGOING_HOSTS`` entry is not a host, ``host:port`` or ``*.domain``
 ``koherent.E051``  an ``OUTGOING_*_HEADER`` is not a valid header name, or both name the same
                    header
+``koherent.E060``  ``ASSIGNATION_ACCESS`` is not ``owner``, ``any`` or the dotted path of a
+                   callable
+``koherent.W060``  ``ASSIGNATION_ACCESS`` checks owners, but ``RECORD_ASSIGNATIONS`` is off, so
+                   no assignation has an owner and every request may join every assignation
 =================  ======================================================================
 """
 
@@ -41,6 +45,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from koherent.config import (
+    ASSIGNATION_ACCESS_POLICIES,
     DEFAULTS,
     DOTTED_PATH_KEYS,
     GRAPHQL_FRESH_ASSIGNATION_MODES,
@@ -411,6 +416,62 @@ def check_outgoing_http(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 "assignation id.",
                 hint="Give the app a header of its own, e.g. 'X-Koherent-App'.",
                 id="koherent.E051",
+            )
+        )
+    return messages
+
+
+@register(Tags.security)
+def check_assignation_access(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E060 and W060: who may join an assignation a request names."""
+    raw = getattr(settings, "KOHERENT", None)
+    if not isinstance(raw, dict):
+        return []
+    policy = raw.get("ASSIGNATION_ACCESS", DEFAULTS["ASSIGNATION_ACCESS"])
+    if not isinstance(policy, str):
+        return []  # koherent.E004
+    messages: list[CheckMessage] = []
+    hint = (
+        f"Use {' or '.join(map(repr, ASSIGNATION_ACCESS_POLICIES))}, or the dotted path of "
+        "fn(user, assignation_id, record) -> bool (see docs/security.md)."
+    )
+    if policy not in ASSIGNATION_ACCESS_POLICIES:
+        if "." not in policy:
+            return [
+                Error(
+                    f"settings.KOHERENT['ASSIGNATION_ACCESS'] = {policy!r} is not a policy "
+                    "Koherent knows.",
+                    hint=hint,
+                    id="koherent.E060",
+                )
+            ]
+        try:
+            target = import_string(policy)
+        except ImportError as exc:
+            return [
+                Error(
+                    f"settings.KOHERENT['ASSIGNATION_ACCESS'] = {policy!r} does not import: "
+                    f"{exc}",
+                    hint=hint,
+                    id="koherent.E060",
+                )
+            ]
+        if not callable(target):
+            return [
+                Error(
+                    f"settings.KOHERENT['ASSIGNATION_ACCESS'] = {policy!r} is not callable.",
+                    hint=hint,
+                    id="koherent.E060",
+                )
+            ]
+    if policy == "owner" and raw.get("RECORD_ASSIGNATIONS") is False:
+        messages.append(
+            Warning(
+                "settings.KOHERENT['RECORD_ASSIGNATIONS'] is off, so no assignation has a "
+                f"recorded owner and ASSIGNATION_ACCESS = {policy!r} lets every request join "
+                "every assignation.",
+                hint="Turn RECORD_ASSIGNATIONS on, or set ASSIGNATION_ACCESS to 'any' to say so.",
+                id="koherent.W060",
             )
         )
     return messages

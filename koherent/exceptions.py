@@ -15,6 +15,8 @@ class InvalidRequestContext(KoherentError, ValueError):
     """
 
     status_code = 400
+    #: The ``error`` of the middleware's JSON answer.
+    code = "invalid_audit_context"
 
 
 class AssignationAccessDenied(InvalidRequestContext):
@@ -28,6 +30,7 @@ class AssignationAccessDenied(InvalidRequestContext):
     """
 
     status_code = 403
+    code = "assignation_access_denied"
 
     def __init__(self, assignation_id: str, user_pk: object, policy: str) -> None:
         who = "an anonymous request" if user_pk is None else f"user {user_pk}"

@@ -80,7 +80,7 @@ class KoherentMiddleware:
             "koherent: refused %s %s: %s", request.method, request.path, error, exc_info=False
         )
         return JsonResponse(
-            {"error": "invalid_audit_context", "detail": str(error)},
+            {"error": error.code, "detail": str(error)},
             status=error.status_code,
         )
 
