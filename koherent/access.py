@@ -30,6 +30,7 @@ request share that one query.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -150,10 +151,9 @@ def _cache(request: Any) -> dict[str, Any]:
     cache: dict[str, Any] | None = getattr(request, _CACHE_ATTRIBUTE, None)
     if cache is None:
         cache = {"records": {}, "allowed": set()}
-        try:
+        # A request object that takes no attributes gets no cache (one query per check).
+        with contextlib.suppress(AttributeError, TypeError):
             setattr(request, _CACHE_ATTRIBUTE, cache)
-        except (AttributeError, TypeError):  # a request object that takes no attributes
-            pass
     return cache
 
 

@@ -450,8 +450,7 @@ def check_assignation_access(app_configs: Any = None, **kwargs: Any) -> list[Che
         except ImportError as exc:
             return [
                 Error(
-                    f"settings.KOHERENT['ASSIGNATION_ACCESS'] = {policy!r} does not import: "
-                    f"{exc}",
+                    f"settings.KOHERENT['ASSIGNATION_ACCESS'] = {policy!r} does not import: {exc}",
                     hint=hint,
                     id="koherent.E060",
                 )

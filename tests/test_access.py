@@ -317,6 +317,8 @@ def test_an_unknown_policy_fails_loudly(settings: Any) -> None:
         ({"ASSIGNATION_ACCESS": "any", "RECORD_ASSIGNATIONS": False}, []),
     ],
 )
-def test_system_check(settings: Any, koherent_settings: dict[str, Any], expected: list[str]) -> None:
+def test_system_check(
+    settings: Any, koherent_settings: dict[str, Any], expected: list[str]
+) -> None:
     settings.KOHERENT = koherent_settings
     assert [m.id for m in check_assignation_access()] == expected

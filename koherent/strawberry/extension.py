@@ -34,9 +34,8 @@ runs in the caller's context, untouched.
 
 from __future__ import annotations
 
-import logging
 import asyncio
-import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
@@ -317,12 +316,18 @@ class _AsyncExecution(KoherentExtension):
         yield
 
 
-@functools.cache
+_async_variants: dict[type[KoherentExtension], type[KoherentExtension]] = {}
+
+
 def _async_variant(cls: type[KoherentExtension]) -> type[KoherentExtension]:
     """``cls`` with the async ``on_execute`` (one class per configured subclass)."""
     if cls is KoherentExtension:
         return _AsyncExecution
-    return type(cls.__name__, (_AsyncExecution, cls), {"__module__": cls.__module__})
+    variant = _async_variants.get(cls)
+    if variant is None:
+        variant = type(cls.__name__, (_AsyncExecution, cls), {"__module__": cls.__module__})
+        _async_variants[cls] = variant
+    return variant
 
 
 def _in_event_loop() -> bool:
