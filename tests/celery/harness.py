@@ -9,6 +9,7 @@ pointed at the test database pytest-django created (``KOHERENT_TEST_DB_NAME``, r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,6 +47,14 @@ class WorkerConfig:
     settings_module: str = "tests.settings"
     #: More environment variables for the worker process.
     env: tuple[tuple[str, str], ...] = ()
+    #: The broker's URL, when not the shared service's (a test's own Redis).
+    broker_url: str | None = None
+    #: Late acknowledgement, redelivery of the task of a dead process (see ``make_app``).
+    acks_late: bool = False
+    visibility_timeout: float | None = None
+    #: Run the worker in a session (and process group) of its own, so :meth:`Worker.kill`
+    #: kills the main process and its pool processes at once.
+    own_session: bool = False
 
 
 CONFIGS: dict[str, WorkerConfig] = {
@@ -105,17 +114,24 @@ class Worker:
     tasks: SimpleNamespace = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
+    queue_suffix: str = SESSION_SUFFIX
+
     def __post_init__(self) -> None:
-        self.queue = f"koherent-test-{self.key}-{SESSION_SUFFIX}"
+        self.queue = f"koherent-test-{self.key}-{self.queue_suffix}"
         self.app, self.tasks = make_app(
             self.key,
-            broker=broker_url(self.config.broker),
+            broker=self.broker,
             backend=backend_url(),
             queue=self.queue,
             install=True,  # the test process always publishes with Koherent on
         )
 
+    @property
+    def broker(self) -> str:
+        return self.config.broker_url or broker_url(self.config.broker)
+
     def environment(self, **extra: str) -> dict[str, str]:
+        visibility_timeout = self.config.visibility_timeout
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -123,18 +139,24 @@ class Worker:
             "KOHERENT_TEST_DB": "postgres",
             "KOHERENT_TEST_DB_NAME": self.database_name,
             "KOHERENT_CELERY_KEY": self.key,
-            "KOHERENT_CELERY_BROKER": broker_url(self.config.broker),
+            "KOHERENT_CELERY_BROKER": self.broker,
             "KOHERENT_CELERY_BACKEND": backend_url(),
             "KOHERENT_CELERY_QUEUE": self.queue,
             "KOHERENT_CELERY_INSTALL": "1" if self.config.install else "0",
             "KOHERENT_CELERY_SENTRY": "1" if self.config.sentry else "0",
+            "KOHERENT_CELERY_ACKS_LATE": "1" if self.config.acks_late else "0",
+            "KOHERENT_CELERY_VISIBILITY_TIMEOUT": (
+                "" if visibility_timeout is None else str(visibility_timeout)
+            ),
             "CELERY_SKIP_CHECKS": "1",
             **dict(self.config.env),
         }
         env.update(extra)
         return env
 
-    def start(self) -> None:
+    def start(self, *, ping: bool = True) -> None:
+        """Start the worker and wait until it runs a ``ping`` task, or, with ``ping=False``
+        (its pool may be busy with tasks already queued), until it logs that it is ready."""
         command = [
             sys.executable,
             "-m",
@@ -158,11 +180,19 @@ class Worker:
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.environment(), stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=self.config.own_session,
             )
         try:
-            self.tasks.ping.delay().get(timeout=90)
-        except Exception as exc:
+            if ping:
+                self.tasks.ping.delay().get(timeout=90)
+            else:
+                wait_for(self._ready, timeout=90, what=f"worker {self.key} to be ready")
+        except (Exception, pytest.fail.Exception) as exc:
             self.stop()
             pytest.fail(f"worker {self.key} did not start ({exc!r}):\n{self.log()[-4000:]}")
         running_apps[self.key] = self.app
@@ -170,6 +200,23 @@ class Worker:
     def drain(self) -> None:
         """Wait until the worker has run everything sent to it so far."""
         self.tasks.ping.delay().get(timeout=90)
+
+    def _ready(self) -> bool:
+        if not self.alive():
+            raise RuntimeError("the worker process ended")
+        return " ready." in self.log()
+
+    def kill(self) -> None:
+        """SIGKILL the worker: its whole process group when it has one (``own_session``)."""
+        running_apps.pop(self.key, None)
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        if self.config.own_session:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+        process.wait(timeout=30)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -184,6 +231,9 @@ class Worker:
             # Every test waits for its tasks, so a cold shutdown loses nothing; the kill
             # after a short grace spares the seconds an AMQP connection takes to close.
             terminate(process, signal.SIGQUIT, grace=2)
+            if self.config.own_session:  # pool processes left behind by a killed main process
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
         self._delete_queue()
         self.app.close()
 

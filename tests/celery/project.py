@@ -18,8 +18,15 @@ def make_app(
     queue: str,
     install: bool = True,
     eager: bool = False,
+    acks_late: bool = False,
+    visibility_timeout: float | None = None,
 ) -> tuple[Celery, SimpleNamespace]:
-    """A Celery app with the test tasks, sending to ``queue``; installs Koherent unless told."""
+    """A Celery app with the test tasks, sending to ``queue``; installs Koherent unless told.
+
+    ``acks_late`` acknowledges a message after its task ran and gives it back to the broker
+    when the process running it dies; ``visibility_timeout`` (Redis) is how many seconds an
+    unacknowledged message waits before the broker delivers it again (checked every second).
+    """
     app = Celery(f"koherent-tests-{key}", set_as_current=False)
     app.conf.update(
         broker_url=broker,
@@ -36,6 +43,14 @@ def make_app(
         broker_connection_retry_on_startup=True,
         timezone="UTC",
     )
+    if acks_late:
+        app.conf.update(task_acks_late=True, task_reject_on_worker_lost=True)
+    if visibility_timeout is not None:
+        app.conf.broker_transport_options = {
+            "visibility_timeout": visibility_timeout,
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
+        }
     tasks = register_tasks(app)
     app.finalize(auto=True)
     if install:

@@ -7,6 +7,9 @@ process and the worker processes agree on them.
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,6 +23,14 @@ from tests.testapp.models import Order
 
 class TransientError(Exception):
     """Raised by the autoretry task until its last attempt."""
+
+
+class SoakFailure(Exception):
+    """Raised on purpose by ``kt.soak`` in ``fail`` mode."""
+
+
+#: Set in the environment of a worker whose ``kt.hold`` tasks stop between their two writes.
+HOLD_VARIABLE = "KOHERENT_CELERY_HOLD"
 
 
 def observe(task: Any, label: str, total: int = 0) -> dict[str, Any]:
@@ -158,8 +169,32 @@ def register_tasks(app: Celery) -> SimpleNamespace:
     def required_class(self: Any, label: str) -> dict[str, Any]:
         return observe(self, label)
 
+    @app.task(shared=False, name="kt.soak", bind=True, ignore_result=True)
+    def soak(self: Any, label: str, mode: str = "ok", children: Sequence[str] = ()) -> None:
+        """Write the order ``<label>.<attempt>``, send one ``kt.soak`` child ``<label>-c<n>``
+        per mode in ``children``; then ``retry`` retries once, ``fail`` raises."""
+        attempt = self.request.retries
+        Order.objects.create(reference=f"{label}.{attempt}", status=mode, total=attempt)
+        for n, child_mode in enumerate(children):
+            self.delay(f"{label}-c{n}", child_mode)
+        if mode == "retry" and attempt == 0:
+            raise self.retry(countdown=0, max_retries=1)
+        if mode == "fail":
+            raise SoakFailure(f"{label} fails on purpose")
+
+    @app.task(shared=False, name="kt.hold", bind=True, ignore_result=True)
+    def hold(self: Any, label: str) -> None:
+        """Write ``<label>.start``; on a worker with ``HOLD_VARIABLE`` set, stay there (until
+        the worker is killed); else write ``<label>.done``."""
+        Order.objects.create(reference=f"{label}.start", status=str(os.getpid()))
+        if os.environ.get(HOLD_VARIABLE) == "1":
+            time.sleep(300)
+        Order.objects.create(reference=f"{label}.done", status=str(os.getpid()))
+
     return SimpleNamespace(
         ping=ping,
+        soak=soak,
+        hold=hold,
         write=write,
         spawn=spawn,
         spawn_eager=spawn_eager,

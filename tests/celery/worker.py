@@ -32,6 +32,12 @@ app, tasks = make_app(
     backend=os.environ["KOHERENT_CELERY_BACKEND"],
     queue=os.environ["KOHERENT_CELERY_QUEUE"],
     install=os.environ.get("KOHERENT_CELERY_INSTALL", "1") == "1",
+    acks_late=os.environ.get("KOHERENT_CELERY_ACKS_LATE") == "1",
+    visibility_timeout=(
+        float(os.environ["KOHERENT_CELERY_VISIBILITY_TIMEOUT"])
+        if os.environ.get("KOHERENT_CELERY_VISIBILITY_TIMEOUT")
+        else None
+    ),
 )
 
 if os.environ.get("KOHERENT_CELERY_BEAT_LABEL"):
