@@ -103,6 +103,18 @@ def terminate(process: subprocess.Popen[bytes], how: signal.Signals, grace: floa
         process.wait(timeout=10)
 
 
+def _group_alive(group: int) -> bool:
+    """Whether a live process (not a zombie) of the process group ``group`` is left (Linux)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
+
 @dataclass
 class Worker:
     key: str
@@ -217,6 +229,8 @@ class Worker:
         else:
             process.kill()
         process.wait(timeout=30)
+        if self.config.own_session:
+            wait_for(lambda: not _group_alive(process.pid), what="the killed worker's processes")
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
