@@ -29,12 +29,20 @@ from tests.soak import support
 pytestmark = [support.soak]
 
 EXAMPLES = support.size(10_000, 200)
-CLAIM = AuditContext(assignation_id="forged-op", app="forged-app", user_ref=StaticUserRef(7))
+#: The identities values claim (drawn, so genuine values differ from one example to the next).
+claims = st.builds(
+    lambda user, assignation, app: AuditContext(
+        assignation_id=assignation, app=app, user_ref=StaticUserRef(user)
+    ),
+    st.integers(1, 10**9),
+    st.from_regex(r"[a-z0-9][a-z0-9-]{0,30}", fullmatch=True),
+    st.sampled_from(["forged-app", "web", "mobile"]),
+)
 
 
-def swapped(task_id: str, field: int, replacement: str) -> str:
+def swapped(task_id: str, claim: AuditContext, field: int, replacement: str) -> str:
     """A genuine value for ``task_id`` with one payload field replaced, signature kept."""
-    payload, _, signature = sign_context(CLAIM, bind=task_id, purpose=PURPOSE).rpartition(":")
+    payload, _, signature = sign_context(claim, bind=task_id, purpose=PURPOSE).rpartition(":")
     parts = payload.split("|")
     parts[field] = replacement
     return "|".join(parts) + ":" + signature
@@ -62,15 +70,15 @@ def header_cases(draw: Any) -> tuple[str, Any]:
     return kind, None
 
 
-def header_value(kind: str, how: Any, task_id: str) -> Any:
-    genuine = sign_context(CLAIM, bind=task_id, purpose=PURPOSE)
+def header_value(kind: str, how: Any, task_id: str, claim: AuditContext) -> Any:
+    genuine = sign_context(claim, bind=task_id, purpose=PURPOSE)
     if kind == "genuine":
         return genuine
     if kind == "forgery":
-        return forge_value(how[0], how[1], task_id, CLAIM)
+        return forge_value(how[0], how[1], task_id, claim)
     if kind == "swapped":
         field, replacement = how
-        value = swapped(task_id, field, replacement)
+        value = swapped(task_id, claim, field, replacement)
         return value + "!" if value == genuine else value  # the field already held that
     if kind == "huge":
         return genuine + "A" * (how - len(genuine))
@@ -106,12 +114,12 @@ def test_fuzz_celery_context_header() -> None:
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=header_cases())
-    def one(case: tuple[str, Any]) -> None:
+    @given(case=header_cases(), claim=claims, task_uuid=st.uuids())
+    def one(case: tuple[str, Any], claim: AuditContext, task_uuid: uuid.UUID) -> None:
         kind, how = case
-        task_id = str(uuid.uuid4())
-        value = header_value(kind, how, task_id)
-        genuine = value == sign_context(CLAIM, bind=task_id, purpose=PURPOSE)
+        task_id = str(task_uuid)
+        value = header_value(kind, how, task_id, claim)
+        genuine = value == sign_context(claim, bind=task_id, purpose=PURPOSE)
         handler.lines.clear()
         write.push_request(id=task_id, is_eager=False, **{HEADER: value})
         try:
@@ -124,7 +132,11 @@ def test_fuzz_celery_context_header() -> None:
         assert ctx is not None
         assert ctx.task_id == task_id
         if genuine:
-            assert (ctx.user_id, ctx.assignation_id, ctx.app) == (7, "forged-op", "forged-app")
+            assert (ctx.user_id, ctx.assignation_id, ctx.app) == (
+                claim.user_id,
+                claim.assignation_id,
+                claim.app,
+            )
             assert handler.lines == []
             outcomes["accepted"] += 1
             return
