@@ -42,12 +42,14 @@ from django.utils.module_loading import import_string
 
 from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting
 from koherent.exceptions import AssignationAccessDenied
+from koherent.users import RequestUserRef
 
 if TYPE_CHECKING:
     from koherent.models import Assignation
 
 __all__ = [
     "AccessPolicy",
+    "CheckedLaterUserRef",
     "acheck_request",
     "afind_record",
     "anyone",
@@ -150,7 +152,7 @@ async def arequest_user(request: Any) -> Any:
 def _cache(request: Any) -> dict[str, Any]:
     cache: dict[str, Any] | None = getattr(request, _CACHE_ATTRIBUTE, None)
     if cache is None:
-        cache = {"records": {}, "allowed": set()}
+        cache = {"records": {}, "allowed": set(), "refused": {}}
         # A request object that takes no attributes gets no cache (one query per check).
         with contextlib.suppress(AttributeError, TypeError):
             setattr(request, _CACHE_ATTRIBUTE, cache)
@@ -213,8 +215,11 @@ def check_request(request: Any, assignation_id: str, *, user: Any = _MISSING) ->
     key = _key(assignation_id, user)
     if key in cache["allowed"]:
         return
+    if key in cache["refused"]:
+        raise _refuse(assignation_id, user, cache["refused"][key])
     record = find_record(assignation_id, request)
     if not policy(user, assignation_id, record):
+        cache["refused"][key] = name
         raise _refuse(assignation_id, user, name)
     cache["allowed"].add(key)
 
@@ -230,14 +235,52 @@ async def acheck_request(request: Any, assignation_id: str, *, user: Any = _MISS
     key = _key(assignation_id, user)
     if key in cache["allowed"]:
         return
+    if key in cache["refused"]:
+        raise _refuse(assignation_id, user, cache["refused"][key])
     record = await afind_record(assignation_id, request)
     if policy in (owner_only, owner_or_superuser, anyone):
         allowed = policy(user, assignation_id, record)
     else:  # may query (groups, permissions): not from the event loop
         allowed = await sync_to_async(policy)(user, assignation_id, record)
     if not allowed:
+        cache["refused"][key] = name
         raise _refuse(assignation_id, user, name)
     cache["allowed"].add(key)
+
+
+class CheckedLaterUserRef(RequestUserRef):
+    """The user of a request that was anonymous when it named an assignation it may not join.
+
+    Authentication may still happen in the view (Django REST framework authenticates there),
+    so such a request is not refused yet: the check runs again, with the user known then, when
+    the request's user is first read for the audit trail, that is, when it first writes
+    history, sends a task or opens a child assignation. A refusal raises
+    :class:`~koherent.exceptions.AssignationAccessDenied` there (the write rolls back with its
+    history row); once allowed, the user is read as :class:`RequestUserRef` reads it.
+    """
+
+    __slots__ = ("_allowed", "_assignation_id")
+
+    def __init__(self, request: Any, assignation_id: str) -> None:
+        super().__init__(request)
+        self._assignation_id = assignation_id
+        self._allowed = False
+
+    def __repr__(self) -> str:
+        return f"CheckedLaterUserRef(assignation_id={self._assignation_id!r})"
+
+    def _user(self) -> Any:
+        user = super()._user()
+        if not self._allowed:
+            check_request(self._request, self._assignation_id, user=user)
+            self._allowed = True
+        return user
+
+    def check(self) -> None:
+        """Raise :class:`~koherent.exceptions.AssignationAccessDenied` unless the request's
+        user, read now, may join the assignation (a tracked save calls it before writing)."""
+        if not self._allowed:
+            self._user()
 
 
 def _in_event_loop() -> bool:

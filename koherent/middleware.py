@@ -35,7 +35,7 @@ from koherent.context import (
     run_generator_in,
     set_context,
 )
-from koherent.exceptions import InvalidRequestContext
+from koherent.exceptions import AssignationAccessDenied, InvalidRequestContext
 from koherent.resolvers import aprepare_request, context_from_request
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class KoherentMiddleware:
 
     def get_context(self, request: HttpRequest) -> AuditContext:
         """The request's audit context. Override to add or change what it holds."""
-        return context_from_request(request)
+        return context_from_request(request, defer_anonymous=True)
 
     def refuse(self, request: HttpRequest, error: InvalidRequestContext) -> HttpResponseBase:
         """The response to a request whose context is refused: HTTP 400 for a malformed value,
@@ -83,6 +83,16 @@ class KoherentMiddleware:
             {"error": error.code, "detail": str(error)},
             status=error.status_code,
         )
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponseBase | None:
+        """Answer 403 when the view's first write finds that its late-authenticated user may not
+        join the assignation the request names (see :class:`koherent.access.CheckedLaterUserRef`).
+        """
+        if isinstance(exception, AssignationAccessDenied):
+            return self.refuse(request, exception)
+        return None
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
@@ -102,7 +112,7 @@ class KoherentMiddleware:
         try:
             # Resolve the user and the access to a named assignation now: async code cannot
             # evaluate a lazy request.user, nor query, later.
-            await aprepare_request(request)
+            await aprepare_request(request, defer_anonymous=True)
             ctx = self.get_context(request)
         except InvalidRequestContext as error:
             return self.refuse(request, error)

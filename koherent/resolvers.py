@@ -24,7 +24,7 @@ from django.utils.module_loading import import_string
 from koherent import access
 from koherent.config import get_setting
 from koherent.context import AuditContext, new_assignation_id
-from koherent.exceptions import InvalidRequestContext
+from koherent.exceptions import AssignationAccessDenied, InvalidRequestContext
 from koherent.users import RequestUserRef
 from koherent.validation import validate_app, validate_assignation_id
 
@@ -93,6 +93,7 @@ def context_from_request(
     origin: str = "request",
     fresh: bool | None = None,
     check_access: bool = True,
+    defer_anonymous: bool = False,
 ) -> AuditContext:
     """The audit context of ``request``: its user (read late), app and assignation.
 
@@ -103,11 +104,20 @@ def context_from_request(
     unless ``check_access`` is false (the caller checks it itself).
     Raises :class:`InvalidRequestContext` for a malformed header, and its subclass
     :class:`~koherent.exceptions.AssignationAccessDenied` for an assignation the user may not
-    join. In async code, ``await aprepare_request(request)`` first.
+    join. With ``defer_anonymous``, a request that is anonymous now is not refused yet: its user
+    is checked when first read (:class:`koherent.access.CheckedLaterUserRef`), so that
+    authentication in the view still counts. In async code, ``await aprepare_request(request)``
+    first.
     """
     assignation_id = assignation_id_from_headers(request.headers)
+    user_ref: RequestUserRef = RequestUserRef(request)
     if assignation_id is not None and check_access:
-        access.check_request(request, assignation_id)
+        try:
+            access.check_request(request, assignation_id)
+        except AssignationAccessDenied as refusal:
+            if not (defer_anonymous and refusal.user_pk is None):
+                raise
+            user_ref = access.CheckedLaterUserRef(request, assignation_id)
     if assignation_id is None:
         if fresh is None:
             fresh = bool(get_setting("FRESH_ASSIGNATION_PER_REQUEST"))
@@ -117,21 +127,25 @@ def context_from_request(
         assignation_id=assignation_id,
         app=resolve_app(request),
         origin=origin,
-        user_ref=RequestUserRef(request),
+        user_ref=user_ref,
     )
 
 
-async def aprepare_request(request: HttpRequest) -> None:
+async def aprepare_request(request: HttpRequest, *, defer_anonymous: bool = False) -> None:
     """Resolve, in async code, what :func:`context_from_request` reads with queries.
 
     Awaits ``request.auser()`` (an async caller cannot evaluate the lazy ``request.user``
     later) and checks the access to the assignation the request names, keeping the verdict on
     the request, so that ``context_from_request`` then runs without a query. Raises what
-    ``context_from_request`` raises.
+    ``context_from_request`` raises (with ``defer_anonymous``, as it does).
     """
     auser = getattr(request, "auser", None)
     if auser is not None:
         await auser()
     assignation_id = assignation_id_from_headers(request.headers)
     if assignation_id is not None:
-        await access.acheck_request(request, assignation_id)
+        try:
+            await access.acheck_request(request, assignation_id)
+        except AssignationAccessDenied as refusal:
+            if not (defer_anonymous and refusal.user_pk is None):
+                raise

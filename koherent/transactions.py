@@ -11,6 +11,10 @@ Deletes need nothing: Django's deletion collector already runs the delete and it
 ``post_delete`` receivers in one transaction.
 
 Disable with ``KOHERENT = {"ATOMIC_SAVES": False}``.
+
+The wrapper also asks, before anything is written, whether the user of a request
+authenticated after the middleware may join the assignation it names
+(:class:`koherent.access.CheckedLaterUserRef`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import Any
 
 from django.db import connections, models, router, transaction
 
+from koherent.access import CheckedLaterUserRef
 from koherent.config import get_setting
+from koherent.context import _current
 
 _MARK = "_koherent_atomic"
 
@@ -34,6 +40,11 @@ def make_saves_atomic(model: type[models.Model]) -> None:
 
     @functools.wraps(original)
     def save_base(self: models.Model, *args: Any, **kwargs: Any) -> Any:
+        ctx = _current.get()
+        if ctx is not None and type(ctx.user_ref) is CheckedLaterUserRef:
+            # A request authenticated after the middleware: may its user join the assignation?
+            # Asked before anything is written.
+            ctx.user_ref.check()
         if not get_setting("ATOMIC_SAVES"):
             return original(self, *args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)

@@ -126,6 +126,38 @@ def test_anonymous_request_naming_an_owned_assignation_is_refused(
     assert written() == before
 
 
+def test_authentication_in_the_view_counts_for_the_owner(user: Any) -> None:
+    """Anonymous when the middleware runs, authenticated in the view (Django REST framework
+    style): the check runs again at the first write, with the user known then."""
+    http = HttpClient("sync")
+    open_as(http, user, "op-alice")
+    http.logout()
+    response = http.client.post(
+        "/late-auth/", headers={HEADER: "op-alice", "X-Test-User": user.username}
+    )
+    assert response.status_code == 200, response.content
+    assert set(Order.history.values_list("assignation_id", "history_user_id")) == {
+        ("op-alice", user.pk)
+    }
+
+
+def test_authentication_in_the_view_as_another_user_is_refused_at_the_first_write(
+    user: Any, other_user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    http = HttpClient("sync")
+    open_as(http, user, "op-alice")
+    http.logout()
+    before = written()
+    with caplog.at_level(logging.WARNING, "koherent"):
+        response = http.client.post(
+            "/late-auth/", headers={HEADER: "op-alice", "X-Test-User": other_user.username}
+        )
+    assert response.status_code == 403
+    assert f"user {other_user.pk} may not join assignation 'op-alice'" in response.json()["detail"]
+    assert written() == before  # the order rolled back with its history row
+    assert "refused POST /late-auth/" in caplog.text
+
+
 def test_any_lets_another_user_join(
     http: HttpClient, view: str, user: Any, other_user: Any, settings: Any
 ) -> None:
