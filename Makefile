@@ -55,6 +55,7 @@ bench: $(STAMP) ## Benchmarks vs the peers: writes benchmarks/results.md, result
 soak: $(STAMP) ## Soak, crash, restart and fuzz scenarios at full size (minutes; PostgreSQL, Redis)
 	rm -f tests/soak/last-run.jsonl
 	KOHERENT_SOAK=full $(BIN)/python scripts/run_tests.py --no-lint --no-matrix --backend postgres -- -m soak -s $(ARGS)
+	$(BIN)/python -m tests.soak.render
 
 clean: ## Remove the virtualenv, nox environments and caches
 	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3 examples/.data

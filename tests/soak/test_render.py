@@ -1,0 +1,28 @@
+"""The page ``make soak`` writes from its figures."""
+
+from __future__ import annotations
+
+from tests.soak.render import render
+
+
+def test_each_scenario_gets_a_table_of_its_figures_the_last_run_winning() -> None:
+    records = [
+        {"scenario": "graphql-http", "at": "2026-01-01 10:00:00 UTC", "requests": 10},
+        {"scenario": "unknown-one", "at": "2026-01-01 10:05:00 UTC", "lost": 0},
+        {
+            "scenario": "graphql-http",
+            "at": "2026-01-01 11:00:00 UTC",
+            "python": "3.11.7",
+            "requests": 1000,
+            "misattributions": 0,
+            "reasons": {"unsigned": 3},
+        },
+    ]
+    page = render(records)
+    assert page.index("## graphql-http") < page.index("## unknown-one")
+    assert "| requests | 1,000 |" in page
+    assert "| requests | 10 |" not in page
+    assert "| misattributions | 0 |" in page
+    assert "| reasons | unsigned: 3 |" in page
+    assert "python" not in page.split("## graphql-http")[1].split("## unknown-one")[0]
+    assert "Run started: 2026-01-01 10:05:00 UTC" in page
