@@ -39,6 +39,8 @@ SCENARIOS: dict[str, str] = {
     "revert-race": "Reverts racing concurrent changes to their objects",
 }
 _META = ("scenario", "at", "python")
+#: Figures that are identifiers, not quantities: shown as they are.
+_VERBATIM = ("seed",)
 
 
 def _value(value: Any) -> str:
@@ -71,7 +73,7 @@ def render(records: list[dict[str, Any]]) -> str:
         record = by_name[name]
         lines += [f"## {name}", "", SCENARIOS.get(name, ""), "", "| figure | value |", "|---|---|"]
         lines += [
-            f"| {key.replace('_', ' ')} | {_value(value)} |"
+            f"| {key.replace('_', ' ')} | {value if key in _VERBATIM else _value(value)} |"
             for key, value in record.items()
             if key not in _META
         ]
