@@ -29,7 +29,6 @@ request share that one query.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from django.utils.module_loading import import_string
 
 from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting
 from koherent.exceptions import AssignationAccessDenied
+from koherent.loop import in_event_loop
 from koherent.users import RequestUserRef
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def find_record(assignation_id: str, request: Any = None) -> Assignation | None:
     records = _cache(request)["records"] if request is not None else {}
     record = records.get(assignation_id, _MISSING)
     if record is _MISSING:
-        if _in_event_loop():
+        if in_event_loop():
             raise RuntimeError(
                 f"koherent: the access to assignation {assignation_id!r} cannot be checked "
                 "from async code without a query; await "
@@ -200,6 +200,25 @@ def _refuse(assignation_id: str, user: Any, policy: str) -> AssignationAccessDen
     return AssignationAccessDenied(assignation_id, None if user is None else user.pk, policy)
 
 
+def _known_verdict(cache: dict[str, Any], key: tuple[str, str | None], user: Any) -> bool:
+    """True when this request was allowed already; raises when it was refused already."""
+    if key in cache["allowed"]:
+        return True
+    if key in cache["refused"]:
+        raise _refuse(key[0], user, cache["refused"][key])
+    return False
+
+
+def _record_verdict(
+    cache: dict[str, Any], key: tuple[str, str | None], user: Any, allowed: bool, name: str
+) -> None:
+    """Keep the verdict on the request; raise when it is a refusal."""
+    if not allowed:
+        cache["refused"][key] = name
+        raise _refuse(key[0], user, name)
+    cache["allowed"].add(key)
+
+
 def check_request(request: Any, assignation_id: str, *, user: Any = _MISSING) -> None:
     """Raise :class:`AssignationAccessDenied` unless ``request`` may join ``assignation_id``.
 
@@ -213,15 +232,10 @@ def check_request(request: Any, assignation_id: str, *, user: Any = _MISSING) ->
         user = request_user(request)
     cache = _cache(request)
     key = _key(assignation_id, user)
-    if key in cache["allowed"]:
+    if _known_verdict(cache, key, user):
         return
-    if key in cache["refused"]:
-        raise _refuse(assignation_id, user, cache["refused"][key])
     record = find_record(assignation_id, request)
-    if not policy(user, assignation_id, record):
-        cache["refused"][key] = name
-        raise _refuse(assignation_id, user, name)
-    cache["allowed"].add(key)
+    _record_verdict(cache, key, user, policy(user, assignation_id, record), name)
 
 
 async def acheck_request(request: Any, assignation_id: str, *, user: Any = _MISSING) -> None:
@@ -233,19 +247,14 @@ async def acheck_request(request: Any, assignation_id: str, *, user: Any = _MISS
         user = await arequest_user(request)
     cache = _cache(request)
     key = _key(assignation_id, user)
-    if key in cache["allowed"]:
+    if _known_verdict(cache, key, user):
         return
-    if key in cache["refused"]:
-        raise _refuse(assignation_id, user, cache["refused"][key])
     record = await afind_record(assignation_id, request)
     if policy in (owner_only, owner_or_superuser, anyone):
         allowed = policy(user, assignation_id, record)
     else:  # may query (groups, permissions): not from the event loop
         allowed = await sync_to_async(policy)(user, assignation_id, record)
-    if not allowed:
-        cache["refused"][key] = name
-        raise _refuse(assignation_id, user, name)
-    cache["allowed"].add(key)
+    _record_verdict(cache, key, user, allowed, name)
 
 
 class CheckedLaterUserRef(RequestUserRef):
@@ -281,11 +290,3 @@ class CheckedLaterUserRef(RequestUserRef):
         user, read now, may join the assignation (a tracked save calls it before writing)."""
         if not self._allowed:
             self._user()
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

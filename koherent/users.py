@@ -13,12 +13,12 @@ A context holds a *reference* to its user rather than a user instance, so that
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.utils.functional import SimpleLazyObject, empty
 
+from koherent.loop import in_event_loop
 from koherent.validation import validate_user_pk
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class RequestUserRef:
             cached = getattr(request, "_acached_user", None)
             if cached is not None:
                 user = cached
-            elif _in_event_loop():
+            elif in_event_loop():
                 logger.debug("koherent: request.user not resolved yet in async code")
                 return None
         if user is None or not getattr(user, "is_authenticated", False):
@@ -136,14 +136,6 @@ class RequestUserRef:
     def for_history(self) -> Model | None:
         user = self._user()
         return None if user is None else user
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def user_ref_for(user: Any) -> UserRef | None:

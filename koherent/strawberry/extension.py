@@ -34,7 +34,6 @@ runs in the caller's context, untouched.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from inspect import isawaitable
@@ -55,6 +54,7 @@ from koherent.context import (
     set_context,
 )
 from koherent.exceptions import AssignationAccessDenied, InvalidRequestContext
+from koherent.loop import in_event_loop
 from koherent.strawberry.loaders import close_loaders, open_loaders
 from koherent.strawberry.operation import (
     HTTP,
@@ -124,7 +124,7 @@ class KoherentExtension(SchemaExtension):
         # Strawberry makes one extension per operation. In async execution (a running event
         # loop) it is of a subclass whose on_execute is async, so that checking the access
         # to a named assignation can await its query; sync execution cannot take async hooks.
-        if _in_event_loop() and not issubclass(cls, _AsyncExecution):
+        if in_event_loop() and not issubclass(cls, _AsyncExecution):
             cls = _async_variant(cls)
         return super().__new__(cls)
 
@@ -328,14 +328,6 @@ def _async_variant(cls: type[KoherentExtension]) -> type[KoherentExtension]:
         variant = type(cls.__name__, (_AsyncExecution, cls), {"__module__": cls.__module__})
         _async_variants[cls] = variant
     return variant
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _denied(error: AssignationAccessDenied) -> GraphQLError:
