@@ -39,10 +39,6 @@ elif TEST_DB == "postgres":
 else:  # pragma: no cover
     raise RuntimeError(f"KOHERENT_TEST_DB must be 'postgres' or 'sqlite', not {TEST_DB!r}")
 
-# A server or worker process started by a test reaches the test database through this.
-if os.environ.get("KOHERENT_TEST_DATABASE_NAME"):
-    DATABASES["default"]["NAME"] = os.environ["KOHERENT_TEST_DATABASE_NAME"]
-
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -113,6 +109,6 @@ LOGGING = {
     "loggers": {"koherent": {"handlers": ["console"], "level": "WARNING"}},
 }
 
-# Processes the tests start (Celery workers) use the test database pytest-django made.
+# Processes the tests start (servers, Celery workers) use the test database pytest-django made.
 if os.environ.get("KOHERENT_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["KOHERENT_TEST_DB_NAME"]

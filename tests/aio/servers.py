@@ -4,8 +4,9 @@ By default the server runs ``tests.aioapp`` with ``tests.settings``; ``applicati
 ``settings`` and ``ready_path`` serve another application (the GraphQL tests' server does).
 The listening socket is made here, bound to 127.0.0.1 on a port the OS picks, and handed to the
 server as an open file descriptor: no fixed port, and no window in which another process could
-take it. The server reaches the test database through ``KOHERENT_TEST_DATABASE_NAME``, so tests
-using it must be transactional (their rows committed, visible to the server).
+take it. The server reaches the test database through ``KOHERENT_TEST_DB_NAME``, so tests
+using it must be transactional (their rows committed, visible to the server); ``env`` adds or
+overrides environment variables (another database, another service's address).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,10 @@ class Server:
     log: IO[str]
     ready_path: str = "/aio/whoami-sync/"
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def output(self) -> str:
         """Everything the server printed so far."""
         self.log.seek(0)
@@ -71,6 +76,7 @@ def running_server(
     application: str | None = None,
     settings: str = "tests.settings",
     ready_path: str = "/aio/whoami-sync/",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
     """Run ``kind`` ("uvicorn" or "gunicorn") until the block ends.
 
@@ -85,17 +91,18 @@ def running_server(
     listener.listen(512)
     listener.set_inheritable(True)
     port = listener.getsockname()[1]
-    env = {
+    environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings,
-        "KOHERENT_TEST_DATABASE_NAME": str(connection.settings_dict["NAME"]),
+        "KOHERENT_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
         "PYTHONPATH": str(ROOT),
+        **(env or {}),
     }
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(
             _command(kind, listener.fileno(), application or APPLICATIONS[kind]),
             cwd=ROOT,
-            env=env,
+            env=environment,
             pass_fds=(listener.fileno(),),
             stdout=log,
             stderr=subprocess.STDOUT,

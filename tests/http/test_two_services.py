@@ -21,8 +21,9 @@ import koherent
 import koherent.http.httpx
 from koherent.models import Assignation
 from tests import services
+from tests.aio.servers import Server, running_server
 from tests.celery.harness import Worker, WorkerConfig
-from tests.http.servers import Service, listening_socket, query, running_service, service_database
+from tests.http.servers import query, service_database
 from tests.testapp.models import Order
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -30,14 +31,18 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 @dataclass
 class TwoServices:
-    a: Service
-    b: Service
+    a: Server
+    b: Server
     worker: Worker
     b_database: str
     settings_dict: dict[str, Any]
 
     def b_rows(self, statement: str, *params: Any) -> list[Any]:
         return query(self.b_database, self.settings_dict, statement, *params)
+
+
+#: Either service's ASGI application (its settings module comes from the environment).
+APPLICATION = "tests.http.asgi:application"
 
 
 @pytest.fixture(scope="module")
@@ -53,31 +58,33 @@ def two(
     logs = tmp_path_factory.mktemp("two-services")
     with (
         service_database(b_database, "tests.http.service_b", settings_dict),
-        listening_socket() as b_socket,
+        running_server(
+            "uvicorn",
+            application=APPLICATION,
+            settings="tests.http.service_b",
+            ready_path="/whoami/",
+            env={"KOHERENT_TEST_DB": "postgres", "KOHERENT_TEST_DB_NAME": b_database},
+        ) as b,
     ):
-        b_env = {
-            "DJANGO_SETTINGS_MODULE": "tests.http.service_b",
-            "KOHERENT_TEST_DB": "postgres",
-            "KOHERENT_TEST_DB_NAME": b_database,
-        }
-        b_port = b_socket.getsockname()[1]
-        with running_service(b_socket, b_env) as b:
-            config = WorkerConfig(
-                "redis",
-                app_module="tests.http.service_celery",
-                settings_module="tests.http.service_a",
-                env=(("KOHERENT_SERVICE_B_HOST", f"127.0.0.1:{b_port}"),),
-            )
-            worker = Worker("services", config, a_database, logs / "worker-a.log")
-            worker.start()
-            try:
-                with (
-                    listening_socket() as a_socket,
-                    running_service(a_socket, worker.environment()) as a,
-                ):
-                    yield TwoServices(a, b, worker, b_database, settings_dict)
-            finally:
-                worker.stop()
+        config = WorkerConfig(
+            "redis",
+            app_module="tests.http.service_celery",
+            settings_module="tests.http.service_a",
+            env=(("KOHERENT_SERVICE_B_HOST", f"127.0.0.1:{b.port}"),),
+        )
+        worker = Worker("services", config, a_database, logs / "worker-a.log")
+        worker.start()
+        try:
+            with running_server(
+                "uvicorn",
+                application=APPLICATION,
+                settings="tests.http.service_a",
+                ready_path="/whoami/",
+                env=worker.environment(),
+            ) as a:
+                yield TwoServices(a, b, worker, b_database, settings_dict)
+        finally:
+            worker.stop()
 
 
 def test_one_assignation_spans_both_services(two: TwoServices) -> None:
