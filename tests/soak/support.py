@@ -8,6 +8,7 @@ figures to ``tests/soak/last-run.jsonl`` (one JSON object per scenario), from wh
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import time
@@ -41,6 +42,17 @@ def report(scenario: str, **figures: object) -> None:
         }
         with RESULTS.open("a") as out:
             out.write(json.dumps(record, default=str) + "\n")
+
+
+class LogLines(logging.Handler):
+    """Keeps the messages it receives (hypothesis examples cannot share pytest's caplog)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 #: Marks a scenario of this suite (``make soak`` selects them with ``-m soak``).

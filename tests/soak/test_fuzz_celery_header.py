@@ -85,15 +85,6 @@ def header_value(kind: str, how: Any, task_id: str, claim: AuditContext) -> Any:
     return how
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def test_fuzz_celery_context_header() -> None:
     app = Celery("fuzz-header", set_as_current=False)
     app.conf.update(broker_url="memory://", task_default_queue=f"q-{uuid.uuid4().hex}")
@@ -104,7 +95,7 @@ def test_fuzz_celery_context_header() -> None:
     koherent.celery.install(app)
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    handler = Lines()
+    handler = support.LogLines(logging.DEBUG)
     logger = logging.getLogger("koherent.celery")
     logger.addHandler(handler)
 

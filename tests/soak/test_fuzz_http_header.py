@@ -49,20 +49,11 @@ header_values = st.one_of(
 )
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def test_fuzz_assignation_header() -> None:
     middleware = KoherentMiddleware(view)
     factory = RequestFactory()
     outcomes: Counter[str] = Counter()
-    handler = Lines()
+    handler = support.LogLines(logging.WARNING)
     logger = logging.getLogger("koherent")
     logger.addHandler(handler)
 
