@@ -26,7 +26,7 @@ from typing import Any, TypeVar, overload
 
 from koherent.context import use
 from koherent.tasks import running
-from koherent.tasks.compat import FRAMEWORKS, framework_of
+from koherent.tasks.compat import framework_of, require
 from koherent.tasks.kwarg import KEEP, arriving_context, outgoing_kwargs
 
 TaskT = TypeVar("TaskT")
@@ -103,6 +103,7 @@ def audited(task: TaskT) -> TaskT:
     """
     if isinstance(task, AuditedTask):
         return task
+    require()
     if framework_of(task) is None:
         raise TypeError(
             f"audited() takes a Task made by @task, not {task!r}: place @audited above @task"
@@ -142,7 +143,7 @@ def task(function: Callable[..., Any] | None = None, /, **options: Any) -> Any:
 
     Uses ``django.tasks`` when Django has it (6.0 and newer), else the ``django-tasks`` backport.
     """
-    make = FRAMEWORKS[0].task
+    make = require()[0].task
 
     def decorate(fn: Callable[..., Any]) -> Any:
         return audited(make(fn, **options) if options else make(fn))

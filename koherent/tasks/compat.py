@@ -51,11 +51,22 @@ FRAMEWORKS: tuple[Framework, ...] = tuple(
     framework for framework in (_load("django.tasks"), _load("django_tasks")) if framework
 )
 
-if not FRAMEWORKS:
-    raise ImportError(
-        "koherent.tasks needs Django's tasks framework: Django 6.0 or newer, or the "
-        "django-tasks package (pip install 'koherent[tasks]')"
-    )
+
+def require() -> tuple[Framework, ...]:
+    """The installed frameworks; raises ``ImproperlyConfigured`` when there is none.
+
+    Importing ``koherent.tasks`` never fails for want of a framework: Celery's
+    ``autodiscover_tasks()`` imports the ``tasks`` module of every installed app, Koherent's
+    included, in projects that have no tasks framework. Using it does.
+    """
+    if not FRAMEWORKS:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "koherent.tasks needs Django's tasks framework: Django 6.0 or newer, or the "
+            "django-tasks package (pip install 'koherent[tasks]')"
+        )
+    return FRAMEWORKS
 
 
 def framework_of(task: object) -> Framework | None:

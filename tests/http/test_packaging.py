@@ -61,12 +61,24 @@ print("requests works")
 """
 
 WITHOUT_FRAMEWORK = """
-try:
-    import koherent.tasks
-except ImportError as exc:
-    print(exc)
-else:
-    raise AssertionError("koherent.tasks imported without a tasks framework")
+import koherent.tasks  # Celery's autodiscover_tasks() imports it in every worker
+from django.core.exceptions import ImproperlyConfigured
+
+for use in (lambda: koherent.tasks.task(print), lambda: koherent.tasks.audited(print)):
+    try:
+        use()
+    except ImproperlyConfigured as exc:
+        print(exc)
+    else:
+        raise AssertionError("koherent.tasks used without a tasks framework")
+"""
+
+CELERY_AUTODISCOVERY = """
+from celery import Celery
+
+app = Celery("autodiscovery", set_as_current=False)
+app.autodiscover_tasks(["koherent"], force=True)
+print("autodiscovered", sorted(name for name in app.tasks if not name.startswith("celery.")))
 """
 
 
@@ -101,7 +113,14 @@ def test_blocker_really_blocks(blocked: str, code: str) -> None:
     assert "blocked by the test" in result.stderr
 
 
-def test_tasks_without_a_framework_says_what_to_install() -> None:
+def test_tasks_without_a_framework_imports_and_says_what_to_install_when_used() -> None:
     result = run("django_tasks,django.tasks", WITHOUT_FRAMEWORK)
     assert result.returncode == 0, result.stderr
-    assert "koherent[tasks]" in result.stdout
+    assert result.stdout.count("koherent[tasks]") == 2
+
+
+def test_celery_autodiscovery_of_koherent_without_a_tasks_framework() -> None:
+    """A Celery worker discovers every installed app's ``tasks`` module, Koherent's too."""
+    result = run("django_tasks,django.tasks", CELERY_AUTODISCOVERY)
+    assert result.returncode == 0, result.stderr
+    assert "autodiscovered []" in result.stdout
