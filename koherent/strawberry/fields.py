@@ -7,7 +7,9 @@
         reference: strawberry.auto
         history: list[HistoryEntry] = history_field()
 
-The entries of every object of a list are loaded together: one query per tracked model, not
+The read permission is asked for the listing (``None``) and for the assignation of each entry;
+entries of an assignation it refuses are left out. The entries of every object of a list are
+loaded together: one query per tracked model, not
 one per object (and their changes and users through the operation's loaders).
 """
 
@@ -21,7 +23,7 @@ import strawberry
 from koherent import query
 from koherent.registry import tracked_model
 from koherent.strawberry.loaders import current_loaders, in_async_execution
-from koherent.strawberry.permissions import require_read
+from koherent.strawberry.permissions import areadable_entries, readable_entries, require_read
 from koherent.strawberry.types import HistoryEntry, run_db
 
 
@@ -60,11 +62,11 @@ def _history(root: Any, info: strawberry.Info) -> list[HistoryEntry]:
                 require_read(info)
             else:
                 await run_db(require_read, info)
-            return entries_of(await pending)
+            return entries_of(await areadable_entries(info, await pending))
 
         return load()  # type: ignore[return-value]
     require_read(info)
-    return entries_of(loaders.object_histories.load(key))
+    return entries_of(readable_entries(info, loaders.object_histories.load(key)))
 
 
 def history_field(*, description: str | None = None) -> Any:

@@ -7,7 +7,9 @@ Add them to a schema by inheriting :class:`KoherentQuery`::
         ...
 
 Both read through :mod:`koherent.query`, for the users ``KOHERENT["GRAPHQL_READ_PERMISSION"]``
-allows (authenticated users by default).
+allows (authenticated users by default): ``assignation(id)`` asks the hook for that id,
+``assignations`` for the listing (``None``) and then for each assignation listed, leaving out
+those it refuses.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from strawberry_django.pagination import OffsetPaginationInput  # noqa: TC002 (r
 
 from koherent import query
 from koherent.strawberry.loaders import current_loaders
-from koherent.strawberry.permissions import require_read
+from koherent.strawberry.permissions import may_read, require_read
 from koherent.strawberry.types import MAX_PAGE_SIZE, Assignation, described, run_db
 
 if TYPE_CHECKING:
@@ -79,12 +81,15 @@ class KoherentQuery:
     @described("One assignation: what one logical operation changed.")
     def assignation(self, info: strawberry.Info, id: strawberry.ID) -> Assignation | None:
         def fetch() -> Assignation | None:
-            require_read(info)
+            require_read(info, str(id))
             return Assignation.of(load_assignation(str(id)))
 
         return run_db(fetch)  # type: ignore[no-any-return]
 
-    @described("Assignations, newest first.")
+    @described(
+        "Assignations, newest first (those the read permission refuses are left out, so a "
+        "page may hold fewer than `limit`)."
+    )
     def assignations(
         self,
         info: strawberry.Info,
@@ -106,6 +111,8 @@ class KoherentQuery:
                 limit=limit,
                 offset=offset,
             )
+            # The hook decides per assignation too: an item it refuses is left out.
+            summaries = [s for s in summaries if may_read(info, s.assignation.pk)]
             loaders = current_loaders()
             for summary in summaries:
                 loaders.change_counts.prime(summary.assignation.pk, summary.change_count)

@@ -84,7 +84,9 @@ def test_revert_dry_run_prints_the_plan(scenario: Scenario) -> None:
 
 
 def test_revert_prints_the_result(scenario: Scenario, other_user: Any) -> None:
-    out, err = run("koherent_revert", scenario.assignation_id, "--user", "bob", "--app", "ops")
+    out, err = run(
+        "koherent_revert", scenario.assignation_id, "--user", "bob", "--app", "ops", "--yes"
+    )
     assert snapshot() == scenario.before
     record = Assignation.objects.get(origin="revert")
     assert (record.user_pk, record.app, record.parent_id) == (
@@ -101,29 +103,29 @@ def test_revert_prints_the_result(scenario: Scenario, other_user: Any) -> None:
 def test_revert_conflicts_exit_2_and_force_overrides(scenario: Scenario) -> None:
     with koherent.assignation() as later:
         Invoice.objects.get(pk=scenario.kept.pk).save()
-    for args in ((), ("--dry-run",)):
+    for args in (("--yes",), ("--dry-run",)):
         with pytest.raises(CommandError) as caught:
             run("koherent_revert", scenario.assignation_id, *args)
         assert caught.value.returncode == 2
         assert f"was changed later by {later.assignation_id}" in str(caught.value)
         assert "--force" in str(caught.value)
     assert snapshot() == scenario.after
-    out, _ = run("koherent_revert", scenario.assignation_id, "--force")
+    out, _ = run("koherent_revert", scenario.assignation_id, "--force", "--yes")
     assert "1 conflict(s) overridden:" in out
     assert snapshot() == scenario.before
 
 
 def test_revert_twice_exits_2(scenario: Scenario) -> None:
-    run("koherent_revert", scenario.assignation_id)
+    run("koherent_revert", scenario.assignation_id, "--yes")
     with pytest.raises(CommandError, match="already reverted") as caught:
-        run("koherent_revert", scenario.assignation_id)
+        run("koherent_revert", scenario.assignation_id, "--yes")
     assert caught.value.returncode == 2
 
 
 def test_revert_usage_errors_exit_1() -> None:
     for args in (("nope",), ("bad id",), ("x", "--user", "nobody")):
         with pytest.raises(CommandError) as caught:
-            run("koherent_revert", *args)
+            run("koherent_revert", *args, "--yes")
         assert caught.value.returncode == 1, args
 
 
@@ -135,7 +137,7 @@ def test_revert_refused_by_the_database_exits_3() -> None:
         Line.objects.get(invoice=invoice, position=1).delete()
     Line.objects.create(invoice=invoice, position=1, product="taken")
     with pytest.raises(CommandError, match="nothing was changed") as caught:
-        run("koherent_revert", ctx.assignation_id or "")
+        run("koherent_revert", ctx.assignation_id or "", "--yes")
     assert caught.value.returncode == 3
 
 
@@ -159,13 +161,13 @@ def test_large_reverts_show_a_progress_bar() -> None:
     large = _bulk_updated_lines(250)
     _, err = run("koherent_revert", large, "--dry-run")
     assert err == ""
-    out, err = run("koherent_revert", large)
+    out, err = run("koherent_revert", large, "--yes")
     assert "restore" in err
     assert "100% 250/250" in err
     assert "250 restored" in out
     assert set(Line.objects.values_list("quantity", flat=True)) == {1}
     quiet = _bulk_updated_lines(260)
-    quiet_out, quiet_err = run("koherent_revert", quiet, "--no-progress")
+    quiet_out, quiet_err = run("koherent_revert", quiet, "--no-progress", "--yes")
     assert quiet_err == ""
     assert "260 restored" in quiet_out
 
@@ -195,15 +197,15 @@ def test_exit_codes_of_the_real_command(scenario: Scenario) -> None:
             timeout=120,
         )
 
-    unknown = manage("koherent_revert", "nope")
+    unknown = manage("koherent_revert", "nope", "--yes")
     assert unknown.returncode == 1
     assert "unknown assignation 'nope'" in unknown.stderr
     with koherent.assignation():
         Invoice.objects.get(pk=scenario.kept.pk).save()
-    refused = manage("koherent_revert", scenario.assignation_id)
+    refused = manage("koherent_revert", scenario.assignation_id, "--yes")
     assert refused.returncode == 2, refused.stderr
     assert "conflict" in refused.stderr
-    done = manage("koherent_revert", scenario.assignation_id, "--force")
+    done = manage("koherent_revert", scenario.assignation_id, "--force", "--yes")
     assert done.returncode == 0, done.stderr
     assert snapshot() == scenario.before
     shown = manage("koherent_history", scenario.assignation_id, "--json")
