@@ -67,6 +67,10 @@ def anyone(user: Any, assignation_id: str | None) -> bool:
     return True
 
 
+#: The hooks that run no query (the user resolved).
+_BUILT_IN: tuple[Permission, ...] = (authenticated, staff_only, superusers_only, anyone)
+
+
 @functools.lru_cache(maxsize=16)
 def _import(path: str) -> Permission:
     hook: Permission = import_string(path)
@@ -88,9 +92,17 @@ def _decide(setting: str, info: Any, assignation_id: str | None) -> bool:
 
 
 def decided(info: Any, assignation_id: str | None) -> bool:
-    """Whether the read permission for ``assignation_id`` is known already in this operation
-    (asking again then runs no query and no hook, so async code may ask directly)."""
-    return ("GRAPHQL_READ_PERMISSION", assignation_id) in current_loaders().permissions
+    """Whether the read permission for ``assignation_id`` can be decided without a query:
+    it is known already in this operation, or the hook is a built-in one (they read only the
+    user's flags) and the operation's user is resolved (the listing was decided). Async code
+    may then ask directly, without a hop to Django's sync thread (which would split the
+    operation's batches)."""
+    decisions = current_loaders().permissions
+    if ("GRAPHQL_READ_PERMISSION", assignation_id) in decisions:
+        return True
+    return ("GRAPHQL_READ_PERMISSION", None) in decisions and _import(
+        get_setting("GRAPHQL_READ_PERMISSION")
+    ) in _BUILT_IN
 
 
 def may_read(info: Any, assignation_id: str | None) -> bool:

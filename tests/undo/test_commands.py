@@ -192,6 +192,7 @@ def test_exit_codes_of_the_real_command(scenario: Scenario) -> None:
             [sys.executable, "-m", "django", *args],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=120,
@@ -205,8 +206,16 @@ def test_exit_codes_of_the_real_command(scenario: Scenario) -> None:
     refused = manage("koherent_revert", scenario.assignation_id, "--yes")
     assert refused.returncode == 2, refused.stderr
     assert "conflict" in refused.stderr
+    # No terminal (stdin is /dev/null here) and no --yes: refused, nothing read or written.
+    unconfirmed = manage("koherent_revert", scenario.assignation_id, "--force")
+    assert unconfirmed.returncode == 1, unconfirmed.stderr
+    assert "pass --yes" in unconfirmed.stderr
+    assert snapshot() == scenario.after
+    # With Django's default logging, the revert's WARNING reaches stderr: the logger is on.
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings_default_logging"
     done = manage("koherent_revert", scenario.assignation_id, "--force", "--yes")
     assert done.returncode == 0, done.stderr
+    assert f"reverted assignation {scenario.assignation_id} via command" in done.stderr
     assert snapshot() == scenario.before
     shown = manage("koherent_history", scenario.assignation_id, "--json")
     assert shown.returncode == 0
