@@ -62,13 +62,29 @@ def superusers_only(user: Any, assignation_id: str | None) -> bool:
     return staff_only(user, assignation_id) and bool(getattr(user, "is_superuser", False))
 
 
+def view_permission(user: Any, assignation_id: str | None) -> bool:
+    """Allow active users with the ``koherent.view_assignation`` permission (superusers, and
+    the users and groups you give it): the permission the admin's assignation pages ask for.
+    The safer choice for reading: the audit trail shows every field value of every tracked
+    model."""
+    return authenticated(user, assignation_id) and bool(user.has_perm("koherent.view_assignation"))
+
+
 def anyone(user: Any, assignation_id: str | None) -> bool:
     """Allow everyone, anonymous users included."""
     return True
 
 
-#: The hooks that run no query (the user resolved).
-_BUILT_IN: tuple[Permission, ...] = (authenticated, staff_only, superusers_only, anyone)
+#: The hooks that run no query once the user is resolved and the listing decided
+#: (``view_permission`` reads the permissions Django cached on the user the first decision
+#: loaded.)
+_BUILT_IN: tuple[Permission, ...] = (
+    authenticated,
+    staff_only,
+    superusers_only,
+    view_permission,
+    anyone,
+)
 
 
 @functools.lru_cache(maxsize=16)

@@ -246,3 +246,25 @@ def test_the_history_filter_asks_for_the_assignation_it_names(
     gql_client.login(user)
     mine = gql_client.post(FILTERED, {"f": {"history": {"assignationId": "a-op"}}})
     assert mine.data["orders"] == [{"reference": "secret"}]
+
+
+# -- the safer read permission, next to the default -------------------------------------------
+
+
+def test_view_permission_reads_like_the_admin(
+    gql_client: GraphQLClient, settings: Any, operations: None, user: Any, django_user_model: Any
+) -> None:
+    settings.KOHERENT = {
+        **settings.KOHERENT,
+        "GRAPHQL_READ_PERMISSION": "koherent.strawberry.permissions.view_permission",
+    }
+    query = '{ assignation(id: "a-op") { id } assignations { id } }'
+    gql_client.login(user)  # logged in, but without koherent.view_assignation
+    assert forbidden(gql_client.post(query))
+    auditor = django_user_model.objects.create_user(username="auditor")
+    auditor.user_permissions.add(Permission.objects.get(codename="view_assignation"))
+    gql_client.login(auditor)
+    allowed = gql_client.post(query)
+    assert allowed.errors == []
+    assert allowed.data["assignation"] == {"id": "a-op"}
+    assert {a["id"] for a in allowed.data["assignations"]} == {"a-op", "b-child", "b-op"}
