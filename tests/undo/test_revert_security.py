@@ -281,3 +281,11 @@ def test_a_revert_nobody_owns_cannot_be_joined(client: Client, user: Any, victim
     client.logout()
     assert client.post("/orders/", headers={"X-Assignation-ID": revert.pk}).status_code == 403
     assert not Order.history.filter(assignation_id=revert.pk).exists()
+
+
+def test_admin_revert_without_a_csrf_token_is_refused(staff: Any, victim: Victim) -> None:
+    staff = grant(staff, "delete_line", "delete_payment")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff)
+    assert client.post(_revert_url(victim.assignation_id), {"force": "on"}).status_code == 403
+    assert untouched(victim)
