@@ -1197,9 +1197,9 @@ def revert_assignation(
             deleted, restored, recreated = _apply(work, force=force, progress=progress)
     except DatabaseError as exc:
         revert_logger.warning(
-            "koherent: %s reverting assignation %s via %s failed, nothing was changed: %s",
-            who,
+            "koherent: reverting assignation %s failed (%s via %s), nothing was changed: %s",
             assignation_id,
+            who,
             via or "python",
             exc,
         )
