@@ -268,3 +268,30 @@ def test_view_permission_reads_like_the_admin(
     assert allowed.errors == []
     assert allowed.data["assignation"] == {"id": "a-op"}
     assert {a["id"] for a in allowed.data["assignations"]} == {"a-op", "b-child", "b-op"}
+
+
+def test_a_hook_of_your_own_keeps_object_histories_in_one_batch(
+    hook: list[Any], user: Any
+) -> None:
+    """A hook that queries (it runs in Django's sync thread) does not break the batching of
+    the objects' histories and their nested fields: the count does not grow with the list."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    gql_client = GraphQLClient("async")
+    gql_client.login(user)
+    query = "{ orders { reference history { kind user { username } changes { field } } } }"
+
+    def orders(n: int) -> int:
+        Order.objects.all().delete()
+        with koherent.assignation(f"objects-{n}", user=user):
+            for index in range(n):
+                Order.objects.create(reference=f"r{index}")
+        with CaptureQueriesContext(connection) as queries:
+            result = gql_client.post(query)
+        assert result.errors == []
+        assert len(result.data["orders"]) == n
+        assert all(len(o["history"]) == 1 for o in result.data["orders"])
+        return len(queries)
+
+    assert orders(10) == orders(100)
