@@ -23,7 +23,7 @@ from koherent import revert as revert_api
 from koherent.management.commands import koherent_revert as command
 from koherent.models import Assignation
 from tests.testapp.models import Order
-from tests.undoapp.models import Invoice, Line, Payment
+from tests.undoapp.models import Invoice, Line, Payment, Reminder
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +90,23 @@ def test_the_plan_requires_the_permissions_of_what_its_deletions_cascade_to(
         "undoapp.delete_line",
         "undoapp.delete_payment",
     )
+
+
+def test_a_deletion_that_sets_foreign_keys_to_null_needs_their_change_permission(
+    user: Any, staff: Any
+) -> None:
+    with koherent.assignation(user=user) as ctx:
+        invoice = Invoice.objects.create(number="O-3")
+    reminder = Reminder.objects.create(invoice=invoice, text="pay")
+    plan = koherent.revert_assignation(ctx.assignation_id or "", dry_run=True)
+    assert plan.required_permissions == ("undoapp.change_reminder", "undoapp.delete_invoice")
+    with pytest.raises(revert_api.RevertPermissionDenied) as caught:
+        koherent.revert_assignation(ctx.assignation_id or "", force=True, user=staff)
+    assert caught.value.missing == ("undoapp.change_reminder",)
+    assert Reminder.objects.get(pk=reminder.pk).invoice_id == invoice.pk
+    staff = grant(staff, "change_reminder")
+    koherent.revert_assignation(ctx.assignation_id or "", force=True, user=staff)
+    assert Reminder.objects.get(pk=reminder.pk).invoice_id is None
 
 
 def test_admin_revert_anyway_refuses_a_cascade_the_user_may_not_delete(
