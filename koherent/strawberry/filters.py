@@ -33,6 +33,7 @@ from django.db.models import Q
 from koherent import query
 from koherent.registry import tracked_model
 from koherent.strawberry.permissions import require_read
+from koherent.validation import validate_assignation_id
 
 
 @strawberry.input(description="Conditions on one history row (every condition given holds).")
@@ -96,7 +97,11 @@ class HistoryFilterMixin:
     def history(
         self, info: strawberry.Info, value: HistoryFilter, prefix: str, queryset: Any
     ) -> Q:
-        assignation_id = None if value.assignation_id is None else str(value.assignation_id)
+        assignation_id = (
+            None
+            if value.assignation_id is None
+            else validate_assignation_id(str(value.assignation_id))
+        )
         require_read(info, assignation_id)
         definition = getattr(self, "__strawberry_django_definition__", None)
         model = getattr(definition, "model", None) or queryset.model

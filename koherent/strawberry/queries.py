@@ -24,6 +24,7 @@ from koherent import query
 from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.permissions import may_read, require_read
 from koherent.strawberry.types import MAX_PAGE_SIZE, Assignation, described, run_db
+from koherent.validation import validate_assignation_id
 
 if TYPE_CHECKING:
     from koherent.models import Assignation as AssignationRecord
@@ -80,9 +81,11 @@ class KoherentQuery:
 
     @described("One assignation: what one logical operation changed.")
     def assignation(self, info: strawberry.Info, id: strawberry.ID) -> Assignation | None:
+        assignation_id = validate_assignation_id(str(id))  # a clear error, before the hook
+
         def fetch() -> Assignation | None:
-            require_read(info, str(id))
-            return Assignation.of(load_assignation(str(id)))
+            require_read(info, assignation_id)
+            return Assignation.of(load_assignation(assignation_id))
 
         return run_db(fetch)  # type: ignore[no-any-return]
 

@@ -295,3 +295,17 @@ def test_a_hook_of_your_own_keeps_object_histories_in_one_batch(
         return len(queries)
 
     assert orders(10) == orders(100)
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 101, "line\nbreak", "-leading"])
+def test_a_malformed_id_is_a_clear_error_and_never_reaches_the_hook(
+    gql_client: GraphQLClient, hook: list[Any], user: Any, bad: str
+) -> None:
+    gql_client.login(user)
+    result = gql_client.post("query($id: ID!) { assignation(id: $id) { id } }", {"id": bad})
+    assert result.data is None or result.data.get("assignation") is None
+    [error] = result.errors
+    assert "assignation id" in error["message"]
+    filtered = gql_client.post(FILTERED, {"f": {"history": {"assignationId": bad}}})
+    assert "assignation id" in filtered.errors[0]["message"]
+    assert all(asked != bad for _, asked in hook)
