@@ -28,6 +28,13 @@ written with bulk statements whose history rows are stamped with it like any oth
 it shows in the history and can itself be reverted. Reverting an assignation that a live revert
 already undid raises :class:`AlreadyReverted`, unless ``force=True``.
 
+**Permissions.** A revert made on someone's behalf (``user=``: the admin, the GraphQL
+mutation) needs the add, change and delete permissions of everything it writes, including what
+its deletions cascade to, as Django's admin asks before its own delete
+(:func:`check_revert_permissions`); the check runs inside the transaction, against the plan
+applied. Every revert, refusal and failure is logged at WARNING by the ``koherent.revert``
+logger.
+
 **Cost.** Queries grow with the number of models and of batches (``batch_size`` objects per
 statement), not with the number of changes: reading, locking, conflict checks and writes are
 all done per model and batch.
