@@ -127,6 +127,29 @@ def test_admin_revert_anyway_refuses_a_cascade_the_user_may_not_delete(
     assert not LogEntry.objects.exists()
 
 
+def test_admin_revert_is_checked_again_inside_the_revert(
+    client: Client, staff: Any, victim: Victim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin's own preview check is only for the page: with it out of the way (as when a
+    line is added between the preview and the revert), the revert still refuses."""
+    import koherent.admin.core
+
+    monkeypatch.setattr(koherent.admin.core, "missing_revert_permissions", lambda u, p: [])
+    client.force_login(staff)
+    response = client.post(_revert_url(victim.assignation_id), {"force": "on"})
+    assert response.status_code == 403
+    assert (
+        "missing permission(s) undoapp.delete_line, undoapp.delete_payment"
+        in (response.context["error"])
+    )
+    assert response.context["missing_permissions"] == [
+        "undoapp.delete_line",
+        "undoapp.delete_payment",
+    ]
+    assert untouched(victim)
+    assert not LogEntry.objects.exists()
+
+
 def test_admin_revert_with_every_permission_is_recorded_and_logged(
     client: Client,
     staff: Any,
