@@ -8,7 +8,10 @@
         history: list[HistoryEntry] = history_field()
 
 The entries of every object of a list are loaded together: one query per tracked model, not
-one per object (and their changes and users through the operation's loaders).
+one per object (and their changes and users through the operation's loaders), in sync and
+async execution, for plain and nested lists and relay connections alike: the extension
+announces the objects of each list as a field resolves it
+(:meth:`~koherent.strawberry.loaders.Loaders.register_objects`).
 """
 
 from __future__ import annotations
