@@ -220,7 +220,7 @@ class KoherentExtension(SchemaExtension):
             return _guarded(result, loaders)
         if loaders is not None:
             # The objects of a list, known before their fields resolve (history_field()).
-            loaders.register_objects(result, evaluate=not in_event_loop())
+            loaders.register_objects(result)
         return result
 
     async def _resolve_after_user(

@@ -250,7 +250,7 @@ class Loaders:
         self.register_entries(entry for entries in histories for entry in entries)
         return histories
 
-    def register_objects(self, value: Any, *, evaluate: bool) -> None:
+    def register_objects(self, value: Any, *, evaluate: bool | None = None) -> None:
         """Announce the tracked objects of a field's value, and those loaded with them.
 
         ``value`` is what a field resolved to: a model instance, a list or query set of them,
@@ -259,8 +259,9 @@ class Loaders:
         announced too, however deep: in sync execution the fields of a nested list (the items
         of the next order) resolve only after the first one's history was asked for, so their
         keys must be known before. strawberry-django's optimizer loads nested lists this way.
-        A query set not yet evaluated is evaluated when ``evaluate`` (sync execution: the
-        field's list is read from it right after, from its cache), else left alone.
+        A query set not yet evaluated is evaluated when ``evaluate`` (by default: outside of
+        an event loop, i.e. in sync execution, where graphql-core reads the field's list from
+        it right after, from its cache), else left alone: async code cannot run a query.
         """
         stack = list(_objects_in(value, evaluate=evaluate))
         keys: list[tuple[str, Any]] = []
@@ -301,7 +302,7 @@ class Loaders:
         self.model_counts.register(r.pk for r in records)
 
 
-def _objects_in(value: Any, *, evaluate: bool) -> Iterator[Model]:
+def _objects_in(value: Any, *, evaluate: bool | None) -> Iterator[Model]:
     """The model instances a field's value holds: itself, a list's or query set's items, a
     relay connection's nodes."""
     if isinstance(value, Model):
@@ -311,6 +312,8 @@ def _objects_in(value: Any, *, evaluate: bool) -> Iterator[Model]:
         value = value.edges
     elif isinstance(value, QuerySet):
         if value._result_cache is None:
+            if evaluate is None:
+                evaluate = not in_async_execution()
             if not evaluate:
                 return
             value._fetch_all()

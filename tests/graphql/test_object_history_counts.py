@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import connection
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 import koherent
 from tests.graphql.conftest import GraphQLClient
+from tests.graphql.list_schema import optimized_schema, plain_schema
 from tests.testapp.models import Item, Order
 
 pytestmark = pytest.mark.django_db
@@ -84,6 +87,36 @@ def test_history_of_listed_objects_costs_the_same_for_10_and_100(
         with CaptureQueriesContext(connection) as captured:
             result = client.post(QUERIES[shape])
         assert result.errors == [], result.errors
+        orders = orders_of(shape, result.data)
+        assert len(orders) == n
+        check_histories(shape, orders)
+        return len(captured)
+
+    small, large = count(10), count(100)
+    assert small == large, (small, large)
+
+
+@pytest.mark.parametrize("shape", ["list", "nested", "connection"])
+@pytest.mark.parametrize("schema", ["optimized", "plain"])
+@pytest.mark.parametrize("execution", ["execute_sync", "execute"])
+def test_schema_execute_costs_the_same_for_10_and_100(
+    execution: str, schema: str, shape: str, user: Any
+) -> None:
+    """The same through ``schema.execute_sync`` and ``schema.execute``, called directly with
+    a request in the context."""
+    executed = optimized_schema if schema == "optimized" else plain_schema
+
+    def count(n: int) -> int:
+        make_orders(n, user)
+        request = RequestFactory().post("/graphql/")
+        request.user = user
+        context = {"request": request}
+        with CaptureQueriesContext(connection) as captured:
+            if execution == "execute_sync":
+                result = executed.execute_sync(QUERIES[shape], context_value=context)
+            else:
+                result = async_to_sync(executed.execute)(QUERIES[shape], context_value=context)
+        assert result.errors is None, result.errors
         orders = orders_of(shape, result.data)
         assert len(orders) == n
         check_histories(shape, orders)
