@@ -26,7 +26,11 @@ For each operation the extension
 4. restores the operation's context after each field, so a resolver that opens a context of
    its own and does not close it cannot leak it to the fields resolved after it;
 5. reports the operation's assignation in the result (``extensions.koherent.assignationId``)
-   and, over HTTP, in the ``X-Assignation-ID`` response header.
+   and, over HTTP, in the ``X-Assignation-ID`` response header;
+6. announces the tracked objects of each field's value (a list, a query set, a relay
+   connection, and what Django loaded with them) to the operation's loaders, so that
+   ``history_field()`` on a list of them is one query per model, in sync execution too
+   (:meth:`koherent.strawberry.loaders.Loaders.register_objects`).
 
 An operation whose ``context_value`` carries no request (``schema.execute(query)`` in a script)
 runs in the caller's context, untouched.
