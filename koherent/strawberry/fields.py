@@ -20,6 +20,7 @@ from collections import defaultdict
 from typing import Any
 
 import strawberry
+from django.db import connections
 
 from koherent import query
 from koherent.registry import tracked_model
@@ -37,12 +38,21 @@ def load_object_histories(keys: list[tuple[str, Any]]) -> list[list[query.Histor
     found: dict[tuple[str, Any], list[query.HistoryEntry]] = defaultdict(list)
     for label, pks in by_label.items():
         tracked = tracked_model(label)
-        rows = tracked.history_model._default_manager.filter(
-            **{f"{tracked.pk_attname}__in": pks}
-        ).order_by("history_date", "pk")
-        for row in rows:
-            found[(label, tracked.object_id_of(row))].append(query.HistoryEntry.from_row(row))
+        manager = tracked.history_model._default_manager
+        # A long list is read in chunks the database takes (SQLite: 999 parameters by
+        # Django's count; PostgreSQL's protocol carries at most 65,535).
+        chunk = connections[manager.db].features.max_query_params or _POSTGRES_MAX_PARAMS
+        for start in range(0, len(pks), chunk):
+            rows = manager.filter(
+                **{f"{tracked.pk_attname}__in": pks[start : start + chunk]}
+            ).order_by("history_date", "pk")
+            for row in rows:
+                entry = query.HistoryEntry.from_row(row)
+                found[(label, tracked.object_id_of(row))].append(entry)
     return [found.get(key, []) for key in keys]
+
+
+_POSTGRES_MAX_PARAMS = 65_535
 
 
 def _history(root: Any, info: strawberry.Info) -> list[HistoryEntry]:

@@ -159,3 +159,24 @@ def test_an_object_without_history_lists_none(mode: str, user: Any) -> None:
     histories = {int(o["id"]): o["history"] for o in result.data["orders"]}
     assert histories.pop(bare.pk) == []
     assert all(len(h) == 2 for h in histories.values())
+
+
+def test_a_long_list_is_read_in_chunks_the_database_takes(user: Any, monkeypatch: Any) -> None:
+    """More objects than the database takes parameters in one statement: their histories are
+    read in chunks (here of 3), each object's entries whole and in order."""
+    monkeypatch.setattr(connection.features, "max_query_params", 3)
+    client = list_client("optimized", "sync")
+    client.login(user)
+    make_orders(10, user)
+    order_history = Order.history.model._meta.db_table
+    with CaptureQueriesContext(connection) as captured:
+        result = client.post(QUERIES["list"])
+    assert result.errors == [], result.errors
+    check_histories("list", orders_of("list", result.data))
+    # The histories' reads (not the entries' changes, which read the previous rows).
+    reads = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith(f'SELECT "{order_history}".')
+    ]
+    assert len(reads) == 4, reads  # 3 + 3 + 3 + 1 orders
