@@ -26,7 +26,11 @@ For each operation the extension
 4. restores the operation's context after each field, so a resolver that opens a context of
    its own and does not close it cannot leak it to the fields resolved after it;
 5. reports the operation's assignation in the result (``extensions.koherent.assignationId``)
-   and, over HTTP, in the ``X-Assignation-ID`` response header.
+   and, over HTTP, in the ``X-Assignation-ID`` response header;
+6. announces the tracked objects of each field's value (a list, a query set, a relay
+   connection, and what Django loaded with them) to the operation's loaders, so that
+   ``history_field()`` on a list of them is one query per model, in sync execution too
+   (:meth:`koherent.strawberry.loaders.Loaders.register_objects`).
 
 An operation whose ``context_value`` carries no request (``schema.execute(query)`` in a script)
 runs in the caller's context, untouched.
@@ -39,7 +43,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -55,7 +61,7 @@ from koherent.context import (
 )
 from koherent.exceptions import AssignationAccessDenied, InvalidRequestContext
 from koherent.loop import in_event_loop
-from koherent.strawberry.loaders import close_loaders, open_loaders
+from koherent.strawberry.loaders import Loaders, close_loaders, loaders_in_effect, open_loaders
 from koherent.strawberry.operation import (
     HTTP,
     NAMED_BY_OPERATION,
@@ -213,8 +219,12 @@ class KoherentExtension(SchemaExtension):
             result = _next(root, info, *args, **kwargs)
         finally:
             reset_context(token)
+        loaders = loaders_in_effect()
         if isawaitable(result):
-            return _guarded(result)
+            return _guarded(result, loaders)
+        if loaders is not None:
+            # The objects of a list, known before their fields resolve (history_field()).
+            loaders.register_objects(result)
         return result
 
     async def _resolve_after_user(
@@ -335,9 +345,16 @@ def _denied(error: AssignationAccessDenied) -> GraphQLError:
     return GraphQLError(str(error), extensions={"code": ASSIGNATION_ACCESS_DENIED})
 
 
-async def _guarded(result: Awaitable[Any]) -> Any:
+async def _guarded(result: Awaitable[Any], loaders: Loaders | None) -> Any:
     token = set_context(_current.get())
     try:
-        return await result
+        value = await result
     finally:
         reset_context(token)
+    if loaders is not None:
+        if isinstance(value, QuerySet) and value._result_cache is None:
+            # What graphql-core's `async for` over it would do next, done first: its
+            # objects (and those prefetched with them) are known before their fields resolve.
+            await sync_to_async(value._fetch_all)()
+        loaders.register_objects(value, evaluate=False)
+    return value
