@@ -29,6 +29,7 @@ from typing import Annotated
 import strawberry
 
 from koherent import revert
+from koherent.strawberry.extension import report_assignation_id
 from koherent.strawberry.permissions import require_revert
 from koherent.strawberry.types import Assignation, described, run_db
 
@@ -195,7 +196,9 @@ def revert_outcome(assignation_id: str, *, dry_run: bool, force: bool) -> Revert
     try:
         if dry_run:
             return RevertPlan.of(revert.revert_assignation(assignation_id, dry_run=True))
-        return RevertResult.of(revert.revert_assignation(assignation_id, force=force))
+        result = revert.revert_assignation(assignation_id, force=force)
+        report_assignation_id(result.revert_assignation_id)
+        return RevertResult.of(result)
     except revert.RevertConflict as error:
         return RevertConflictError(
             message=str(error),
