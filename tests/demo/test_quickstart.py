@@ -198,3 +198,17 @@ def test_the_quickstart_project_runs_end_to_end(database: str, tmp_path: Path) -
         server_output = _stop(server)
         _stop(worker)
     assert "POST /orders/" in server_output
+
+
+def test_the_page_shows_the_commands_this_test_runs() -> None:
+    page = (ROOT / "docs" / "quickstart.md").read_text()
+    for command in (
+        "python manage.py migrate",
+        "celery -A proj worker --loglevel=INFO",
+        "python manage.py runserver",
+        'curl -X POST -H "X-Assignation-ID: checkout-42" -d reference=A-1 '
+        "http://127.0.0.1:8000/orders/",
+        "python manage.py koherent_history checkout-42",
+    ):
+        assert command in page, command
+    assert "python manage.py shell < undo.py" in (PROJECT / "undo.py").read_text()
