@@ -14,9 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 MKDOCS = Path(sys.executable).parent / "mkdocs"
 
-pytestmark = pytest.mark.skipif(
-    not MKDOCS.exists(), reason="the docs dependency group is not installed (make setup does)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not MKDOCS.exists(), reason="the docs dependency group is not installed (make setup does)"
+    ),
+    pytest.mark.postgres,  # independent of the database: once, in the PostgreSQL pass
+]
 
 
 def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:

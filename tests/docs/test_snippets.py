@@ -111,11 +111,17 @@ def _item(block: Block) -> dict[str, Any]:
     }
 
 
+#: The checks in subprocesses do not use the test database: they run once, in the PostgreSQL
+#: pass, not again on SQLite.
+once = pytest.mark.postgres
+
+
 @pytest.fixture(scope="module")
 def excerpt_problems() -> dict[str, list[str]]:
     return check_excerpts([_item(b) for b in EXCERPTS])
 
 
+@once
 @pytest.mark.parametrize("block", EXCERPTS, ids=_ids(EXCERPTS))
 def test_an_excerpt_uses_only_names_that_exist(
     block: Block, excerpt_problems: dict[str, list[str]]
@@ -123,6 +129,7 @@ def test_an_excerpt_uses_only_names_that_exist(
     assert excerpt_problems[block.id] == [], f"{block.id}: {excerpt_problems[block.id]}"
 
 
+@once
 def test_the_excerpt_check_catches_what_users_hit() -> None:
     """Negative control: the issue's snippets, as they were, fail the check."""
     problems = check_excerpts(
@@ -171,6 +178,7 @@ def build_project(modules: dict[str, str], where: Path) -> subprocess.CompletedP
     )
 
 
+@once
 def test_the_module_blocks_make_a_project_django_accepts(tmp_path: Path) -> None:
     modules = {}
     for block in MODULES:
@@ -183,6 +191,7 @@ def test_the_module_blocks_make_a_project_django_accepts(tmp_path: Path) -> None
     assert "project ok" in result.stdout
 
 
+@once
 def test_a_schema_naming_a_field_the_model_lacks_is_refused(tmp_path: Path) -> None:
     """Negative control (the issue's graphql.md schema): a field the model does not have."""
     modules = {b.target: b.code for b in MODULES if b.target}
@@ -267,14 +276,30 @@ MAKE_TARGETS = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), r
 EXTRAS = set(PYPROJECT["project"]["optional-dependencies"])
 
 
-def shell_problems(block: Block) -> list[str]:
-    problems = []
-    commands = get_commands()
-    for raw in block.code.splitlines():
-        line = raw.split(" #")[0].strip().removeprefix("$ ")
+#: Management commands of the example projects (not installed in the test settings).
+EXAMPLE_COMMANDS = {p.stem for p in (ROOT / "examples").glob("**/management/commands/*.py")}
+
+
+def _commands(code: str) -> list[list[str]]:
+    """The commands of a shell block: continuations joined, comments, prompts and leading
+    ``VAR=value`` assignments dropped, programs by their name (``../.venv/bin/celery``)."""
+    commands = []
+    for line in code.replace("\\\n", " ").splitlines():
+        line = line.split(" #")[0].strip().removeprefix("$ ")
         if not line or line.startswith("#"):
             continue
         words = shlex.split(line)
+        while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+            words = words[1:]
+        if words:
+            commands.append([Path(words[0]).name, *words[1:]])
+    return commands
+
+
+def shell_problems(block: Block) -> list[str]:
+    problems = []
+    commands = {*get_commands(), *EXAMPLE_COMMANDS}
+    for words in _commands(block.code):
         if words[:2] == ["pip", "install"]:
             for word in words[2:]:
                 found = re.fullmatch(r"koherent\[([a-z,]+)\]", word)
