@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +85,16 @@ logger = logging.getLogger("koherent")
 _operation: ContextVar[KoherentExtension | None] = ContextVar(
     "koherent_graphql_operation", default=None
 )
+
+
+def _leave_operation(token: Token[KoherentExtension | None]) -> None:
+    """Restore the operation in effect before (tolerant, like contexts: a subscription
+    finalised in another ``contextvars.Context`` cannot use its token)."""
+    try:
+        _operation.reset(token)
+    except (ValueError, RuntimeError):
+        previous = token.old_value
+        _operation.set(None if previous is Token.MISSING else previous)
 
 
 def report_assignation_id(assignation_id: str) -> None:
@@ -160,7 +170,7 @@ class KoherentExtension(SchemaExtension):
         try:
             yield from self._in_operation_context()
         finally:
-            _operation.reset(operation)
+            _leave_operation(operation)
             close_loaders(loaders)
 
     def _in_operation_context(self) -> Iterator[None]:
