@@ -250,15 +250,22 @@ class RevertConflict(RevertError):
     def __init__(self, plan: RevertPlan) -> None:
         self.plan = plan
         self.conflicts = plan.conflicts
+        super().__init__(self.message())
+
+    def message(self, *, how: str = "pass force=True", name: str = "force=True") -> str:
+        """The error, telling how to override it: ``how`` to do it, ``name`` of the switch.
+
+        The admin and ``koherent_revert`` word it for their checkbox and ``--force``.
+        """
         shown = "\n".join(f"  - {c}" for c in self.conflicts[:20])
         more = len(self.conflicts) - 20
         extra = f"\n  ... and {more} more" if more > 0 else ""
         if any(c.kind is ConflictKind.PROTECTED for c in self.conflicts):
-            advice = "Protected relations block the deletions, even with force=True."
+            advice = f"Protected relations block the deletions, even with {name}."
         else:
-            advice = "Pass force=True to revert anyway."
-        super().__init__(
-            f"cannot revert assignation {plan.assignation_id}: "
+            advice = f"{how[:1].upper()}{how[1:]} to revert anyway."
+        return (
+            f"cannot revert assignation {self.plan.assignation_id}: "
             f"{len(self.conflicts)} conflict(s):\n{shown}{extra}\n"
             f"Nothing was changed. {advice}"
         )
@@ -288,10 +295,14 @@ class AlreadyReverted(RevertError):
     def __init__(self, assignation_id: str, reverted_by: Sequence[str]) -> None:
         self.assignation_id = assignation_id
         self.reverted_by = tuple(reverted_by)
-        super().__init__(
-            f"assignation {assignation_id} was already reverted by "
+        super().__init__(self.message())
+
+    def message(self, *, how: str = "pass force=True", name: str = "force=True") -> str:
+        """The error, telling how to override it (see :meth:`RevertConflict.message`)."""
+        return (
+            f"assignation {self.assignation_id} was already reverted by "
             f"{', '.join(self.reverted_by)}; revert that revert to bring the changes back, "
-            f"or pass force=True to revert again"
+            f"or {how} to revert again"
         )
 
 

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 TIMELINE_PAGE_SIZE = 50
 #: Planned writes listed per action on the revert preview.
 PREVIEW_LIMIT = 200
+#: How a refused revert's message tells the user to override it: the revert page's checkbox.
+FORCE_HOW = 'tick "Revert anyway" below and submit again'
+FORCE_NAME = '"Revert anyway" ticked'
 
 
 class _CountingChangeList(ChangeList):
@@ -209,7 +212,7 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 error, status = str(exc), 403
                 missing = list(exc.missing)
             except (RevertConflict, AlreadyReverted) as exc:
-                error = str(exc)
+                error = exc.message(how=FORCE_HOW, name=FORCE_NAME)
             except RevertError as exc:
                 error = str(exc)
             else:

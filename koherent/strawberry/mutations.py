@@ -35,6 +35,7 @@ from django.contrib.auth.models import AnonymousUser
 from graphql import GraphQLError
 
 from koherent import revert
+from koherent.strawberry.extension import report_assignation_id
 from koherent.strawberry.operation import user_of
 from koherent.strawberry.permissions import FORBIDDEN, require_read, require_revert
 from koherent.strawberry.types import Assignation, described, run_db
@@ -216,9 +217,9 @@ def revert_outcome(
     try:
         if dry_run:
             return RevertPlan.of(revert.revert_assignation(assignation_id, dry_run=True))
-        return RevertResult.of(
-            revert.revert_assignation(assignation_id, force=force, user=user, via="graphql")
-        )
+        result = revert.revert_assignation(assignation_id, force=force, user=user, via="graphql")
+        report_assignation_id(result.revert_assignation_id)
+        return RevertResult.of(result)
     except revert.RevertPermissionDenied as error:
         raise GraphQLError(
             str(error),

@@ -65,7 +65,14 @@ def created(user: Any) -> Order:
 def revert(client: GraphQLClient, **variables: Any) -> dict[str, Any]:
     result = client.post(REVERT, variables)
     assert result.errors == [], result.errors
-    return dict(result.data["revertAssignation"])
+    data = dict(result.data["revertAssignation"])
+    reported = result.assignation_id
+    if data["__typename"] == "RevertResult":
+        # The result names the assignation the revert's rows are written under, once.
+        assert reported == data["revertAssignationId"], (reported, data)
+    else:
+        assert reported != "made"
+    return data
 
 
 def test_only_staff_users_may_revert(

@@ -34,7 +34,16 @@ def test_history_prints_a_table(scenario: Scenario, user: Any) -> None:
     out, _ = run("koherent_history", scenario.assignation_id)
     lines = out.splitlines()
     assert lines[0].startswith(f"Assignation {scenario.assignation_id}: user {user.pk}, app shop")
-    assert lines[1].split()[:7] == ["date", "change", "object", "user", "app", "task", "fields"]
+    assert lines[1].split()[:8] == [
+        "date",
+        "(UTC)",
+        "change",
+        "object",
+        "user",
+        "app",
+        "task",
+        "fields",
+    ]
     count = koherent.history_for_assignation(scenario.assignation_id).count()
     assert lines[-1] == f"{count} change(s)"
     body = lines[3:-1]
@@ -43,6 +52,38 @@ def test_history_prints_a_table(scenario: Scenario, user: Any) -> None:
     assert "status: draft → sent; total: 10 → 11" in body[0]
     assert any(" delete " in line and "product=pear" in line for line in body)
     assert any(" create " in line and "number=C-1" in line for line in body)
+
+
+def _starts(header: str) -> list[int]:
+    names = ["date (UTC)", "change", "object", "user", "app", "task", "fields"]
+    return [header.index(name) for name in names]
+
+
+def test_history_table_columns_line_up(user: Any) -> None:
+    task_id = "0f4c7a5e-8d0b-4c1e-9a59-1d2e3f4a5b6c"  # a Celery task id: 36 characters
+    with (
+        koherent.context(task_id=task_id),
+        koherent.assignation(user=user, app="a-rather-long-app-name") as ctx,
+    ):
+        invoice = Invoice.objects.create(number="ALIGN-1", total=1)
+        invoice.total = 2
+        invoice.save()
+    Invoice.objects.filter(pk=invoice.pk).delete()
+    assert ctx.assignation_id is not None
+    for batch in ("500", "1"):  # one batch, and a batch per row
+        out, _ = run("koherent_history", ctx.assignation_id, "--batch-size", batch)
+        lines = out.splitlines()
+        starts = _starts(lines[1])
+        body = lines[3:-1]
+        assert len(body) == 2
+        for line in body if batch == "500" else body[:1]:
+            # every cell starts at its header's column, after two spaces of gap
+            for start in starts[1:]:
+                assert line[start - 2 : start] == "  ", (line, start)
+                assert line[start] != " ", (line, start)
+            assert line[: len("2000-01-01 00:00:00.000000")].count(":") == 2
+        assert task_id in body[0]
+        assert "a-rather-long-app-name" in body[0]
 
 
 def test_history_json(scenario: Scenario) -> None:

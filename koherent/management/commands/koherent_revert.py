@@ -144,7 +144,7 @@ class Command(BaseCommand):
         except (AssignationNotFound, ValueError) as exc:
             raise CommandError(str(exc), returncode=EXIT_USAGE) from exc
         except (RevertConflict, AlreadyReverted) as exc:
-            message = str(exc).replace("force=True", "--force")
+            message = exc.message(how="pass --force", name="--force")
             raise CommandError(message, returncode=EXIT_REFUSED) from exc
         except RevertError as exc:
             raise CommandError(str(exc), returncode=EXIT_FAILED) from exc
