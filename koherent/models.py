@@ -19,7 +19,13 @@ from koherent.validation import (
 )
 
 #: The columns Koherent adds to every history model (a tracked model may not use these names).
-KOHERENT_HISTORY_COLUMNS = ("assignation_id", "app", "task_id", "user_pk")
+KOHERENT_HISTORY_COLUMNS = (
+    "assignation_id",
+    "app",
+    "task_id",
+    "user_pk",
+    "history_changed_fields",
+)
 
 
 class KoherentHistoryBase(models.Model):
@@ -62,6 +68,16 @@ class KoherentHistoryBase(models.Model):
         editable=False,
         default=stamping.current_user_pk,
         help_text="The primary key of the user who made the change, kept as text.",
+    )
+    history_changed_fields = models.TextField(
+        null=True,
+        blank=True,
+        editable=False,
+        default=stamping.current_changed_fields,
+        help_text=(
+            "For an update: the fields its write changed, comma-separated (empty: none). "
+            "Empty (NULL) when the writer could not tell."
+        ),
     )
 
     class Meta:

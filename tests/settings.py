@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.undoapp",
     "tests.aioapp",
+    "tests.captureapp",
 ]
 
 # Django's tasks framework (koherent.tasks): Django's own from 6.0, else the django-tasks
