@@ -32,9 +32,10 @@ class KoherentHistoryBase(models.Model):
     """Abstract base of every Koherent history model: the audit context of each row.
 
     The defaults read the audit context when the row is built, so rows written by ``save()``,
-    ``delete()`` and simple-history's bulk helpers are all stamped. ``assignation_id`` is
-    indexed together with ``history_date`` and ``history_id`` (the index is added by
-    :class:`~koherent.fields.HistoryField`).
+    ``delete()``, simple-history's bulk helpers and Koherent's capture of ``update()`` are all
+    stamped. ``assignation_id`` is indexed together with ``history_date`` and ``history_id``
+    (the index is added by :class:`~koherent.fields.HistoryField`). ``history_changed_fields``
+    says which tracked fields an update row's write changed (see :mod:`koherent.capture`).
     """
 
     assignation_id = models.CharField(

@@ -191,7 +191,14 @@ def register_tasks(app: Celery) -> SimpleNamespace:
             time.sleep(300)
         Order.objects.create(reference=f"{label}.done", status=str(os.getpid()))
 
+    @app.task(shared=False, name="kt.reserve", bind=True)
+    def reserve(self: Any, label: str) -> dict[str, Any]:
+        """``queryset.update()`` of the order ``label`` (captured: its history row is stamped)."""
+        count = Order.objects.filter(reference=label).update(status="reserving")
+        return {"task_id": self.request.id, "updated": count}
+
     return SimpleNamespace(
+        reserve=reserve,
         ping=ping,
         soak=soak,
         hold=hold,
