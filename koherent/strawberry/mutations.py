@@ -74,6 +74,9 @@ class RevertConflictItem:
         description="The assignation that changed the object later, if known."
     )
     date: dt.datetime | None = strawberry.field(description="When it did, if known.")
+    fields: list[str] = strawberry.field(
+        description="For an unrecorded change: the fields it changed."
+    )
     message: str
 
     @classmethod
@@ -84,6 +87,7 @@ class RevertConflictItem:
             object_id=strawberry.ID(str(conflict.object_id)),
             assignation_id=conflict.assignation_id,
             date=conflict.date,
+            fields=list(conflict.fields),
             message=str(conflict),
         )
 
