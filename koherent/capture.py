@@ -322,6 +322,10 @@ def _write_rows(
         obj = SimpleNamespace(**dict(zip(attnames, row, strict=True)))
         obj.pk = row[pk_index]
         objects.append(obj)
+    if objects:
+        # The history user is asked once, of the first object: a real instance, for a
+        # ``get_user`` hook of the project's that reads the tracked model's attributes.
+        objects[0] = t.model(**dict(zip(attnames, rows[0], strict=True)))
     ctx = _current.get()
     if ctx is not None and ctx.assignation_id:
         ensure_record(ctx, ctx.assignation_id, using)

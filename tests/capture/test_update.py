@@ -135,6 +135,24 @@ def test_related_and_other_managers_are_captured(products: list[Product]) -> Non
     ]
 
 
+def test_related_manager_writes_and_set_null_deletions_are_captured(
+    products: list[Product], user: Any
+) -> None:
+    kitchen = Category.objects.get(name="kitchen")
+    kitchen_id, cup = kitchen.pk, products[2]
+    with koherent.assignation(user=user) as ctx:
+        kitchen.products.add(cup)  # bulk: an update() of the product's key
+        kitchen.delete()  # on_delete=SET_NULL: an update() of every product pointing at it
+
+    rows = [(r.name, r.category_id, r.assignation_id) for r in _updates()]
+    assert rows[0] == ("cup", kitchen_id, ctx.assignation_id)
+    assert sorted(rows[1:]) == [
+        ("cup", None, ctx.assignation_id),
+        ("pan", None, ctx.assignation_id),
+        ("pot", None, ctx.assignation_id),
+    ]
+
+
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_aupdate_is_captured(user: Any) -> None:
