@@ -372,12 +372,12 @@ def _track_loaded_state(model: type[models.Model]) -> None:
         loaded = _loaded_state(self)
         if loaded is None:
             return
-        opts = self._meta
-        names = (
-            [f.attname for f in opts.concrete_fields]
-            if fields is None
-            else [getattr(opts.get_field(name), "attname", name) for name in fields]
-        )
+        concrete = {f.name: f.attname for f in self._meta.concrete_fields}
+        if fields is None:
+            names = list(concrete.values())
+        else:  # field names or attnames; relations that are not columns are skipped
+            attnames = set(concrete.values())
+            names = [concrete.get(n, n) for n in fields if n in concrete or n in attnames]
         deferred = self.get_deferred_fields()
         for attname in names:
             if attname not in deferred:
