@@ -17,8 +17,10 @@ that is not there, even where constraints are checked immediately.
 **Conflicts.** Before writing, the objects are locked (``SELECT ... FOR UPDATE``) and their
 history read again: a row written after the assignation's first change to an object by another
 assignation is a conflict (the revert would silently undo that change), and so is an object
-outside the revert that a deletion would take with it (a cascade), or an update whose state
-before cannot be known (the object predates its history). Conflicts raise
+outside the revert that a deletion would take with it (a cascade), an update whose state
+before cannot be known (the object predates its history), or an object changed by a write no
+history row recorded (raw SQL, another process: see :func:`_read_unrecorded`; forced, the
+revert leaves the fields only that write changed as they are). Conflicts raise
 :class:`RevertConflict` listing each one, unless ``force=True``. A concurrent change to a
 locked object waits for the revert to commit; one committed before the lock is seen.
 
