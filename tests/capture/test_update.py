@@ -17,7 +17,14 @@ from simple_history.utils import bulk_update_with_history
 import koherent
 from koherent import capture
 from koherent.models import Assignation
-from tests.captureapp.models import Category, FridgeShelf, Product, ProductQuerySet, Shelf
+from tests.captureapp.models import (
+    Category,
+    FridgeShelf,
+    Product,
+    ProductQuerySet,
+    SaleProduct,
+    Shelf,
+)
 from tests.undoapp.models import Invoice, Label
 
 pytestmark = pytest.mark.django_db
@@ -151,6 +158,24 @@ def test_related_manager_writes_and_set_null_deletions_are_captured(
         ("pan", None, ctx.assignation_id),
         ("pot", None, ctx.assignation_id),
     ]
+
+
+def test_a_proxy_models_update_is_the_tracked_models(products: list[Product]) -> None:
+    assert SaleProduct.objects.filter(name="pan").update(stock=1) == 1
+    assert [(r.name, r.stock) for r in _updates()] == [("pan", 1)]
+
+
+def test_fields_left_out_of_the_history_are_neither_returned_nor_recorded(
+    products: list[Product],
+) -> None:
+    Product.objects.filter(name="pan").update(internal_note="call the supplier")
+    Product.objects.filter(name="pot").update(internal_note="discontinued", stock=9)
+
+    pan, pot = _updates()
+    assert (pan.name, pan.history_changed_fields) == ("pan", "")
+    assert (pot.name, pot.stock, pot.history_changed_fields) == ("pot", 9, "stock")
+    assert not hasattr(pan, "internal_note")
+    assert Product.everything.get(name="pan").internal_note == "call the supplier"
 
 
 @pytest.mark.asyncio

@@ -46,14 +46,23 @@ class Product(models.Model):
     category = models.ForeignKey(
         Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
     )
+    #: Left out of the history.
+    internal_note = models.CharField(max_length=50, blank=True, default="")
 
-    history = HistoryField()
+    history = HistoryField(excluded_fields=["internal_note"])
 
     objects = ActiveProductManager()
     everything = models.Manager()  # noqa: DJ012 (the default manager is declared first)
 
     def __str__(self) -> str:
         return self.name
+
+
+class SaleProduct(Product):
+    """A proxy: its updates are the tracked product's."""
+
+    class Meta:
+        proxy = True
 
 
 class Shelf(models.Model):
