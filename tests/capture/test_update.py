@@ -387,3 +387,9 @@ def test_a_save_records_the_fields_it_changed(products: list[Product]) -> None:
     assert set(
         History.objects.filter(history_type="+").values_list("history_changed_fields", flat=True)
     ) == {None}
+
+
+def test_the_capture_test_apps_migrations_are_in_sync() -> None:
+    from django.core.management import call_command
+
+    call_command("makemigrations", "captureapp", check=True, dry_run=True)
