@@ -38,7 +38,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import graphlib
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from koherent._logging import get_logger
 from koherent.context import assignation as open_assignation
 from koherent.exceptions import KoherentError
 from koherent.query import history_for_assignation, previous_rows
@@ -60,7 +60,7 @@ from koherent.validation import validate_assignation_id
 if TYPE_CHECKING:
     from koherent.context import AuditContext
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 __all__ = [
     "AlreadyReverted",

@@ -34,7 +34,6 @@ runs in the caller's context, untouched.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
@@ -45,6 +44,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from koherent import access
+from koherent._logging import get_logger
 from koherent.config import GRAPHQL_FRESH_ASSIGNATION_MODES, get_setting
 from koherent.context import (
     AuditContext,
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from graphql import GraphQLResolveInfo
     from strawberry.types import ExecutionContext
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 #: ``extensions.code`` of the error refusing a mutation over a websocket.
 WEBSOCKET_MUTATION_REFUSED = "KOHERENT_WEBSOCKET_MUTATION_REFUSED"

@@ -15,18 +15,18 @@ A refusal is a GraphQL error with ``extensions.code`` ``FORBIDDEN``; nothing is 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.utils.module_loading import import_string
 from graphql import GraphQLError
 
+from koherent._logging import get_logger
 from koherent.config import get_setting
 from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.operation import user_of
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 Permission = Callable[[Any, "str | None"], bool]
 
