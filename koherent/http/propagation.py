@@ -77,7 +77,7 @@ class Propagation:
         if ctx is None or (ctx.assignation_id is None and ctx.app is None):
             return
         if self.allow_list().allows(scheme, host, port) and may_leave(
-            ctx, "HTTP request to", f"{scheme}://{host}"
+            ctx, "HTTP request to", f"{scheme}://{host}" + ("" if port is None else f":{port}")
         ):
             for name, value in self.header_values(ctx).items():
                 headers[name] = value
