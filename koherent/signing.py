@@ -348,21 +348,38 @@ def _canonical_key(key: Any) -> str:
     return _dumps(_canonical(key))
 
 
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def _canonical(value: Any) -> Any:
-    """``value`` in JSON types only, every mapping's keys as JSON writes them (text)."""
-    if isinstance(value, str | bool | int | float) or value is None:
+    """``value`` in JSON types only, every mapping's keys as JSON writes them (text).
+
+    Exact types are dispatched first (the arguments of a message are mostly plain lists,
+    dicts and scalars); subclasses (an enum, Celery's ``Signature``) and other types after.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list or kind is tuple:
+        return [_canonical(item) for item in value]
+    if kind is dict:
+        return {
+            key if type(key) is str else _canonical_key(key): _canonical(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, str | int | float):  # str and int enums: JSON writes their value
         return value
     if isinstance(value, Mapping):  # Celery's Signature is a dict
-        return {_canonical_key(k): _canonical(v) for k, v in value.items()}
+        return {_canonical_key(key): _canonical(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
+        return [_canonical(item) for item in value]
     return _canonical(_canonical_default(value))
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True
-    )
+#: The canonical JSON text of a value made of JSON types (one encoder, made once).
+_dumps: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True
+).encode
 
 
 def arguments_digest(*parts: Any) -> str:
@@ -374,7 +391,7 @@ def arguments_digest(*parts: Any) -> str:
     Computed once per message by each end: one walk over the values, one ``json.dumps``, one
     hash. Raises ``RecursionError`` for a reference cycle.
     """
-    return hashlib.sha256(_dumps(_canonical(list(parts))).encode()).hexdigest()
+    return hashlib.sha256(_dumps(_canonical(parts)).encode()).hexdigest()
 
 
 def work_binding(
@@ -392,9 +409,9 @@ def work_binding(
     as empty ones. Raises ``TypeError`` or ``ValueError`` for arguments with no canonical form
     (a reference cycle).
     """
-    parts: list[Any] = [list(args or ()), dict(kwargs or {})]
+    parts: tuple[Any, ...] = (args or (), kwargs or {})
     if options is not None:
-        parts.append(dict(options))
+        parts = (*parts, options)
     digest = arguments_digest(*parts)
     bound = f"{name}:{digest}"
     if work_id is not None:
