@@ -360,11 +360,14 @@ def _canonical(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
+    scalars = _SCALARS  # scalar items are kept as they are, without a call per item
     if kind is list or kind is tuple:
-        return [_canonical(item) for item in value]
+        return [item if type(item) in scalars else _canonical(item) for item in value]
     if kind is dict:
         return {
-            key if type(key) is str else _canonical_key(key): _canonical(item)
+            (key if type(key) is str else _canonical_key(key)): (
+                item if type(item) in scalars else _canonical(item)
+            )
             for key, item in value.items()
         }
     if isinstance(value, str | int | float):  # str and int enums: JSON writes their value
