@@ -125,7 +125,7 @@ def test_copied_header_and_id_run_unattributed(
     redis_worker: Worker, broker: redis.Redis, genuine: Genuine, user: Any
 ) -> None:
     task_id = genuine.headers["id"]
-    callback = {
+    callback: dict[str, Any] = {
         "task": "kt.write",
         "args": ["attack-c-callback"],
         "kwargs": {},
