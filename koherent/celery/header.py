@@ -7,7 +7,8 @@ the message it travels in, as the worker reads it:
 * the task id and the task name (the ``id`` and ``task`` headers);
 * a digest of the arguments and keyword arguments, and of the canvas options that decide what
   else runs: ``callbacks``, ``errbacks``, ``chain`` and ``chord`` (the third element of a
-  protocol 2 body) and the ``group`` and ``group_index`` headers.
+  protocol 2 body), the ``group`` and ``group_index`` headers, and the ``retries`` header (a
+  task may act on its attempt number).
 
 The publisher signs what ``before_task_publish`` is given (``body`` and ``headers``); the
 worker checks against ``task.request`` (``args``, ``kwargs``, ``callbacks``, ...), so a header
@@ -35,8 +36,17 @@ logger = get_logger("koherent.celery")
 HEADER: Final = "koherent_context"
 #: The signing purpose of Celery headers (a value signed for another use does not verify).
 PURPOSE: Final = "celery"
-#: The options bound with the arguments: the body's embedded canvas options and the group.
-BOUND_OPTIONS: Final = ("callbacks", "errbacks", "chain", "chord", "group", "group_index")
+#: The options bound with the arguments: the body's embedded canvas options, the group, and
+#: the attempt (a task may act on ``self.request.retries``).
+BOUND_OPTIONS: Final = (
+    "callbacks",
+    "errbacks",
+    "chain",
+    "chord",
+    "group",
+    "group_index",
+    "retries",
+)
 _EMBEDDED: Final = ("callbacks", "errbacks", "chain", "chord")
 
 
@@ -67,7 +77,9 @@ def sign_message(
 
 
 def _bound_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: options.get(name) for name in BOUND_OPTIONS}
+    bound = {name: options.get(name) for name in BOUND_OPTIONS}
+    bound["retries"] = bound["retries"] or 0  # a request without the header has 0
+    return bound
 
 
 def message_binding(
@@ -124,8 +136,8 @@ def write_header(headers: dict[str, Any], task_name: object = None, body: object
             )
         args, kwargs, embed = message
         options = {key: (embed or {}).get(key) for key in _EMBEDDED}
-        options["group"] = headers.get("group")
-        options["group_index"] = headers.get("group_index")
+        for key in ("group", "group_index", "retries"):
+            options[key] = headers.get(key)
         value = sign_message(
             ctx, task_id=task_id, task_name=name, args=args, kwargs=kwargs, options=options
         )
@@ -213,7 +225,7 @@ def verify_request(
         name=name if isinstance(name, str) else "",
         args=request.args,
         kwargs=request.kwargs,
-        options={key: getattr(request, key, None) for key in BOUND_OPTIONS},
+        options=_bound_options({key: getattr(request, key, None) for key in BOUND_OPTIONS}),
         work_id=request.id or "",
         task_id=task_id,
         origin=origin,

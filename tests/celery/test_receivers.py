@@ -53,6 +53,7 @@ def test_header_is_written_from_the_context_and_bound_to_the_task() -> None:
         {"kwargs": {"n": 2}},
         {"options": {"callbacks": [{"task": "kt.write", "args": ["z"]}]}},
         {"options": {"group": "g-1"}},
+        {"options": {"retries": 3}},
     ):
         given: dict[str, Any] = {
             "task_id": headers["id"],
