@@ -47,7 +47,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import graphlib
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from koherent._logging import get_logger
 from koherent.capture import history_written_by_caller
 from koherent.context import assignation as open_assignation
 from koherent.exceptions import KoherentError
@@ -71,9 +71,9 @@ from koherent.validation import validate_assignation_id
 if TYPE_CHECKING:
     from koherent.context import AuditContext
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 #: Every revert that writes, and every refusal, at WARNING: who reverted what, through what.
-revert_logger = logging.getLogger("koherent.revert")
+revert_logger = get_logger("koherent.revert")
 
 __all__ = [
     "AlreadyReverted",

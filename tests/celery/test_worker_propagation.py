@@ -158,6 +158,16 @@ def test_retry_with_countdown(worker: Worker, sending: Any, user: Any) -> None:
     assert [row.total for row in rows] == [0, 1, 2]
 
 
+def test_retry_with_other_arguments(worker: Worker, sending: Any, user: Any) -> None:
+    """``retry(args=..., kwargs=...)`` sends a message with other arguments: the worker signs
+    it for them, so the header (bound to the arguments) still verifies on each attempt."""
+    result = worker.tasks.retry_args.delay("retry-args")
+    last = result.get(timeout=TIMEOUT)
+    assert last["kwargs"] == {"note": "after 1"}
+    rows = [assert_stamped(f"retry-args-{n}", sending, user, task_id=result.id) for n in range(3)]
+    assert [row.total for row in rows] == [0, 1, 2]
+
+
 def test_autoretry_for(redis_worker: Worker, sending: Any, user: Any) -> None:
     result = redis_worker.tasks.autoretrying.delay("autoretry", 2)
     result.get(timeout=TIMEOUT)
