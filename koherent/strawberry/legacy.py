@@ -18,6 +18,7 @@ import strawberry
 import strawberry_django
 
 from koherent.legacy import provenance_entry_model
+from koherent.models import KoherentHistoryBase
 from koherent.strawberry.types import HistoryUser, described
 
 
@@ -60,6 +61,11 @@ def provenance_entry_type() -> type:
         app: str | None = strawberry_django.field(
             description="The client app the change came through."
         )
+
+        @classmethod
+        def is_type_of(cls, obj: Any, info: Any) -> bool:
+            # Any Koherent history row: ProvenanceField's and HistoryField's alike.
+            return isinstance(obj, cls | KoherentHistoryBase)
 
         @described("User who made the change.")
         def user(self) -> HistoryUser | None:

@@ -2,7 +2,7 @@
 
 * ``venv-0.2.0``: a virtual environment with the real koherent 0.2.0 from the package index
   and what its services ran with (authentikate, kante 1.1.0, graphql-core < 3.3), from
-  ``requirements-0.2.0.txt``. Rebuilt when that file or the Python version changes.
+  ``requirements-0.2.0.txt``. Rebuilt when that file changes or the environment is broken.
 * ``authentikate-<version>``: authentikate alone (``pip install --no-deps --target``), put on
   the main environment's path so that an upgraded project keeps authentikate's models and
   migrations (its user model and ``Client``) without kante, whose pins conflict with the
@@ -63,14 +63,29 @@ def _pip(python: Path | str, *args: str) -> None:
         raise RuntimeError(f"pip install {' '.join(args)} failed:\n{result.stderr[-4000:]}")
 
 
+def _works(python: Path) -> bool:
+    """Whether ``python`` runs and imports koherent 0.2.0 (its base interpreter may be gone)."""
+    try:
+        result = subprocess.run(
+            [str(python), "-c", "import koherent.vars, authentikate, kante"],
+            capture_output=True,
+            timeout=120,
+        )
+    except OSError:
+        return False
+    return result.returncode == 0
+
+
 def legacy_python() -> Path:
     """The Python of the koherent 0.2.0 environment, built if missing or stale."""
     venv = CACHE / "venv-0.2.0"
     python = venv / "bin" / "python"
     stamp = venv / ".koherent-requirements"
-    wanted = _digest(REQUIREMENTS.read_text(), sys.version)
+    # Keyed by the requirements alone: any Python koherent 0.2.0 supports will do, so the
+    # cells of the version matrix share the environment the first run built.
+    wanted = _digest(REQUIREMENTS.read_text())
     with _locked():
-        if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        if stamp.exists() and stamp.read_text() == wanted and _works(python):
             return python
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run(
