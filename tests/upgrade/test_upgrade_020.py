@@ -56,10 +56,16 @@ class Project:
         self.database_url = database_url
 
     def run(
-        self, python: Path | str, *args: str, stage: str, path: tuple[Path, ...] = ()
+        self,
+        python: Path | str,
+        *args: str,
+        stage: str,
+        path: tuple[Path, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        env = {
+        environment = {
             **os.environ,
+            **(env or {}),
             "KOHERENT_UPGRADE_DATABASE_URL": self.database_url,
             "KOHERENT_UPGRADE_STAGE": stage,
             "DJANGO_SETTINGS_MODULE": "legacy_project.settings",
@@ -69,7 +75,7 @@ class Project:
         return subprocess.run(
             [str(python), *args],
             cwd=self.path,
-            env=env,
+            env=environment,
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -143,6 +149,16 @@ def stage2(project: Project, stage1: dict[str, Any], authentikate: Path) -> dict
     out["migration"] = generated.read_text()
     out["check_before"] = project.run(py, "manage.py", "check", stage=up, path=path)
     project.ok(py, "manage.py", "migrate", stage=up, path=path)
+    check_db = ("manage.py", "check", "--database", "default")
+    out["check_db_before"] = project.run(py, *check_db, stage=up, path=path)
+    out["check_default_resolver"] = project.run(
+        py,
+        "manage.py",
+        "check",
+        stage=up,
+        path=path,
+        env={"KOHERENT_UPGRADE_DEFAULT_RESOLVER": "1"},
+    )
     out["dry_run"] = project.ok(
         py, "manage.py", "koherent_upgrade", "--dry-run", stage=up, path=path
     )
@@ -154,6 +170,7 @@ def stage2(project: Project, stage1: dict[str, Any], authentikate: Path) -> dict
         py, "manage.py", "koherent_upgrade", "--batch-size", "2", stage=up, path=path
     )
     out["again"] = project.ok(py, "manage.py", "koherent_upgrade", stage=up, path=path)
+    out["check_db_after"] = project.run(py, *check_db, stage=up, path=path)
     out["facts"] = json.loads(
         project.ok(py, "check_upgraded.py", "stage1.json", stage=up, path=path)
     )
@@ -193,6 +210,16 @@ def test_the_upgraded_project_passes_its_checks(stage2: dict[str, Any]) -> None:
     result = stage2["check_before"]
     assert result.returncode == 0, result.stderr
     assert "DeprecationWarning: koherent.fields.ProvenanceField" in result.stderr
+
+
+def test_checks_point_at_the_upgrade_steps(stage2: dict[str, Any]) -> None:
+    before, after = stage2["check_db_before"], stage2["check_db_after"]
+    for label in ("shelf.HistoricalBook", "shelf.HistoricalLibrary", "shelf.HistoricalLoan"):
+        assert f"{label}: (koherent.W071)" in before.stderr, before.stderr
+    assert "koherent.W071" not in after.stderr + after.stdout
+    assert after.returncode == 0
+    assert "koherent.W070" not in stage2["check_before"].stderr  # the resolver is set
+    assert "koherent.W070" in stage2["check_default_resolver"].stderr
 
 
 def test_the_dry_run_counts_and_writes_nothing(stage2: dict[str, Any]) -> None:

@@ -57,6 +57,8 @@ MIDDLEWARE = [
 if UPGRADED:
     MIDDLEWARE.append("koherent.middleware.KoherentMiddleware")
     KOHERENT = {"APP_RESOLVER": "koherent.contrib.authentikate.client_app"}
+    if os.environ.get("KOHERENT_UPGRADE_DEFAULT_RESOLVER"):  # koherent.W070's negative
+        KOHERENT = {}
 
 TEMPLATES = [
     {
