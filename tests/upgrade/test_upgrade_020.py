@@ -42,7 +42,14 @@ import pytest
 from koherent.legacy import DEPRECATED, DEPRECATED_MODULES
 from tests.upgrade import environments
 
-pytestmark = pytest.mark.postgres
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        os.environ.get("KOHERENT_TEST_DB", "postgres") != "postgres",
+        reason="the upgrade from koherent 0.2.0 runs on PostgreSQL only: 0.2.0's users ran it, "
+        "and the 0.2.0 environment and this one share one database across processes",
+    ),
+]
 
 PROJECT = Path(__file__).resolve().parent / "project"
 TIMEOUT = 300
@@ -408,6 +415,24 @@ def test_dropping_client_carries_it_into_app_first_or_refuses(
     assert text.count("migrations.RemoveField(") == 3, text
     assert "name='client'" in text, text
     assert "history_relation" not in text
+
+    # Rows whose app was never carried (as if koherent_upgrade had not run): the generated
+    # migration, as it is, would drop their client. Koherent refuses it before it starts.
+    project.sql("UPDATE shelf_historicalbook SET app = NULL WHERE client_id IS NOT NULL")
+    unguarded = project.run(py, "manage.py", "migrate", "shelf", stage=up, path=path)
+    assert unguarded.returncode != 0
+    assert "Refusing to migrate: koherent 0.2's client column would be dropped" in (
+        unguarded.stderr
+    )
+    assert (
+        "shelf.0003_drop_client drops shelf_historicalbook.client, but 4 row(s) have a client "
+        "that is not in app yet" in unguarded.stderr
+    )
+    assert "koherent_upgrade" in unguarded.stderr
+    assert project.sql(
+        "SELECT count(*) FROM django_migrations WHERE app = 'shelf' AND name = '0003_drop_client'"
+    ) == [(0,)]
+
     # The documented step: CarryClientToApp before the RemoveField of each model.
     text = text.replace(
         "from django.db import migrations",
@@ -421,9 +446,7 @@ def test_dropping_client_carries_it_into_app_first_or_refuses(
     )
     migration.write_text(text)
 
-    # Rows whose app was never carried (as if koherent_upgrade had not run), and a client id
-    # that cannot be an app name: the migration refuses and changes nothing.
-    project.sql("UPDATE shelf_historicalbook SET app = NULL WHERE client_id IS NOT NULL")
+    # A client id that cannot be an app name: the operation refuses and changes nothing.
     project.sql("UPDATE authentikate_client SET client_id = 'bob scanner' WHERE id = 2")
     refused = project.run(py, "manage.py", "migrate", "shelf", stage=up, path=path)
     assert refused.returncode != 0
