@@ -384,6 +384,9 @@ def test_a_kante_service_refuses_what_it_cannot_stamp(stage3: dict[str, Any]) ->
     unreadable = stage3["unreadable_op"]
     assert unreadable["codes"] == ["KOHERENT_INVALID_AUDIT_CONTEXT"]
     assert "cannot read the audit context" in unreadable["errors"][0]
+    websocket = stage3["websocket_op"]
+    assert websocket["codes"] == ["KOHERENT_WEBSOCKET_MUTATION_REFUSED"], websocket
+    assert stage3["websocket_query"] == {"errors": [], "codes": [], "data": {"ping": "pong"}}
     assert stage3["refused_rows_written"] == 0
 
 

@@ -20,6 +20,7 @@ django.setup()
 import asyncio  # noqa: E402
 
 from authentikate.strawberry.extension import AuthentikateExtension  # noqa: E402
+from kante.context import UniversalRequest, WsContext  # noqa: E402
 from legacy_project.client import run  # noqa: E402
 from legacy_project.schema import make_schema, schema  # noqa: E402
 from shelf.models import Library  # noqa: E402
@@ -86,6 +87,21 @@ unreadable = asyncio.run(
     )
 )
 facts["unreadable_op"] = outcome(unreadable)
+# A mutation over a kante websocket: refused, as 0.2.0 refused it (one connection, many
+# operations: their changes could not be told apart).
+ws_context = WsContext(
+    request=UniversalRequest(_extensions={}),
+    connection_params={"token": "alice-token", "x-assignation-id": "over-a-websocket"},
+    consumer=None,
+)
+facts["websocket_op"] = outcome(
+    asyncio.run(
+        schema.execute('mutation { createLibrary(name: "Over ws") }', context_value=ws_context)
+    )
+)
+facts["websocket_query"] = outcome(
+    asyncio.run(schema.execute("{ ping }", context_value=ws_context))
+)
 facts["refused_rows_written"] = Library.provenance.count() - before
 
 # 0.2.0's context variable, in plain code, under this version.
