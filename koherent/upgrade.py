@@ -389,8 +389,7 @@ def refuse_unsafe_client_removals(
             "Refusing to migrate: koherent 0.2's client column would be dropped before its "
             "values are carried into app. "
             + "; ".join(at_risk)
-            + ". Run the migrations up to the one before (python manage.py migrate <app> "
-            "<migration>), then python manage.py koherent_upgrade, then migrate again; or put "
-            "koherent.operations.CarryClientToApp('<model>') before the RemoveField "
-            "(docs/upgrading.md). Nothing was migrated."
+            + ". Put koherent.operations.CarryClientToApp('<history model>') before that "
+            "RemoveField, or run python manage.py koherent_upgrade while the models still use "
+            "ProvenanceField(), then migrate again (docs/upgrading.md). Nothing was migrated."
         )

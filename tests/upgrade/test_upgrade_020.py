@@ -403,6 +403,25 @@ def test_dropping_client_carries_it_into_app_first_or_refuses(
     project: Project, stage3: dict[str, Any], authentikate: Path
 ) -> None:
     py, up, path = sys.executable, "upgraded", (authentikate,)
+    book_apps = "SELECT history_id, app FROM shelf_historicalbook WHERE history_id <= 4 ORDER BY 1"
+
+    # Rows whose app was never carried (as if koherent_upgrade had not run), and a client id
+    # that cannot be an app name. koherent_upgrade carries what it can, names what it cannot,
+    # and exits with status 2.
+    project.sql("UPDATE shelf_historicalbook SET app = NULL WHERE client_id IS NOT NULL")
+    project.sql("UPDATE authentikate_client SET client_id = 'bob scanner' WHERE id = 2")
+    partial = project.run(py, "manage.py", "koherent_upgrade", stage=up, path=path)
+    assert partial.returncode == 2, partial.stderr
+    assert "shelf.HistoricalBook: client 2 (app 'bob scanner' is not allowed" in partial.stderr
+    assert "2 row(s) of shelf_historicalbook" in partial.stderr
+    assert project.sql(book_apps) == [
+        (1, "alice-lab-app"),
+        (2, "alice-lab-app"),
+        (3, None),
+        (4, None),
+    ]
+
+    # The models leave ProvenanceField: makemigrations drops client.
     models_file = project.path / "shelf" / "models.py"
     source = models_file.read_text()
     source = source.replace(
@@ -419,24 +438,23 @@ def test_dropping_client_carries_it_into_app_first_or_refuses(
     assert "name='client'" in text, text
     assert "history_relation" not in text
 
-    # Rows whose app was never carried (as if koherent_upgrade had not run): the generated
-    # migration, as it is, would drop their client. Koherent refuses it before it starts.
-    project.sql("UPDATE shelf_historicalbook SET app = NULL WHERE client_id IS NOT NULL")
+    # The generated migration, as it is, would drop bob's client: refused before it starts.
     unguarded = project.run(py, "manage.py", "migrate", "shelf", stage=up, path=path)
     assert unguarded.returncode != 0
     assert "Refusing to migrate: koherent 0.2's client column would be dropped" in (
         unguarded.stderr
     )
     assert (
-        "shelf.0003_drop_client drops shelf_historicalbook.client, but 4 row(s) have a client "
+        "shelf.0003_drop_client drops shelf_historicalbook.client, but 2 row(s) have a client "
         "that is not in app yet" in unguarded.stderr
     )
-    assert "koherent_upgrade" in unguarded.stderr
+    assert "CarryClientToApp" in unguarded.stderr
     assert project.sql(
         "SELECT count(*) FROM django_migrations WHERE app = 'shelf' AND name = '0003_drop_client'"
     ) == [(0,)]
 
-    # The documented step: CarryClientToApp before the RemoveField of each model.
+    # The documented step: CarryClientToApp before the RemoveField of each model. With the
+    # bad client id it refuses, and changes nothing.
     text = text.replace(
         "from django.db import migrations",
         "from django.db import migrations\nfrom koherent.operations import CarryClientToApp",
@@ -448,9 +466,6 @@ def test_dropping_client_carries_it_into_app_first_or_refuses(
         '        CarryClientToApp("historicalloan"),\n',
     )
     migration.write_text(text)
-
-    # A client id that cannot be an app name: the operation refuses and changes nothing.
-    project.sql("UPDATE authentikate_client SET client_id = 'bob scanner' WHERE id = 2")
     refused = project.run(py, "manage.py", "migrate", "shelf", stage=up, path=path)
     assert refused.returncode != 0
     assert "UpgradeRefused: Cannot carry shelf.historicalbook.client into app" in refused.stderr
@@ -460,19 +475,16 @@ def test_dropping_client_carries_it_into_app_first_or_refuses(
         "SELECT count(*) FROM information_schema.columns WHERE table_name = "
         "'shelf_historicalbook' AND column_name = 'client_id'"
     ) == [(1,)]
-    assert project.sql(
-        "SELECT count(*) FROM shelf_historicalbook WHERE app IS NULL AND client_id IS NOT NULL"
-    ) == [(4,)]
+    assert project.sql(book_apps)[2:] == [(3, None), (4, None)]
 
+    # Fixed: the migration carries bob's client, then drops the column.
     project.sql("UPDATE authentikate_client SET client_id = 'bob-scanner' WHERE id = 2")
     project.ok(py, "manage.py", "migrate", "shelf", stage=up, path=path)
     assert project.sql(
         "SELECT count(*) FROM information_schema.columns WHERE column_name = 'client_id' "
         "AND table_name LIKE 'shelf_historical%%'"
     ) == [(0,)]
-    assert project.sql(
-        "SELECT history_id, app FROM shelf_historicalbook WHERE history_id <= 4 ORDER BY 1"
-    ) == [
+    assert project.sql(book_apps) == [
         (1, "alice-lab-app"),
         (2, "alice-lab-app"),
         (3, "bob-scanner"),
