@@ -8,15 +8,17 @@ the request's *authenticated* user may:
     Only the user who opened the assignation may join it: the user of its
     :class:`~koherent.models.Assignation` record. An assignation without a record yet (nothing
     written under it, or ``RECORD_ASSIGNATIONS`` off) or whose record has no user (opened by
-    an anonymous request, a script, a task sent without a user) may be joined by anyone; the
-    first change written under a new id records its user as the owner. An anonymous request
-    naming an assignation that a user opened is refused.
+    an anonymous request, a script, a task sent without a user) may be joined by anyone,
+    except a revert's; the first change written under a new id records its user as the owner.
+    An anonymous request naming an assignation that a user opened is refused.
 ``"any"``
     No check: any request may join any assignation (Koherent 0.3 before this setting).
 a dotted path
     ``fn(user, assignation_id, record) -> bool``: ``user`` is the request's authenticated
     user or ``None``, ``record`` the ``Assignation`` or ``None``. Built in:
-    ``koherent.access.owner_or_superuser`` (the owner, and active superusers).
+    ``koherent.access.owner_or_superuser`` (the owner, and active superusers) and
+    ``koherent.access.owned_only`` (only the owner of an assignation that has one: unknown ids
+    and assignations without an owner are refused).
 
 A refusal raises :class:`~koherent.exceptions.AssignationAccessDenied` (HTTP 403 from the
 middleware, a GraphQL error from the extension) before anything runs, so nothing is written.
@@ -55,6 +57,7 @@ __all__ = [
     "anyone",
     "check_request",
     "find_record",
+    "owned_only",
     "owner_of",
     "owner_only",
     "owner_or_superuser",
@@ -79,12 +82,34 @@ def owner_of(record: Assignation | None) -> str | None:
     return None
 
 
+#: The origin of revert assignations (``koherent.revert.REVERT_ORIGIN``).
+_REVERT_ORIGIN = "revert"
+
+
 def owner_only(user: Any, assignation_id: str, record: Assignation | None) -> bool:
-    """The ``"owner"`` policy: no owner yet, or ``user`` is the owner."""
+    """The ``"owner"`` policy: no owner yet, or ``user`` is the owner.
+
+    A revert's assignation without an owner (``koherent_revert`` run without ``--user``) is
+    not open to anyone: changes joined to it would be undone with the revert, and redone
+    when it is reverted.
+    """
     owner = owner_of(record)
     if owner is None:
-        return True
+        return record is None or record.origin != _REVERT_ORIGIN
     return user is not None and str(user.pk) == owner
+
+
+def owned_only(user: Any, assignation_id: str, record: Assignation | None) -> bool:
+    """The strict policy: only the owner may join, and only an assignation that has one.
+
+    Unknown ids and assignations without an owner are refused, so a client can no longer
+    open an assignation under an id of its choosing (trust on first use) nor join one a
+    script, a task or an anonymous request opened: it joins the ids the server made (the
+    response header of a request that wrote) under its own user. Anonymous requests are
+    refused.
+    """
+    owner = owner_of(record)
+    return owner is not None and user is not None and str(user.pk) == owner
 
 
 def owner_or_superuser(user: Any, assignation_id: str, record: Assignation | None) -> bool:
@@ -250,7 +275,7 @@ async def acheck_request(request: Any, assignation_id: str, *, user: Any = _MISS
     if _known_verdict(cache, key, user):
         return
     record = await afind_record(assignation_id, request)
-    if policy in (owner_only, owner_or_superuser, anyone):
+    if policy in (owner_only, owner_or_superuser, owned_only, anyone):
         allowed = policy(user, assignation_id, record)
     else:  # may query (groups, permissions): not from the event loop
         allowed = await sync_to_async(policy)(user, assignation_id, record)

@@ -644,7 +644,9 @@ class AssignationHistory:
     it is iterated or paged::
 
         history = koherent.history_for_assignation(assignation_id)
-        for row in history:            # history rows (simple-history models), in order
+        for entry in history:          # HistoryEntry values, in order
+            entry.model_label, entry.kind, entry.row
+        for row in history.rows():     # the history rows themselves (simple-history models)
             ...
         page = history.page(first=50)  # one page; then history.page(50, after=page.end_cursor)
         history.count(), history.counts()
@@ -711,14 +713,19 @@ class AssignationHistory:
                 history_id=last.pk,
             )
 
-    def __iter__(self) -> Iterator[Model]:
+    def __iter__(self) -> Iterator[HistoryEntry]:
+        """Every row as a :class:`HistoryEntry`, in order (the same as :meth:`entries`)."""
+        return self.entries()
+
+    def rows(self) -> Iterator[Model]:
+        """Every history row itself (a simple-history model instance), in order."""
         for page in self.pages():
             yield from page.rows
 
     def entries(self) -> Iterator[HistoryEntry]:
         """Every row as a :class:`HistoryEntry`, in order."""
-        for row in self:
-            yield HistoryEntry.from_row(row)
+        for page in self.pages():
+            yield from page.entries
 
     def counts(self) -> dict[str, int]:
         """The number of rows per tracked model label, for the models with rows (one query)."""
@@ -743,8 +750,9 @@ def history_for_assignation(
 ) -> AssignationHistory:
     """Every history row of every tracked model written under ``assignation_id``.
 
-    Returns a lazy :class:`AssignationHistory`: iterate it for the rows in order
-    (``history_date``, then model label, then ``history_id``), fetched ``batch_size`` rows
+    Returns a lazy :class:`AssignationHistory`: iterate it for the :class:`HistoryEntry` of
+    each row in order (``history_date``, then model label, then ``history_id``; ``.rows()``
+    gives the history rows themselves), fetched ``batch_size`` rows
     (default 500) at a time, one query for the first batch and two for each later one; or
     take :meth:`~AssignationHistory.page`\\ s with cursors. ``using`` names the database
     (the default one otherwise).

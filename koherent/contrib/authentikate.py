@@ -23,7 +23,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from koherent.exceptions import InvalidRequestContext
+from koherent.extras import require
 from koherent.resolvers import static_app
+
+require("koherent.contrib.authentikate", "authentikate", "authentikate")
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

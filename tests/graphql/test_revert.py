@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 
 import koherent
 from tests.graphql.conftest import GraphQLClient
@@ -40,7 +41,15 @@ REVERT = """mutation($id: ID!, $dryRun: Boolean! = false, $force: Boolean! = fal
 
 @pytest.fixture
 def staff(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="carol", is_staff=True)
+    """A staff user with the add, change and delete permissions of the test app's models."""
+    carol = django_user_model.objects.create_user(username="carol", is_staff=True)
+    carol.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="testapp",
+            codename__regex=r"^(add|change|delete)_(order|item)$",
+        )
+    )
+    return carol
 
 
 @pytest.fixture
@@ -56,7 +65,14 @@ def created(user: Any) -> Order:
 def revert(client: GraphQLClient, **variables: Any) -> dict[str, Any]:
     result = client.post(REVERT, variables)
     assert result.errors == [], result.errors
-    return dict(result.data["revertAssignation"])
+    data = dict(result.data["revertAssignation"])
+    reported = result.assignation_id
+    if data["__typename"] == "RevertResult":
+        # The result names the assignation the revert's rows are written under, once.
+        assert reported == data["revertAssignationId"], (reported, data)
+    else:
+        assert reported != "made"
+    return data
 
 
 def test_only_staff_users_may_revert(

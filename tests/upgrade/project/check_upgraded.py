@@ -60,7 +60,7 @@ facts["modules"] = sorted(DEPRECATED_MODULES)
 facts["history"] = {
     key: [
         [e.model_label, e.kind.value, str(e.object_id), e.user_id, e.app]
-        for e in map(HistoryEntry.from_row, history_for_assignation(value))
+        for e in history_for_assignation(value)
     ]
     for key, value in A.items()
 }
