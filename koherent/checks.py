@@ -27,6 +27,10 @@ id                 problem
                    callable
 ``koherent.W060``  ``ASSIGNATION_ACCESS`` checks owners, but ``RECORD_ASSIGNATIONS`` is off, so
                    no assignation has an owner and every request may join every assignation
+``koherent.W070``  ``authentikate`` is installed, but ``APP_RESOLVER`` does not read its client:
+                   GraphQL operations are stamped without the app koherent 0.2 recorded
+``koherent.W071``  history rows written by koherent 0.2 are not upgraded yet (run
+                   ``koherent_upgrade``); only with ``check --database``
 =================  ======================================================================
 """
 
@@ -474,4 +478,69 @@ def check_assignation_access(app_configs: Any = None, **kwargs: Any) -> list[Che
                 id="koherent.W060",
             )
         )
+    return messages
+
+
+AUTHENTIKATE_APP_RESOLVER = "koherent.contrib.authentikate.client_app"
+
+
+@register(Tags.compatibility)
+def check_authentikate(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W070: a koherent 0.2 project on authentikate whose app resolver ignores the client."""
+    from django.apps import apps
+
+    from koherent.config import get_setting
+
+    if not apps.is_installed("authentikate") or get_setting("APP_RESOLVER") != DEFAULTS.get(
+        "APP_RESOLVER"
+    ):
+        return []
+    return [
+        Warning(
+            "'authentikate' is installed, but KOHERENT['APP_RESOLVER'] is the default: history "
+            "rows of GraphQL operations get no app from the authentikate client (koherent 0.2 "
+            "recorded it in 'client').",
+            hint=f"Set KOHERENT['APP_RESOLVER'] = {AUTHENTIKATE_APP_RESOLVER!r} (see "
+            f"docs/upgrading.md), or silence koherent.W070 if the app comes from elsewhere.",
+            id="koherent.W070",
+        )
+    ]
+
+
+@register(Tags.database)
+def check_upgraded_rows(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W071: rows koherent 0.2 wrote that ``koherent_upgrade`` has not backfilled yet."""
+    from django.db import DatabaseError
+
+    from koherent.upgrade import history_models
+
+    messages: list[CheckMessage] = []
+    for using in databases or ():
+        for model in history_models(using):
+            fields = {f.name for f in model._meta.get_fields()}
+            pending = model._default_manager.db_manager(using).none()
+            if "history_user" in fields:
+                pending = pending | model._default_manager.db_manager(using).filter(
+                    user_pk__isnull=True, history_user_id__isnull=False
+                )
+            if "client" in fields:
+                pending = pending | model._default_manager.db_manager(using).filter(
+                    app__isnull=True, client_id__isnull=False
+                )
+            try:
+                found = pending.exists()
+            except DatabaseError:  # not migrated yet: migrate's own checks say so
+                continue
+            if found:
+                messages.append(
+                    Warning(
+                        f"{model._meta.label} ({using}) has history rows written by koherent "
+                        f"0.2 without user_pk or app.",
+                        hint="Run manage.py koherent_upgrade (docs/upgrading.md).",
+                        obj=model,
+                        id="koherent.W071",
+                    )
+                )
     return messages

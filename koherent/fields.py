@@ -14,6 +14,14 @@ from koherent.transactions import make_saves_atomic
 
 __all__ = ["HistoricForeignKey", "HistoryField", "KoherentHistoryManager"]
 
+
+def __getattr__(name: str) -> Any:
+    # koherent 0.2's names (ProvenanceField, GenericRelation), with a DeprecationWarning.
+    from koherent import legacy
+
+    return legacy.resolve(__name__, name)
+
+
 #: The composite index every Koherent history model gets for the rows of an assignation.
 ASSIGNATION_INDEX_FIELDS = ("assignation_id", "history_date", "history_id")
 #: The fields after the tracked object's key in the index of an object's rows.
@@ -73,7 +81,7 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         from koherent.models import KoherentHistoryBase
 
         bases = tuple(b for b in kwargs.pop("bases", ()) if b is not models.Model)
-        if KoherentHistoryBase not in bases:
+        if not any(isinstance(b, type) and issubclass(b, KoherentHistoryBase) for b in bases):
             bases = (KoherentHistoryBase, *bases)
         kwargs.setdefault("get_user", stamping.get_history_user)
         kwargs.setdefault("user_db_constraint", False)

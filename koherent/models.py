@@ -140,3 +140,10 @@ class Assignation(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+def __getattr__(name: str) -> Any:
+    # koherent 0.2's ProvenanceEntryModel, with a DeprecationWarning (koherent.legacy).
+    from koherent import legacy
+
+    return legacy.resolve(__name__, name)

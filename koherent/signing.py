@@ -61,7 +61,14 @@ from koherent.config import user_settings
 from koherent.context import AuditContext
 from koherent.exceptions import InvalidSignedContext
 from koherent.users import StaticUserRef
-from koherent.validation import validate_app, validate_assignation_id, validate_user_pk
+from koherent.validation import (
+    MAX_APP_LENGTH,
+    MAX_ASSIGNATION_ID_LENGTH,
+    MAX_USER_PK_LENGTH,
+    validate_app,
+    validate_assignation_id,
+    validate_user_pk,
+)
 
 __all__ = [
     "MAX_SIGNED_LENGTH",
@@ -77,12 +84,21 @@ __all__ = [
 
 #: The salt every signature is made under (a purpose is appended to it).
 SALT: Final = "koherent.signing.context"
-#: The longest string :func:`verify_context` looks at; longer ones are refused unread.
-MAX_SIGNED_LENGTH: Final = 1024
-
 _VERSION: Final = "1"
 _FIELD_SEPARATOR: Final = "|"
 _SIGNATURE_SEPARATOR: Final = ":"
+#: The longest string :func:`verify_context` looks at; longer ones are refused unread. It is
+#: the longest value :func:`sign_context` can make: every field at its maximum length
+#: (:mod:`koherent.validation`), the separators and the 43-character signature.
+MAX_SIGNED_LENGTH: Final = (
+    len(_VERSION)
+    + 2 * MAX_ASSIGNATION_ID_LENGTH  # the assignation and its parent
+    + MAX_APP_LENGTH
+    + MAX_USER_PK_LENGTH
+    + 4 * len(_FIELD_SEPARATOR)
+    + len(_SIGNATURE_SEPARATOR)
+    + 43
+)
 # What django.core.signing's HMAC-SHA256 signatures look like: 43 URL-safe base64 characters.
 _SIGNATURE_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 

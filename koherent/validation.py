@@ -7,7 +7,7 @@ header is read, so a bad value is refused with a clear ``ValueError`` before any
 =================  ==========================================  ===========
 field              allowed pattern                             max length
 =================  ==========================================  ===========
-assignation id     ``[A-Za-z0-9][A-Za-z0-9._:-]*``             100
+assignation id     ``[A-Za-z0-9][A-Za-z0-9._:-]*``             1000
 app                ``[A-Za-z0-9][A-Za-z0-9._:@/+-]*``           100
 origin             ``[a-z][a-z0-9_-]*``                        32
 user primary key   an int, a UUID, or a string without control  64
@@ -21,7 +21,9 @@ import re
 import uuid
 from typing import Any
 
-MAX_ASSIGNATION_ID_LENGTH = 100
+#: The length koherent 0.2 allowed (its ``assignation_id`` column was ``varchar(1000)``), so
+#: that every id a 0.2 service wrote or a 0.2 client sends is still accepted and stored whole.
+MAX_ASSIGNATION_ID_LENGTH = 1000
 MAX_APP_LENGTH = 100
 MAX_ORIGIN_LENGTH = 32
 MAX_USER_PK_LENGTH = 64

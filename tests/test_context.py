@@ -176,7 +176,7 @@ def test_user_instance_pk_and_anonymous(django_user_model: Any) -> None:
     [
         ({"assignation_id": "has space"}, "not allowed"),
         ({"assignation_id": ""}, "empty"),
-        ({"assignation_id": "x" * 101}, "maximum is 100"),
+        ({"assignation_id": "x" * 1001}, "maximum is 1000"),
         ({"assignation_id": 5}, "must be a string"),
         ({"assignation_id": "-leading-dash"}, "not allowed"),
         ({"app": "bad app"}, "not allowed"),

@@ -10,6 +10,7 @@ from django.test import AsyncClient, Client
 
 import koherent
 from koherent.context import EMPTY
+from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,8 @@ def test_fresh_assignation_can_be_turned_off(client: Client, settings: Any) -> N
 
 
 @pytest.mark.parametrize(
-    "value", ["has spaces", "x" * 101, "../../etc/passwd", "", "-dash", "a,b"]
+    "value",
+    ["has spaces", "x" * (MAX_ASSIGNATION_ID_LENGTH + 1), "../../etc/passwd", "", "-dash", "a,b"],
 )
 def test_malformed_header_gets_400_and_writes_nothing(
     client: Client, value: str, caplog: pytest.LogCaptureFixture

@@ -29,4 +29,6 @@ __all__ = ["AssignationAdmin", "KoherentHistoryAdmin"]
 def __getattr__(name: str) -> Any:
     if name in __all__:
         return getattr(importlib.import_module("koherent.admin.core"), name)
+    if name == "KoherentAdmin":  # koherent 0.2's name, with a DeprecationWarning
+        return importlib.import_module("koherent.legacy").resolve(__name__, name)
     raise AttributeError(f"module 'koherent.admin' has no attribute {name!r}")

@@ -70,7 +70,8 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'koherent.strawberry' has no attribute {name!r}")
+        # koherent 0.2's ProvenanceEntry, with a DeprecationWarning (koherent.legacy).
+        return importlib.import_module("koherent.legacy").resolve(__name__, name)
     return getattr(importlib.import_module(module), name)
 
 

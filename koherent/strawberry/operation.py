@@ -103,7 +103,64 @@ class ConnectionRequest:
         return f"ConnectionRequest({self.scope.get('type')!r}, {self.scope.get('path')!r})"
 
 
-def as_request(adapter: ConnectionRequest) -> HttpRequest:
+class KanteRequest:
+    """What Koherent's request resolvers read, made from a kante context (koherent 0.2's
+    services: ``kante.context.HttpContext`` / ``WsContext``).
+
+    kante hands the operation a ``UniversalRequest`` (no Django request): ``headers`` are the
+    context's headers (with a websocket's ``connection_params`` on top), case-insensitively;
+    ``user`` and ``client`` are what the authenticating extension (authentikate's) set on the
+    ``UniversalRequest``, read when asked, so the extension may run before or after
+    Koherent's. Recognised by shape, without importing kante.
+    """
+
+    def __init__(self, context_value: Any) -> None:
+        self.universal = lookup(context_value, "request")
+        merged: dict[str, str] = {}
+        headers = lookup(context_value, "headers")
+        if headers is None:
+            scope = scope_of(lookup(context_value, "consumer")) or {}
+            headers = {
+                name.decode("latin1"): value.decode("latin1")
+                for name, value in scope.get("headers") or ()
+            }
+        for name, value in (headers or {}).items():
+            if isinstance(name, str) and isinstance(value, str):
+                merged[name.lower()] = value
+        params = lookup(context_value, "connection_params")
+        for name, value in (params if isinstance(params, Mapping) else {}).items():
+            if isinstance(name, str) and isinstance(value, str):
+                merged[name.lower()] = value
+        self.headers: Mapping[str, str] = CaseInsensitiveMapping(merged)
+        self.is_websocket = lookup(context_value, "type") == "ws"
+
+    @property
+    def user(self) -> Any:
+        return getattr(self.universal, "_user", None)
+
+    @property
+    def client(self) -> Any:
+        return getattr(self.universal, "_client", None)
+
+    auth = None
+
+    def __repr__(self) -> str:
+        return f"KanteRequest({'ws' if self.is_websocket else 'http'!r})"
+
+
+def is_kante_context(context_value: Any) -> bool:
+    """Whether ``context_value`` is a kante ``HttpContext`` or ``WsContext`` (by shape)."""
+    request = lookup(context_value, "request")
+    return (
+        request is not None
+        and not isinstance(request, HttpRequest)
+        and hasattr(request, "set_extension")
+        and hasattr(request, "_user")
+        and lookup(context_value, "type") in ("http", "ws")
+    )
+
+
+def as_request(adapter: ConnectionRequest | KanteRequest) -> HttpRequest:
     """``adapter`` typed as the request the resolvers take (they read only what it has)."""
     return cast("HttpRequest", adapter)
 
@@ -151,6 +208,18 @@ def source_of(context_value: Any, operation_extensions: Any) -> OperationSource:
     """
     request = lookup(context_value, "request")
     named = operation_assignation(operation_extensions)
+    if is_kante_context(context_value):
+        kante = KanteRequest(context_value)
+        if kante.is_websocket:
+            named = named or operation_assignation(websocket_operation_extensions.get())
+            ctx = context_from_request(
+                as_request(kante), origin=WEBSOCKET_ORIGIN, fresh=False, check_access=False
+            )
+            return _with_named(WEBSOCKET, ctx, named, NAMED_BY_CONNECTION, None, kante)
+        ctx = context_from_request(
+            as_request(kante), origin=HTTP_ORIGIN, fresh=False, check_access=False
+        )
+        return _with_named(HTTP, ctx, named, NAMED_BY_REQUEST, None, kante)
     scope = None if isinstance(request, HttpRequest) else scope_of(request)
     if scope is not None and scope.get("type") == "websocket":
         named = named or operation_assignation(websocket_operation_extensions.get())
@@ -171,7 +240,20 @@ def source_of(context_value: Any, operation_extensions: Any) -> OperationSource:
         ctx = context_from_request(request, origin=HTTP_ORIGIN, fresh=False, check_access=False)
         response = lookup(context_value, "response")
         return _with_named(HTTP, ctx, named, NAMED_BY_REQUEST, response, request)
+    if request is not None:
+        # A request Koherent cannot read: running the operation would write history rows
+        # without user, app or assignation, so it is refused instead.
+        raise UnreadableContext(
+            f"KoherentExtension cannot read the audit context of this operation: its "
+            f"context's request is a {type(request).__module__}.{type(request).__qualname__}, "
+            f"which is neither a Django HttpRequest, a Channels request nor a kante context. "
+            f"Pass the Django request as context_value['request'] (or context.request)."
+        )
     return OperationSource(transport=None, context=None, named_by=None)
+
+
+class UnreadableContext(InvalidRequestContext):
+    """The operation's context carries a request Koherent does not know how to read."""
 
 
 def _with_named(

@@ -305,3 +305,10 @@ class Assignation:
 
 def _model_changes(counts: dict[str, int]) -> list[ModelChanges]:
     return [ModelChanges(model_label=label, count=n) for label, n in sorted(counts.items())]
+
+
+def __getattr__(name: str) -> Any:
+    # koherent 0.2's ProvenanceEntry, HistoryKind and ModelChange, with a DeprecationWarning.
+    from koherent import legacy
+
+    return legacy.resolve(__name__, name)

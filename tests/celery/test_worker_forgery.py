@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import koherent
 from koherent.celery.header import HEADER, PURPOSE, message_binding
 from koherent.context import AuditContext, use
-from koherent.signing import _bound, _current_signer, sign_context
+from koherent.signing import MAX_SIGNED_LENGTH, _bound, _current_signer, sign_context
 from koherent.users import StaticUserRef
 from tests.celery.harness import Worker, wait_for
 from tests.testapp.models import Order
@@ -109,7 +109,7 @@ def forge_value(kind: str, how: Any, bind: str, ctx: AuditContext) -> Any:
     if kind == "unsigned":
         return valid.rpartition(":")[0]
     if kind == "oversized":
-        return valid + "x" * 2000
+        return valid + "x" * (MAX_SIGNED_LENGTH + 1)
     if kind == "signed-garbage":
         return signed_raw(f"9|{how}", bind)
     if kind == "signed-invalid":

@@ -13,6 +13,7 @@ from django.test import AsyncClient, override_settings
 
 import koherent
 from koherent.context import EMPTY
+from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 from tests.graphql.conftest import GraphQLClient
 from tests.testapp.models import Order
 
@@ -127,7 +128,7 @@ def test_operation_extensions_name_the_assignation(gql_client: GraphQLClient) ->
     assert Order.history.get().assignation_id == "from-operation"
 
 
-@pytest.mark.parametrize("value", ["has spaces", "x" * 101, "", 42])
+@pytest.mark.parametrize("value", ["has spaces", "x" * (MAX_ASSIGNATION_ID_LENGTH + 1), "", 42])
 def test_malformed_operation_assignation_is_refused_before_anything_runs(
     gql_client: GraphQLClient, value: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 
 import koherent
 from koherent.models import Assignation as Record
+from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 from tests.graphql.conftest import GraphQLClient
 from tests.testapp.models import Item, Order
 
@@ -297,7 +298,9 @@ def test_a_hook_of_your_own_keeps_object_histories_in_one_batch(
     assert orders(10) == orders(100)
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "x" * 101, "line\nbreak", "-leading"])
+@pytest.mark.parametrize(
+    "bad", ["", "a b", "x" * (MAX_ASSIGNATION_ID_LENGTH + 1), "line\nbreak", "-leading"]
+)
 def test_a_malformed_id_is_a_clear_error_and_never_reaches_the_hook(
     gql_client: GraphQLClient, hook: list[Any], user: Any, bad: str
 ) -> None:

@@ -34,6 +34,7 @@ from koherent.signing import (
     work_binding,
 )
 from koherent.users import StaticUserRef, user_ref_for
+from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 
 TASK = "5f0c1c9e-4a57-4b0e-9d0f-2b1f1c7d9a11"
 
@@ -199,7 +200,9 @@ def test_error_pickles_with_its_reason() -> None:
     assert isinstance(copy, ValueError)
 
 
-ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}", fullmatch=True)
+ids = st.from_regex(
+    rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_ASSIGNATION_ID_LENGTH - 1}}}", fullmatch=True
+)
 apps = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,99}", fullmatch=True)
 
 

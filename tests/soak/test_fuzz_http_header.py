@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import koherent
 from koherent.middleware import KoherentMiddleware
+from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 from tests.soak import support
 from tests.testapp.models import Order
 
@@ -26,7 +27,7 @@ pytestmark = [support.soak, pytest.mark.django_db]
 
 EXAMPLES = support.size(10_000, 200)
 #: What a valid id is, written down independently of koherent.validation.
-VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}", re.ASCII)
+VALID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_ASSIGNATION_ID_LENGTH - 1}}}", re.ASCII)
 ID_CHARACTERS = "abcXYZ019._:-"
 
 
@@ -44,7 +45,9 @@ header_values = st.one_of(
     near_ids,
     st.text(max_size=300),
     st.binary(max_size=120).map(lambda b: b.decode("latin-1")),
-    st.integers(100, 400).map(lambda n: "a" * n),
+    st.integers(MAX_ASSIGNATION_ID_LENGTH - 50, MAX_ASSIGNATION_ID_LENGTH + 300).map(
+        lambda n: "a" * n
+    ),
     st.from_regex(VALID, fullmatch=True).map(lambda s: s + "\x00"),
 )
 

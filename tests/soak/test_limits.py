@@ -72,12 +72,12 @@ class Field:
 
 # The documented limits (docs/settings.md, koherent.validation), written out: a change of a
 # limit must show here.
-ASSIGNATION = Field("assignation id", 100, "a")
+ASSIGNATION = Field("assignation id", 1000, "a")
 APP = Field("app", 100, "p")
 ORIGIN = Field("origin", 32, "o")
 USER = Field("user primary key", 64, "1")
 TASK = Field("task id", 255, "t")
-PARENT = Field("parent assignation id", 100, "b")
+PARENT = Field("parent assignation id", 1000, "b")
 
 #: Malformed values per field, with what the refusal says.
 MALFORMED: dict[str, list[tuple[Any, str]]] = {

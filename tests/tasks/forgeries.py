@@ -9,7 +9,7 @@ from typing import Any
 from django.test import override_settings
 
 from koherent.context import AuditContext
-from koherent.signing import _bound, _current_signer, sign_context
+from koherent.signing import MAX_SIGNED_LENGTH, _bound, _current_signer, sign_context
 from koherent.tasks import PURPOSE
 from koherent.tasks.kwarg import binding
 from koherent.users import StaticUserRef
@@ -73,7 +73,7 @@ def forge(
     if kind == "unsigned":
         return valid.rpartition(":")[0]
     if kind == "oversized":
-        return valid + "x" * 2000
+        return valid + "x" * (MAX_SIGNED_LENGTH + 1)
     if kind == "signed-garbage":
         return signed_raw(f"9|{'x' if how is None else how}", bind)
     if kind == "signed-invalid":

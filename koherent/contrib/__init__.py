@@ -1,0 +1,1 @@
+"""Optional integrations with other libraries, each importable only with its extra installed."""
