@@ -5,13 +5,17 @@ every tracked model, in a stable order: ``history_date``, then the tracked model
 (``app_label.ModelName``), then ``history_id``. Rows written by different processes can share a
 timestamp; the order stays the same from one call to the next all the same.
 
-Cost, whatever the number of rows and of tracked models: the first page of rows is one query,
-and every later page two, all using the ``(assignation_id, history_date, history_id)`` index
+Cost, whatever the number of rows and of tracked models: a read first looks up which tracked
+models the assignation wrote to (its record's list, kept by :mod:`koherent.records`: one query
+by primary key), and reads only their tables. Then the first page of rows is one query, and
+every later page two, all using the ``(assignation_id, history_date, history_id)`` index
 every Koherent history model has. The first page reads the full rows straight from that index
-in every tracked history table at once (one ``UNION ALL``, ordered and limited). A later page
-first walks the index from its cursor (each table giving at most a page of keys), then loads
-the full rows of the models that page touched (one ``UNION ALL`` again), so a page deep into a
-large assignation costs what the first one costs. Untouched tables cost an index probe each.
+in every table read (one ``UNION ALL``, ordered and limited). A later page first walks the
+index from its cursor (each table giving at most a page of keys), then loads the full rows of
+the models that page touched (one ``UNION ALL`` again), so a page deep into a large
+assignation costs what the first one costs. Iterating looks the list up once. Without a list
+(no record: rows written by raw SQL or with ``RECORD_ASSIGNATIONS`` off; or a record written
+before records kept that list) every tracked table is read, each an index probe.
 
 Each of these queries has the same SQL text for every assignation (the id is a parameter): on
 PostgreSQL most of its cost is planning the ``UNION ALL``, which a connection with prepared
@@ -663,7 +667,19 @@ class AssignationHistory:
         return f"<AssignationHistory {self.assignation_id!r} on {self.using!r}>"
 
     def _tracked(self) -> tuple[TrackedModel, ...]:
-        return tracked_models(self.using)
+        """The tracked models whose tables may hold rows of the assignation.
+
+        Those on its record's list of touched models (one query by primary key, see
+        :mod:`koherent.records`); every tracked model when the list is not known (no record,
+        a record older than the list, rows written by raw SQL).
+        """
+        from koherent.records import touched_models
+
+        tracked = tracked_models(self.using)
+        touched = touched_models(self.assignation_id, self.using)
+        if touched is None:
+            return tracked
+        return tuple(t for t in tracked if t.label in touched)
 
     def page(self, first: int = DEFAULT_PAGE_SIZE, after: str | None = None) -> HistoryPage:
         """Up to ``first`` rows after the cursor ``after`` (from the start without one).
@@ -677,8 +693,11 @@ class AssignationHistory:
         cursor = _decode_cursor(after) if after is not None else None
         return self._page(first, cursor)
 
-    def _page(self, first: int, cursor: _Cursor | None) -> HistoryPage:
-        tracked = self._tracked()
+    def _page(
+        self, first: int, cursor: _Cursor | None, tracked: tuple[TrackedModel, ...] | None = None
+    ) -> HistoryPage:
+        if tracked is None:
+            tracked = self._tracked()
         if not tracked:
             return HistoryPage(rows=(), has_next=False)
         if cursor is None:
@@ -698,8 +717,9 @@ class AssignationHistory:
         """Every page in order, ``size`` rows each (the batch size by default)."""
         size = size or self.batch_size
         cursor: _Cursor | None = None
+        tracked = self._tracked()
         while True:
-            page = self._page(size, cursor)
+            page = self._page(size, cursor, tracked)
             if page.rows:
                 yield page
             if not page.has_next or not page.rows:
@@ -721,11 +741,12 @@ class AssignationHistory:
             yield HistoryEntry.from_row(row)
 
     def counts(self) -> dict[str, int]:
-        """The number of rows per tracked model label, for the models with rows (one query)."""
+        """The number of rows per tracked model label, for the models with rows (two queries:
+        the touched tables, then the counts)."""
         return _counts_for(self.using, self._tracked(), self.assignation_id)
 
     def count(self) -> int:
-        """The number of rows (one query)."""
+        """The number of rows (two queries)."""
         return sum(self.counts().values())
 
     def exists(self) -> bool:
@@ -733,9 +754,10 @@ class AssignationHistory:
         return bool(self.page(first=1).rows)
 
     def models(self) -> list[TrackedModel]:
-        """The tracked models the assignation wrote history for (one query)."""
-        counts = self.counts()
-        return [t for t in self._tracked() if t.label in counts]
+        """The tracked models the assignation wrote history for (two queries)."""
+        tracked = self._tracked()
+        counts = _counts_for(self.using, tracked, self.assignation_id)
+        return [t for t in tracked if t.label in counts]
 
 
 def history_for_assignation(
