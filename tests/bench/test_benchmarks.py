@@ -140,7 +140,42 @@ def test_query_scenario_every_contender_returns_the_whole_operation(
     assert [g["name"] for g in query["groups"]] == ["lookup-default", "lookup-prepared"]
     for measured in query["groups"]:
         queries = {row["contender"]: row["queries"] for row in measured["rows"]}
-        assert queries == {"koherent": 1, "pghistory": 1, "auditlog": 1, "reversion": 1}
+        # Koherent: the record's list of touched models, then the rows.
+        assert queries == {"koherent": 2, "pghistory": 1, "auditlog": 1, "reversion": 1}
+
+
+def test_query_wide_scenario_reads_only_the_touched_tables(tiny_run: dict[str, Any]) -> None:
+    wide = _scenario(tiny_run, "query_wide")
+    checks = wide["checks"]
+    expected = checks["expected"]
+    assert checks["rows_returned"] == {
+        c: [expected] for c in ("koherent", "koherent_scan", "reversion")
+    }
+    assert checks["tracked_models"] == 63
+    models = wide["sizes"]["models"]
+    # The list lookup, then one UNION ALL branch per touched table; the scan reads all 63.
+    assert checks["tables"]["koherent"] == 1 + 1 + models
+    assert checks["tables"]["koherent_scan"] == 1 + 63
+
+
+def test_request_scenario_writes_a_record_per_request_in_no_extra_round_trip(
+    tiny_run: dict[str, Any],
+) -> None:
+    request = _scenario(tiny_run, "request")
+    checks = request["checks"]
+    for counts in checks["history_rows"]:
+        expected = counts.pop("expected")
+        assert counts == {
+            c: (0 if c == "plain" else expected)
+            for c in ("plain", "simplehistory", "koherent", "auditlog", "reversion", "pghistory")
+        }
+    assert checks["stamped"] == dict.fromkeys(checks["stamped"], True)
+    # One record and one touched model per request (a fresh assignation each).
+    for written in checks["records"]:
+        assert written["records"] == written["touched"] == written["expected"]
+    fresh, steady = checks["statements_fresh"], checks["statements_steady"]
+    for mode in ("autocommit", "transaction"):
+        assert fresh[f"koherent/{mode}"] == steady[mode] == fresh[f"simplehistory/{mode}"]
 
 
 def test_undo_scenario_every_contender_gives_back_the_state_before(
