@@ -429,6 +429,9 @@ class _LoadPlan:
     layout: tuple[tuple[int, ...], ...]
     #: The number of shared columns.
     width: int
+    #: Per model: :attr:`selects` with each column named ``koherent_c<n>`` (a first branch
+    #: names the columns of a ``UNION``).
+    named_selects: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -468,12 +471,14 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
         layout.append(tuple(placement))
     nulls = [f"CAST(NULL AS {db_type})" if postgres else "NULL" for db_type in types]
     selects = []
+    named_selects = []
     pk_columns = []
     for t, columns in zip(group, layout, strict=True):
         select = list(nulls)
         for f, column in zip(t.history_model._meta.concrete_fields, columns, strict=True):
             select[column] = _quoted(f, connection)
         selects.append(", ".join(select))
+        named_selects.append(", ".join(f"{e} AS koherent_c{n}" for n, e in enumerate(select)))
         pk = t.history_model._meta.pk
         assert pk is not None
         pk_columns.append(_quoted(pk, connection))
@@ -483,6 +488,7 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
         pk_columns=tuple(pk_columns),
         layout=tuple(layout),
         width=len(types),
+        named_selects=tuple(named_selects),
     )
 
 
@@ -517,21 +523,27 @@ def _load_group(
 
 @functools.lru_cache(maxsize=256)
 def _first_page_sql(group: tuple[TrackedModel, ...], alias: str, vendor: str, limit: int) -> str:
-    """The one query of a first page: full rows of every table, straight from the index."""
+    """The one query of a first page: full rows of every table, straight from the index.
+
+    The rows come back as the model index, the history id and the shared columns; the date
+    they are ordered by is not sent back (the row has it already).
+    """
     connection = connections[alias]
     plan = _cached_plan(group, alias, vendor)
     cast = _mixed_history_ids(group)
     branches = []
     for index, t in enumerate(group):
         hm = t.history_model
+        select = plan.named_selects[index] if index == 0 else plan.selects[index]
         branches.append(
             f"SELECT {index} AS koherent_m, {_column(hm, 'history_date', connection)} AS "
             f"koherent_date, {_history_id_sql(t, connection, cast)} AS koherent_id, "
-            f"{plan.selects[index]} FROM {plan.tables[index]} "
+            f"{select} FROM {plan.tables[index]} "
             f"WHERE {_column(hm, 'assignation_id', connection)} = %s"
         )
+    columns = ", ".join(f"koherent_c{n}" for n in range(plan.width))
     return (
-        "SELECT * FROM ("
+        f"SELECT koherent_m, koherent_id, {columns} FROM ("
         + " UNION ALL ".join(branches)
         + f") koherent_u ORDER BY koherent_date, koherent_m, koherent_id LIMIT {int(limit)}"
     )
@@ -557,7 +569,7 @@ def _first_page(
     with connection.cursor() as cursor:
         cursor.execute(sql, [assignation_id] * len(group))
         fetched = cursor.fetchall()
-    return _build_rows(using, connection, group, plan, fetched, offset=3)
+    return _build_rows(using, connection, group, plan, fetched, offset=2)
 
 
 def _build_rows(

@@ -456,16 +456,32 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
     written by raw SQL), or a record written before records kept their models. Then every
     tracked table must be read.
     """
-    from koherent.models import Assignation
-
     if not get_setting("RECORD_ASSIGNATIONS"):
         return None
-    found = list(
-        Assignation.objects.using(using)
-        .filter(pk=assignation_id)
-        .order_by()
-        .values_list("models_recorded", "touched_models__model")
-    )
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(_touched_sql(using, connection.vendor), [assignation_id])
+        found = cursor.fetchall()
     if not found or not found[0][0]:
         return None
     return frozenset(label for _, label in found if label is not None)
+
+
+@functools.lru_cache(maxsize=16)
+def _touched_sql(alias: str, vendor: str) -> str:
+    """The record's flag and its list, by the record's primary key (one index probe each)."""
+    from koherent.models import Assignation, AssignationModel
+
+    quote = connections[alias].ops.quote_name
+    record = Assignation._meta
+    entry = AssignationModel._meta
+
+    def column(meta: Any, name: str) -> str:
+        return quote(str(meta.get_field(name).column))
+
+    return (
+        f"SELECT r.{column(record, 'models_recorded')}, m.{column(entry, 'model')} "
+        f"FROM {quote(record.db_table)} r LEFT JOIN {quote(entry.db_table)} m "
+        f"ON m.{column(entry, 'assignation')} = r.{column(record, 'id')} "
+        f"WHERE r.{column(record, 'id')} = %s"
+    )
