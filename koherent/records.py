@@ -459,9 +459,20 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
     if not get_setting("RECORD_ASSIGNATIONS"):
         return None
     connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(_touched_sql(using, connection.vendor), [assignation_id])
-        found = cursor.fetchall()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_touched_sql(using, connection.vendor), [assignation_id])
+            found = cursor.fetchall()
+    except DatabaseError as exc:
+        if connection.in_atomic_block and connection.vendor != "sqlite":
+            raise  # the transaction is aborted: nothing else can be read in it
+        logger.warning(
+            "koherent: could not read the models assignation %r touched (%s); reading every "
+            "tracked table",
+            assignation_id,
+            exc,
+        )
+        return None
     if not found or not found[0][0]:
         return None
     return frozenset(label for _, label in found if label is not None)

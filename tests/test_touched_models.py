@@ -274,6 +274,15 @@ def test_missing_list_table_never_fails_the_change(caplog: pytest.LogCaptureFixt
     assert Item.history.get().assignation_id == ctx.assignation_id
     assert "could not write the record of assignation" in caplog.text
     assert not Assignation.objects.exists()  # rolled back with its savepoint each time
+    # Reading outside a transaction falls back to every tracked table, with a warning.
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE koherent_assignation RENAME TO koherent_away")
+    try:
+        assert len(list(koherent.history_for_assignation(ctx.assignation_id or ""))) == 3
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE koherent_away RENAME TO koherent_assignation")
+    assert "could not read the models assignation" in caplog.text
     # Nothing was remembered as written: with the table back, the next change writes both.
     with koherent.context(assignation_id=ctx.assignation_id):
         Order.objects.create(reference="after")
