@@ -182,28 +182,38 @@ def _insert_template(model: type[Model], alias: str, vendor: str) -> str:
     return str(sql)
 
 
-def _insert(obj: Model, using: str, connection: BaseDatabaseWrapper) -> _Statement:
-    model = type(obj)
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in _insert_fields(model)]
+def _insert(
+    model: type[Model], values: dict[str, Any], using: str, connection: BaseDatabaseWrapper
+) -> _Statement:
+    """The insert of one ``model`` row from ``values`` (by attribute name), without building
+    a model instance (a field missing from ``values`` takes its default)."""
+    params = [
+        f.get_db_prep_save(
+            values[f.attname] if f.attname in values else f.get_default(), connection
+        )
+        for f in _insert_fields(model)
+    ]
     return _insert_template(model, using, connection.vendor), params
 
 
-def _record(ctx: AuditContext, assignation_id: str) -> Model:
-    from koherent.models import Assignation
+def _record(ctx: AuditContext, assignation_id: str) -> dict[str, Any]:
+    """The values of the record of ``assignation_id``, written under ``ctx``."""
+    from django.utils import timezone
 
     same = ctx.assignation_id == assignation_id
     user = ctx.user_ref.for_history() if same and ctx.user_ref is not None else None
     user_pk = ctx.user_id if same else None
-    return Assignation(
-        id=assignation_id,
-        user_id=None if user is None else user.pk,
-        user_pk=None if user_pk is None else str(user_pk),
-        app=ctx.app if same else None,
-        origin=(ctx.origin or "manual") if same else "unknown",
-        parent_id=ctx.parent_assignation_id if same else None,
-        task_id=ctx.task_id if same else None,
-        models_recorded=True,
-    )
+    return {
+        "id": assignation_id,
+        "user_id": None if user is None else user.pk,
+        "user_pk": None if user_pk is None else str(user_pk),
+        "app": ctx.app if same else None,
+        "origin": (ctx.origin or "manual") if same else "unknown",
+        "parent_id": ctx.parent_assignation_id if same else None,
+        "task_id": ctx.task_id if same else None,
+        "created": timezone.now(),
+        "models_recorded": True,
+    }
 
 
 def _missing(
@@ -221,12 +231,15 @@ def _missing(
         if _known(model_entry, connection):
             return (), []  # written with (or after) the record
     if not _known(record_key, connection):
+        from koherent.models import Assignation
+
         keys.append(record_key)
-        statements.append(_insert(_record(ctx, assignation_id), using, connection))
+        values = _record(ctx, assignation_id)
+        statements.append(_insert(Assignation, values, using, connection))
     if history_model is not None:
         keys.append(model_entry)
-        entry = AssignationModel(assignation_id=assignation_id, model=model_entry[2])
-        statements.append(_insert(entry, using, connection))
+        values = {"assignation_id": assignation_id, "model": model_entry[2]}
+        statements.append(_insert(AssignationModel, values, using, connection))
     return tuple(keys), statements
 
 
