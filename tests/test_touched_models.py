@@ -342,3 +342,24 @@ def test_records_turned_off_write_no_list(settings: Any) -> None:
     assert not AssignationModel.objects.exists()
     assert ctx.assignation_id is not None
     assert len(list(koherent.history_for_assignation(ctx.assignation_id))) == 1
+
+
+class _NoTestappHistory:
+    """A router keeping testapp's models (and their history) off every database."""
+
+    def allow_migrate(
+        self, db: str, app_label: str, model_name: str | None = None, **hints: Any
+    ) -> bool | None:
+        return False if app_label == "testapp" else None
+
+
+def test_tracked_models_per_database_follow_the_routers(settings: Any) -> None:
+    """The per-database answer is kept, and asked again when the routers change."""
+    labels = {t.label for t in tracked_models("default")}
+    assert "testapp.Order" in labels
+    settings.DATABASE_ROUTERS = [f"{__name__}._NoTestappHistory"]
+    routed = {t.label for t in tracked_models("default")}
+    assert "testapp.Order" not in routed
+    assert "undoapp.Invoice" in routed
+    settings.DATABASE_ROUTERS = []
+    assert {t.label for t in tracked_models("default")} == labels
