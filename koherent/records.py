@@ -243,12 +243,18 @@ def _missing(
     return tuple(keys), statements
 
 
+def _reason(exc: Exception) -> str:
+    """The first line of a database error: psycopg adds the query, with its values, below."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _log_failure(assignation_id: str, exc: Exception) -> None:
     logger.warning(
-        "koherent: could not write the record of assignation %r (%s); the change and its "
+        "koherent: could not write the record of assignation %r (%r); the change and its "
         "history row are kept",
         assignation_id,
-        exc,
+        _reason(exc),
     )
 
 
@@ -480,10 +486,10 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
         if connection.in_atomic_block and connection.vendor != "sqlite":
             raise  # the transaction is aborted: nothing else can be read in it
         logger.warning(
-            "koherent: could not read the models assignation %r touched (%s); reading every "
+            "koherent: could not read the models assignation %r touched (%r); reading every "
             "tracked table",
             assignation_id,
-            exc,
+            _reason(exc),
         )
         return None
     if not found or not found[0][0]:
