@@ -46,7 +46,6 @@ one of these, so that :func:`koherent.query.history_for_assignation` keeps findi
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -54,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections, router, transaction
 
+from koherent._logging import get_logger
 from koherent.config import get_setting
 from koherent.context import AuditContext
 
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.models import Field, Model
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 __all__ = [
     "clear_cache",
@@ -251,7 +251,7 @@ def _reason(exc: Exception) -> str:
 
 def _log_failure(assignation_id: str, exc: Exception) -> None:
     logger.warning(
-        "koherent: could not write the record of assignation %r (%r); the change and its "
+        "koherent: could not write the record of assignation %s (%s); the change and its "
         "history row are kept",
         assignation_id,
         _reason(exc),
@@ -261,6 +261,24 @@ def _log_failure(assignation_id: str, exc: Exception) -> None:
 def _write_apart(statements: list[_Statement], assignation_id: str, using: str) -> bool:
     """Run the record statements on their own: a failure is logged, never raised."""
     connection = connections[using]
+    if _one_round_trip(connection):
+        # One round trip: the statements in a savepoint, as one multi-statement query.
+        sql = "; ".join(
+            [
+                f"SAVEPOINT {_SAVEPOINT}",
+                *(s for s, _ in statements),
+                f"RELEASE SAVEPOINT {_SAVEPOINT}",
+            ]
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [p for _, params in statements for p in params])
+        except DatabaseError as exc:
+            if not _rolled_back(connection):
+                raise
+            _log_failure(assignation_id, exc)
+            return False
+        return True
     try:
         if connection.vendor == "sqlite":
             # A failing statement does not abort an SQLite transaction: no savepoint needed.
@@ -486,7 +504,7 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
         if connection.in_atomic_block and connection.vendor != "sqlite":
             raise  # the transaction is aborted: nothing else can be read in it
         logger.warning(
-            "koherent: could not read the models assignation %r touched (%r); reading every "
+            "koherent: could not read the models assignation %s touched (%s); reading every "
             "tracked table",
             assignation_id,
             _reason(exc),

@@ -164,7 +164,7 @@ def test_history_reads_only_the_tables_the_assignation_wrote_to() -> None:
     assert ctx.assignation_id is not None
     history = koherent.history_for_assignation(ctx.assignation_id)
     with CaptureQueriesContext(connection) as queries:
-        rows = list(history)
+        rows = list(history.rows())
         counts = history.counts()
         models = [t.label for t in history.models()]
     assert [r.history_type for r in rows] == ["+", "+", "~"]
@@ -193,7 +193,7 @@ def test_rows_written_before_the_list_are_still_found() -> None:
     assert ctx.assignation_id is not None
     _forget_the_list(ctx.assignation_id)
     with CaptureQueriesContext(connection) as queries:
-        rows = list(koherent.history_for_assignation(ctx.assignation_id))
+        rows = list(koherent.history_for_assignation(ctx.assignation_id).rows())
     assert len(rows) == 2
     everything = {t.history_model._meta.db_table for t in tracked_models()}
     assert _history_tables_read(queries) == everything  # the full scan
@@ -207,7 +207,7 @@ def test_rows_without_a_record_are_still_found() -> None:
     records.clear_cache()
     assert ctx.assignation_id is not None
     assert not AssignationModel.objects.exists()  # went with its record
-    rows = list(koherent.history_for_assignation(ctx.assignation_id))
+    rows = list(koherent.history_for_assignation(ctx.assignation_id).rows())
     assert [r.reference for r in rows] == ["o"]
 
 
@@ -221,7 +221,7 @@ def test_a_record_from_before_the_list_gets_no_list_from_later_rows() -> None:
     with koherent.context(assignation_id=ctx.assignation_id):
         Invoice.objects.create(number="new")
     assert not Assignation.objects.get().models_recorded
-    rows = list(koherent.history_for_assignation(ctx.assignation_id))
+    rows = list(koherent.history_for_assignation(ctx.assignation_id).rows())
     assert len(rows) == 2
 
 
@@ -284,7 +284,7 @@ def test_missing_list_table_never_fails_the_change(caplog: pytest.LogCaptureFixt
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE koherent_assignation RENAME TO koherent_away")
     try:
-        assert len(list(koherent.history_for_assignation(ctx.assignation_id or ""))) == 3
+        assert len(list(koherent.history_for_assignation(ctx.assignation_id or "").rows())) == 3
     finally:
         with connection.cursor() as cursor:
             cursor.execute("ALTER TABLE koherent_away RENAME TO koherent_assignation")
@@ -321,7 +321,7 @@ def test_bulk_history_lists_the_model() -> None:
         bulk_create_with_history([Order(reference="b1"), Order(reference="b2")], Order)
     assert ctx.assignation_id is not None
     assert AssignationModel.objects.get().model == "testapp.Order"
-    assert len(list(koherent.history_for_assignation(ctx.assignation_id))) == 2
+    assert len(list(koherent.history_for_assignation(ctx.assignation_id).rows())) == 2
 
 
 def test_touch_sql_adds_an_entry_once() -> None:
@@ -347,7 +347,7 @@ def test_records_turned_off_write_no_list(settings: Any) -> None:
     assert len(queries) == 2
     assert not AssignationModel.objects.exists()
     assert ctx.assignation_id is not None
-    assert len(list(koherent.history_for_assignation(ctx.assignation_id))) == 1
+    assert len(list(koherent.history_for_assignation(ctx.assignation_id).rows())) == 1
 
 
 class _NoTestappHistory:
@@ -369,3 +369,19 @@ def test_tracked_models_per_database_follow_the_routers(settings: Any) -> None:
     assert "undoapp.Invoice" in routed
     settings.DATABASE_ROUTERS = []
     assert {t.label for t in tracked_models("default")} == labels
+
+
+def test_update_capture_lists_the_model() -> None:
+    """``queryset.update()`` writes history on its own path; the model goes on the list."""
+    order = Order.objects.create(reference="before", status="new")
+    with koherent.assignation() as ctx:
+        Invoice.objects.create(number="I-1")  # the record, listing undoapp.Invoice
+        Order.objects.filter(pk=order.pk).update(status="paid")
+    assert ctx.assignation_id is not None
+    assert sorted(
+        AssignationModel.objects.filter(assignation_id=ctx.assignation_id).values_list(
+            "model", flat=True
+        )
+    ) == ["testapp.Order", "undoapp.Invoice"]
+    rows = list(koherent.history_for_assignation(ctx.assignation_id).rows())
+    assert [type(r).__name__ for r in rows] == ["HistoricalInvoice", "HistoricalOrder"]

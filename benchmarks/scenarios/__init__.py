@@ -24,6 +24,7 @@ SCENARIOS = (
     Scenario("request", "One request, one save", "benchmarks.scenarios.request"),
     Scenario("write", "Write cost", "benchmarks.scenarios.write"),
     Scenario("bulk", "Bulk helpers", "benchmarks.scenarios.bulk"),
+    Scenario("update", "update() and bulk_update()", "benchmarks.scenarios.update"),
     Scenario("propagation", "Propagation through Celery", "benchmarks.scenarios.propagation"),
     Scenario("query", "Query by assignation", "benchmarks.scenarios.query", database="data"),
     Scenario(

@@ -7,7 +7,7 @@ assignation's history reads the tables on its record's list of touched models
 (:mod:`koherent.records`), so its cost should not move; without the list (records written
 before it existed, rows without a record) every tracked table is read.
 
-* ``koherent``: ``list(history_for_assignation(id))``, the list in use;
+* ``koherent``: ``list(history_for_assignation(id).rows())``, the list in use;
 * ``koherent_13``: the same lookup with Koherent's registry limited to the 13 models of the
   query scenario's project (as if the 50 were not tracked), in the same process;
 * ``koherent_scan``: the same with ``RECORD_ASSIGNATIONS`` off, so no list is read: the full
@@ -39,7 +39,7 @@ def _fetchers(using: str) -> dict[str, Callable[[int], list[Any]]]:
     from koherent.query import history_for_assignation
 
     def koherent(a: int) -> list[Any]:
-        return list(history_for_assignation(dataset.assignation_id(a), using=using))
+        return list(history_for_assignation(dataset.assignation_id(a), using=using).rows())
 
     import koherent.registry as registry
 
