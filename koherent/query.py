@@ -787,7 +787,8 @@ def history_for_assignation(
     Returns a lazy :class:`AssignationHistory`: iterate it for the :class:`HistoryEntry` of
     each row in order (``history_date``, then model label, then ``history_id``; ``.rows()``
     gives the history rows themselves), fetched ``batch_size`` rows
-    (default 500) at a time, one query for the first batch and two for each later one; or
+    (default 500) at a time, after one lookup of the tables the assignation touched: one
+    query for the first batch and two for each later one; or
     take :meth:`~AssignationHistory.page`\\ s with cursors. ``using`` names the database
     (the default one otherwise).
     """
