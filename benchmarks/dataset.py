@@ -9,7 +9,9 @@ operation's rows are adjacent, as they would be in a live table), with increasin
 
 The same operations become, per contender:
 
-* Koherent: rows of the ``Historical<Model>`` tables, stamped with the assignation id;
+* Koherent: rows of the ``Historical<Model>`` tables, stamped with the assignation id, and
+  each operation's ``Assignation`` record with its list of touched models (what a live write
+  leaves, see :mod:`koherent.records`);
 * django-pghistory: rows of the ``<Model>Event`` tables, each pointing at the operation's
   ``pghistory_context`` row;
 * django-auditlog: ``LogEntry`` rows with the operation's correlation id (``cid``);
@@ -34,7 +36,7 @@ from django.db import connection
 #: Versions of every object: one creation, then updates.
 VERSIONS = 10
 #: Bumped when the way the data is generated changes (forces a rebuild).
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 CONTENDERS = ("koherent", "pghistory", "auditlog", "reversion")
 _NAMESPACE = uuid.UUID("6f1d3c52-8a1e-4f4e-9a51-2f7b0c9c1e11")
 _EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -192,6 +194,39 @@ def _build_koherent(spec: Spec, user_id: int) -> None:
         _copy(history, rows)
         _reset_sequence(model)
         _reset_sequence(history)
+    _build_koherent_records(spec, user_id)
+
+
+def _build_koherent_records(spec: Spec, user_id: int) -> None:
+    """Each operation's record, listing the models it touched (all of them)."""
+    from koherent.models import Assignation, AssignationModel
+
+    labels = [f"bench_koherent.Tracked{m}" for m in range(spec.models)]
+
+    def records() -> Iterator[dict[str, Any]]:
+        for a in range(spec.assignations):
+            yield {
+                "id": assignation_id(a),
+                "user_id": user_id,
+                "user_pk": str(user_id),
+                "app": "bench",
+                "origin": "manual",
+                "parent_id": None,
+                "task_id": None,
+                "created": _EPOCH + dt.timedelta(seconds=a),
+                "models_recorded": True,
+            }
+
+    def touched() -> Iterator[dict[str, Any]]:
+        seq = 0
+        for a in range(spec.assignations):
+            for label in labels:
+                seq += 1
+                yield {"id": seq, "assignation_id": assignation_id(a), "model": label}
+
+    _copy(Assignation, records)
+    _copy(AssignationModel, touched)
+    _reset_sequence(AssignationModel)
 
 
 def _build_pghistory(spec: Spec, user_id: int) -> None:

@@ -49,6 +49,10 @@ INSTALLED_APPS = [
     "benchmarks.contenders.reversionapp",
     "benchmarks.contenders.pghistoryapp",
 ]
+# 50 more tracked models that nothing writes: their tables are made by ``prepare``, and the
+# ``query_wide`` scenario's project tracks them (see benchmarks/contenders/koherentwide).
+if os.environ.get("KOHERENT_BENCH_WIDE") == "1":
+    INSTALLED_APPS.append("benchmarks.contenders.koherentwide")
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

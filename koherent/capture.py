@@ -328,7 +328,8 @@ def _write_rows(
         objects[0] = t.model(**dict(zip(attnames, rows[0], strict=True)))
     ctx = _current.get()
     if ctx is not None and ctx.assignation_id:
-        ensure_record(ctx, ctx.assignation_id, using)
+        # The record and the model on its list, in one go (see koherent.records).
+        ensure_record(ctx, ctx.assignation_id, using, t.history_model)
     token = _changed_fields.set(changed)
     try:
         written = _write_history(t, objects, "~", using, timezone.now(), None, HISTORY_BATCH_SIZE)

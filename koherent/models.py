@@ -84,11 +84,24 @@ class KoherentHistoryBase(models.Model):
     class Meta:
         abstract = True
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        from koherent.records import ensure_record_for_row
+    def _do_insert(
+        self,
+        manager: Any,
+        using: str,
+        fields: Any,
+        returning_fields: Any,
+        raw: bool,
+    ) -> Any:
+        # The row's assignation record and its entry in the record's list of touched models
+        # are written with the row, in the same query where the backend allows it.
+        from koherent.records import insert_history_row
 
-        ensure_record_for_row(self, kwargs.get("using"))
-        super().save(*args, **kwargs)
+        def insert() -> Any:
+            return super(KoherentHistoryBase, self)._do_insert(  # type: ignore[misc]
+                manager, using, fields, returning_fields, raw
+            )
+
+        return insert_history_row(self, using, fields, returning_fields, raw, insert)
 
 
 class KoherentHistoryModel(models.Model):
@@ -107,7 +120,7 @@ class KoherentHistoryModel(models.Model):
 class Assignation(models.Model):
     """One logical operation that wrote history: a request, a task, a script, a revert.
 
-    Written lazily, by the first history row of the assignation.
+    Written lazily, by the first history row of the assignation (see :mod:`koherent.records`).
     """
 
     id = models.CharField(primary_key=True, max_length=MAX_ASSIGNATION_ID_LENGTH)
@@ -132,6 +145,13 @@ class Assignation(models.Model):
     )
     task_id = models.CharField(max_length=MAX_TASK_ID_LENGTH, null=True, blank=True)
     created = models.DateTimeField(default=timezone.now, db_index=True)
+    models_recorded = models.BooleanField(
+        default=False,
+        help_text=(
+            "Whether every tracked model the assignation wrote to is listed in its touched "
+            "models (records written before Koherent kept that list are not)."
+        ),
+    )
 
     class Meta:
         ordering = ("-created", "id")
@@ -140,6 +160,37 @@ class Assignation(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class AssignationModel(models.Model):
+    """A tracked model an assignation wrote history for: one row per model per assignation.
+
+    Written with the assignation's first history row of that model (see
+    :mod:`koherent.records`), so that reading an assignation's history
+    (:func:`koherent.query.history_for_assignation`) reads only the tables it touched.
+    """
+
+    assignation = models.ForeignKey(
+        Assignation,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,  # the unique constraint's index starts with it
+        related_name="touched_models",
+    )
+    #: The tracked model's label, ``app_label.ModelName``.
+    model = models.CharField(max_length=255)
+
+    class Meta:
+        verbose_name = "model touched by an assignation"
+        verbose_name_plural = "models touched by assignations"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignation", "model"], name="koherent_assignation_model_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.assignation_id}: {self.model}"
 
 
 def __getattr__(name: str) -> Any:

@@ -5,13 +5,17 @@ every tracked model, in a stable order: ``history_date``, then the tracked model
 (``app_label.ModelName``), then ``history_id``. Rows written by different processes can share a
 timestamp; the order stays the same from one call to the next all the same.
 
-Cost, whatever the number of rows and of tracked models: the first page of rows is one query,
-and every later page two, all using the ``(assignation_id, history_date, history_id)`` index
+Cost, whatever the number of rows and of tracked models: a read first looks up which tracked
+models the assignation wrote to (its record's list, kept by :mod:`koherent.records`: one query
+by primary key), and reads only their tables. Then the first page of rows is one query, and
+every later page two, all using the ``(assignation_id, history_date, history_id)`` index
 every Koherent history model has. The first page reads the full rows straight from that index
-in every tracked history table at once (one ``UNION ALL``, ordered and limited). A later page
-first walks the index from its cursor (each table giving at most a page of keys), then loads
-the full rows of the models that page touched (one ``UNION ALL`` again), so a page deep into a
-large assignation costs what the first one costs. Untouched tables cost an index probe each.
+in every table read (one ``UNION ALL``, ordered and limited). A later page first walks the
+index from its cursor (each table giving at most a page of keys), then loads the full rows of
+the models that page touched (one ``UNION ALL`` again), so a page deep into a large
+assignation costs what the first one costs. Iterating looks the list up once. Without a list
+(no record: rows written by raw SQL or with ``RECORD_ASSIGNATIONS`` off; or a record written
+before records kept that list) every tracked table is read, each an index probe.
 
 Each of these queries has the same SQL text for every assignation (the id is a parameter): on
 PostgreSQL most of its cost is planning the ``UNION ALL``, which a connection with prepared
@@ -425,6 +429,9 @@ class _LoadPlan:
     layout: tuple[tuple[int, ...], ...]
     #: The number of shared columns.
     width: int
+    #: Per model: :attr:`selects` with each column named ``koherent_c<n>`` (a first branch
+    #: names the columns of a ``UNION``).
+    named_selects: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -464,12 +471,14 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
         layout.append(tuple(placement))
     nulls = [f"CAST(NULL AS {db_type})" if postgres else "NULL" for db_type in types]
     selects = []
+    named_selects = []
     pk_columns = []
     for t, columns in zip(group, layout, strict=True):
         select = list(nulls)
         for f, column in zip(t.history_model._meta.concrete_fields, columns, strict=True):
             select[column] = _quoted(f, connection)
         selects.append(", ".join(select))
+        named_selects.append(", ".join(f"{e} AS koherent_c{n}" for n, e in enumerate(select)))
         pk = t.history_model._meta.pk
         assert pk is not None
         pk_columns.append(_quoted(pk, connection))
@@ -479,6 +488,7 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
         pk_columns=tuple(pk_columns),
         layout=tuple(layout),
         width=len(types),
+        named_selects=tuple(named_selects),
     )
 
 
@@ -513,21 +523,27 @@ def _load_group(
 
 @functools.lru_cache(maxsize=256)
 def _first_page_sql(group: tuple[TrackedModel, ...], alias: str, vendor: str, limit: int) -> str:
-    """The one query of a first page: full rows of every table, straight from the index."""
+    """The one query of a first page: full rows of every table, straight from the index.
+
+    The rows come back as the model index, the history id and the shared columns; the date
+    they are ordered by is not sent back (the row has it already).
+    """
     connection = connections[alias]
     plan = _cached_plan(group, alias, vendor)
     cast = _mixed_history_ids(group)
     branches = []
     for index, t in enumerate(group):
         hm = t.history_model
+        select = plan.named_selects[index] if index == 0 else plan.selects[index]
         branches.append(
             f"SELECT {index} AS koherent_m, {_column(hm, 'history_date', connection)} AS "
             f"koherent_date, {_history_id_sql(t, connection, cast)} AS koherent_id, "
-            f"{plan.selects[index]} FROM {plan.tables[index]} "
+            f"{select} FROM {plan.tables[index]} "
             f"WHERE {_column(hm, 'assignation_id', connection)} = %s"
         )
+    columns = ", ".join(f"koherent_c{n}" for n in range(plan.width))
     return (
-        "SELECT * FROM ("
+        f"SELECT koherent_m, koherent_id, {columns} FROM ("
         + " UNION ALL ".join(branches)
         + f") koherent_u ORDER BY koherent_date, koherent_m, koherent_id LIMIT {int(limit)}"
     )
@@ -553,7 +569,7 @@ def _first_page(
     with connection.cursor() as cursor:
         cursor.execute(sql, [assignation_id] * len(group))
         fetched = cursor.fetchall()
-    return _build_rows(using, connection, group, plan, fetched, offset=3)
+    return _build_rows(using, connection, group, plan, fetched, offset=2)
 
 
 def _build_rows(
@@ -665,7 +681,19 @@ class AssignationHistory:
         return f"<AssignationHistory {self.assignation_id!r} on {self.using!r}>"
 
     def _tracked(self) -> tuple[TrackedModel, ...]:
-        return tracked_models(self.using)
+        """The tracked models whose tables may hold rows of the assignation.
+
+        Those on its record's list of touched models (one query by primary key, see
+        :mod:`koherent.records`); every tracked model when the list is not known (no record,
+        a record older than the list, rows written by raw SQL).
+        """
+        from koherent.records import touched_models
+
+        tracked = tracked_models(self.using)
+        touched = touched_models(self.assignation_id, self.using)
+        if touched is None:
+            return tracked
+        return tuple(t for t in tracked if t.label in touched)
 
     def page(self, first: int = DEFAULT_PAGE_SIZE, after: str | None = None) -> HistoryPage:
         """Up to ``first`` rows after the cursor ``after`` (from the start without one).
@@ -679,8 +707,11 @@ class AssignationHistory:
         cursor = _decode_cursor(after) if after is not None else None
         return self._page(first, cursor)
 
-    def _page(self, first: int, cursor: _Cursor | None) -> HistoryPage:
-        tracked = self._tracked()
+    def _page(
+        self, first: int, cursor: _Cursor | None, tracked: tuple[TrackedModel, ...] | None = None
+    ) -> HistoryPage:
+        if tracked is None:
+            tracked = self._tracked()
         if not tracked:
             return HistoryPage(rows=(), has_next=False)
         if cursor is None:
@@ -700,8 +731,9 @@ class AssignationHistory:
         """Every page in order, ``size`` rows each (the batch size by default)."""
         size = size or self.batch_size
         cursor: _Cursor | None = None
+        tracked = self._tracked()
         while True:
-            page = self._page(size, cursor)
+            page = self._page(size, cursor, tracked)
             if page.rows:
                 yield page
             if not page.has_next or not page.rows:
@@ -728,11 +760,12 @@ class AssignationHistory:
             yield from page.entries
 
     def counts(self) -> dict[str, int]:
-        """The number of rows per tracked model label, for the models with rows (one query)."""
+        """The number of rows per tracked model label, for the models with rows (two queries:
+        the touched tables, then the counts)."""
         return _counts_for(self.using, self._tracked(), self.assignation_id)
 
     def count(self) -> int:
-        """The number of rows (one query)."""
+        """The number of rows (two queries)."""
         return sum(self.counts().values())
 
     def exists(self) -> bool:
@@ -740,9 +773,10 @@ class AssignationHistory:
         return bool(self.page(first=1).rows)
 
     def models(self) -> list[TrackedModel]:
-        """The tracked models the assignation wrote history for (one query)."""
-        counts = self.counts()
-        return [t for t in self._tracked() if t.label in counts]
+        """The tracked models the assignation wrote history for (two queries)."""
+        tracked = self._tracked()
+        counts = _counts_for(self.using, tracked, self.assignation_id)
+        return [t for t in tracked if t.label in counts]
 
 
 def history_for_assignation(
@@ -753,7 +787,8 @@ def history_for_assignation(
     Returns a lazy :class:`AssignationHistory`: iterate it for the :class:`HistoryEntry` of
     each row in order (``history_date``, then model label, then ``history_id``; ``.rows()``
     gives the history rows themselves), fetched ``batch_size`` rows
-    (default 500) at a time, one query for the first batch and two for each later one; or
+    (default 500) at a time, after one lookup of the tables the assignation touched: one
+    query for the first batch and two for each later one; or
     take :meth:`~AssignationHistory.page`\\ s with cursors. ``using`` names the database
     (the default one otherwise).
     """

@@ -1,20 +1,54 @@
-"""Lazy :class:`~koherent.models.Assignation` records.
+"""Lazy :class:`~koherent.models.Assignation` records, and the models each assignation touched.
 
-The first history row an assignation writes creates its record (``INSERT ... ON CONFLICT DO
-NOTHING``, in a savepoint, in the same transaction as the row). After that the process knows
-the record exists and writes nothing more for it: at most one write per assignation per process
-in the steady state.
+The first history row an assignation writes creates its record; the first row it writes to
+each tracked model adds that model to the record's list
+(:class:`~koherent.models.AssignationModel`). Both are ``INSERT ... ON CONFLICT DO NOTHING``
+(``INSERT OR IGNORE`` on SQLite), in the same transaction as the row. After that the process
+knows they exist and writes nothing more for them: the steady state of an assignation is
+simple-history's own statements.
 
-The process learns that a record exists only when the transaction that wrote it commits. Until
-then the insert is remembered as pending in *that* transaction; if the transaction rolls back,
-the next change under the same assignation writes the record again. A record that cannot be
-written (say, the table is missing) is logged and skipped: it never fails the change.
+**Cost.** On PostgreSQL (psycopg 3 with Django's default client-side binding) the record and
+model-list inserts travel in the same round trip as the history row's ``INSERT``, as one
+multi-statement query::
+
+    SAVEPOINT koherent_record; INSERT INTO koherent_assignation ... ON CONFLICT DO NOTHING;
+    INSERT INTO koherent_assignationmodel ... ON CONFLICT DO NOTHING;
+    RELEASE SAVEPOINT koherent_record; INSERT INTO <history table> ... RETURNING ...
+
+so the first tracked save of an assignation sends as many statements, and waits for as many
+replies, as a later one. Elsewhere (SQLite, server-side binding, a history row saved outside
+a transaction, MySQL) the inserts are statements of their own before the history row's: on
+SQLite, in-process calls without a savepoint (a failing statement does not abort an SQLite
+transaction); elsewhere in a savepoint, one round trip each.
+
+**Never a reason for a change to fail.** A record that cannot be written (the table is
+missing because ``migrate`` has not run yet, say) is logged and skipped: the savepoint is
+rolled back and the history row is written alone.
+
+**At most once, rollback-safe.** The process learns that a record (or a model of its list)
+exists only when the transaction that wrote it commits. Until then the insert is remembered as
+pending in *that* transaction; if the transaction, or the savepoint it was written in, rolls
+back, the next change under the same assignation writes it again.
+
+**For other write paths.** Whatever writes history rows on another path records them through
+one of these, so that :func:`koherent.query.history_for_assignation` keeps finding them:
+
+- :func:`touch` (Python): ensures the record and the model's entry, in statements of their
+  own; for paths that write history in bulk (``bulk_history_create``, ``QuerySet.update()``
+  capture, reverts).
+- :func:`touch_sql` (SQL): the ``INSERT`` adding a model to an assignation's list, with the
+  assignation id as any SQL expression (``NEW.assignation_id`` in a trigger), for history
+  written inside the database. A record such a writer creates itself may say
+  ``models_recorded = TRUE`` only when every table it writes runs :func:`touch_sql`; a record
+  with ``models_recorded = FALSE`` (or no record) makes readers scan every tracked table.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections, router, transaction
@@ -24,13 +58,33 @@ from koherent.config import get_setting
 from koherent.context import AuditContext
 
 if TYPE_CHECKING:
-    from django.db.models import Model
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import Field, Model
 
 logger = get_logger("koherent")
 
+__all__ = [
+    "clear_cache",
+    "ensure_record",
+    "ensure_record_for_model",
+    "insert_history_row",
+    "model_key",
+    "touch",
+    "touch_sql",
+    "touched_models",
+]
+
 _CACHE_SIZE = 10_000
-_committed: OrderedDict[tuple[str, str], None] = OrderedDict()
+#: The savepoint around the record inserts of the one-round-trip path.
+_SAVEPOINT = "koherent_record"
+
+#: Keys known to be committed: ``(using, assignation_id, "")`` for a record,
+#: ``(using, assignation_id, model_key)`` for a model of its list.
+_committed: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 _lock = threading.Lock()
+
+_Key = tuple[str, str, str]
+_Statement = tuple[str, list[Any]]
 
 
 def clear_cache() -> None:
@@ -39,104 +93,443 @@ def clear_cache() -> None:
         _committed.clear()
 
 
-def _mark_committed(key: tuple[str, str]) -> None:
+def _mark_committed(keys: Sequence[_Key]) -> None:
     with _lock:
-        _committed[key] = None
-        _committed.move_to_end(key)
+        for key in keys:
+            _committed[key] = None
+            _committed.move_to_end(key)
         while len(_committed) > _CACHE_SIZE:
             _committed.popitem(last=False)
 
 
 class _Promote:
-    """``on_commit`` callback moving a record from pending to known."""
+    """``on_commit`` callback moving keys from pending to known."""
 
-    __slots__ = ("key",)
+    __slots__ = ("keys",)
 
-    def __init__(self, key: tuple[str, str]) -> None:
-        self.key = key
+    def __init__(self, keys: tuple[_Key, ...]) -> None:
+        self.keys = keys
 
     def __call__(self) -> None:
-        _mark_committed(self.key)
+        _mark_committed(self.keys)
 
 
-def _pending(connection: Any) -> dict[tuple[str, str], Any]:
-    pending: dict[tuple[str, str], Any] | None = getattr(connection, "_koherent_pending", None)
+def _pending(connection: Any) -> dict[_Key, Any]:
+    pending: dict[_Key, Any] | None = getattr(connection, "_koherent_pending", None)
     if pending is None:
         pending = {}
         connection._koherent_pending = pending
     return pending
 
 
-def ensure_record(ctx: AuditContext, assignation_id: str, using: str) -> None:
-    """Make sure ``assignation_id`` has its record in database ``using``.
-
-    Called when a history row is about to be written under ``ctx``.
-    """
-    key = (using, assignation_id)
+def _known(key: _Key, connection: Any) -> bool:
     if key in _committed:
-        return
-    if not get_setting("RECORD_ASSIGNATIONS"):
-        return
+        return True
+    # Django replaces ``run_on_commit`` with a new list on every commit and rollback (also of
+    # a savepoint), so the list we registered in is still the current one only within the
+    # same transaction and while nothing was rolled back.
+    pending = getattr(connection, "_koherent_pending", None)
+    return bool(
+        pending is not None
+        and connection.in_atomic_block
+        and pending.get(key) is connection.run_on_commit
+    )
+
+
+def _written(keys: tuple[_Key, ...], using: str) -> None:
+    """Remember that ``keys`` were written on ``using`` (known once the transaction commits)."""
     connection = connections[using]
-    pending = _pending(connection)
-    # Django replaces ``run_on_commit`` with a new list on every commit and rollback, so the
-    # list we registered in is still the current one only within the same transaction.
-    if connection.in_atomic_block and pending.get(key) is connection.run_on_commit:
-        return
-    if _write(ctx, assignation_id, using):
-        if connection.in_atomic_block:
-            transaction.on_commit(_Promote(key), using=using)
+    if connection.in_atomic_block:
+        transaction.on_commit(_Promote(keys), using=using)
+        pending = _pending(connection)
+        for key in keys:
             pending[key] = connection.run_on_commit
-        else:
-            _mark_committed(key)
+    else:
+        _mark_committed(keys)
 
 
-def _write(ctx: AuditContext, assignation_id: str, using: str) -> bool:
-    from koherent.models import Assignation
+# -- what a model is called in the list --------------------------------------------------------
+
+
+@functools.cache
+def model_key(history_model: type[Model]) -> str:
+    """What the list of touched models stores for ``history_model``'s rows.
+
+    The tracked model's label, ``app_label.ModelName`` (:attr:`TrackedModel.label
+    <koherent.registry.TrackedModel.label>`), which is also what readers compare with.
+    """
+    instance_type: type[Model] = history_model.instance_type  # type: ignore[attr-defined]
+    return instance_type._meta.label
+
+
+# -- the statements ---------------------------------------------------------------------------
+
+
+def _insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
+    meta = model._meta
+    return [f for f in meta.concrete_fields if f is not meta.auto_field]
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_template(model: type[Model], alias: str, vendor: str) -> str:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of one ``model`` row, in ``alias``'s dialect."""
+    from django.db.models.constants import OnConflict
+    from django.db.models.sql import InsertQuery
+
+    query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
+    query.insert_values(_insert_fields(model), [model()])
+    ((sql, _params),) = query.get_compiler(using=alias).as_sql()
+    return str(sql)
+
+
+def _insert(
+    model: type[Model], values: dict[str, Any], using: str, connection: BaseDatabaseWrapper
+) -> _Statement:
+    """The insert of one ``model`` row from ``values`` (by attribute name), without building
+    a model instance (a field missing from ``values`` takes its default)."""
+    params = [
+        f.get_db_prep_save(
+            values[f.attname] if f.attname in values else f.get_default(), connection
+        )
+        for f in _insert_fields(model)
+    ]
+    return _insert_template(model, using, connection.vendor), params
+
+
+def _record(ctx: AuditContext, assignation_id: str) -> dict[str, Any]:
+    """The values of the record of ``assignation_id``, written under ``ctx``."""
+    from django.utils import timezone
 
     same = ctx.assignation_id == assignation_id
     user = ctx.user_ref.for_history() if same and ctx.user_ref is not None else None
     user_pk = ctx.user_id if same else None
-    record = Assignation(
-        id=assignation_id,
-        user_id=None if user is None else user.pk,
-        user_pk=None if user_pk is None else str(user_pk),
-        app=ctx.app if same else None,
-        origin=(ctx.origin or "manual") if same else "unknown",
-        parent_id=ctx.parent_assignation_id if same else None,
-        task_id=ctx.task_id if same else None,
+    return {
+        "id": assignation_id,
+        "user_id": None if user is None else user.pk,
+        "user_pk": None if user_pk is None else str(user_pk),
+        "app": ctx.app if same else None,
+        "origin": (ctx.origin or "manual") if same else "unknown",
+        "parent_id": ctx.parent_assignation_id if same else None,
+        "task_id": ctx.task_id if same else None,
+        "created": timezone.now(),
+        "models_recorded": True,
+    }
+
+
+def _missing(
+    ctx: AuditContext, assignation_id: str, using: str, history_model: type[Model] | None
+) -> tuple[tuple[_Key, ...], list[_Statement]]:
+    """The keys not yet known to exist, and the statements writing them."""
+    from koherent.models import AssignationModel
+
+    connection = connections[using]
+    keys: list[_Key] = []
+    statements: list[_Statement] = []
+    record_key = (using, assignation_id, "")
+    if history_model is not None:
+        model_entry = (using, assignation_id, model_key(history_model))
+        if _known(model_entry, connection):
+            return (), []  # written with (or after) the record
+    if not _known(record_key, connection):
+        from koherent.models import Assignation
+
+        keys.append(record_key)
+        values = _record(ctx, assignation_id)
+        statements.append(_insert(Assignation, values, using, connection))
+    if history_model is not None:
+        keys.append(model_entry)
+        values = {"assignation_id": assignation_id, "model": model_entry[2]}
+        statements.append(_insert(AssignationModel, values, using, connection))
+    return tuple(keys), statements
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of a database error: psycopg adds the query, with its values, below."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _log_failure(assignation_id: str, exc: Exception) -> None:
+    logger.warning(
+        "koherent: could not write the record of assignation %s (%s); the change and its "
+        "history row are kept",
+        assignation_id,
+        _reason(exc),
     )
-    try:
-        with transaction.atomic(using=using):
-            Assignation.objects.using(using).bulk_create([record], ignore_conflicts=True)
-    except DatabaseError as exc:
-        logger.warning(
-            "koherent: could not write the record of assignation %s (%s); the change and its "
-            "history row are kept",
-            assignation_id,
-            exc,
+
+
+def _write_apart(statements: list[_Statement], assignation_id: str, using: str) -> bool:
+    """Run the record statements on their own: a failure is logged, never raised."""
+    connection = connections[using]
+    if _one_round_trip(connection):
+        # One round trip: the statements in a savepoint, as one multi-statement query.
+        sql = "; ".join(
+            [
+                f"SAVEPOINT {_SAVEPOINT}",
+                *(s for s, _ in statements),
+                f"RELEASE SAVEPOINT {_SAVEPOINT}",
+            ]
         )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [p for _, params in statements for p in params])
+        except DatabaseError as exc:
+            if not _rolled_back(connection):
+                raise
+            _log_failure(assignation_id, exc)
+            return False
+        return True
+    try:
+        if connection.vendor == "sqlite":
+            # A failing statement does not abort an SQLite transaction: no savepoint needed.
+            with connection.cursor() as cursor:
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+        else:
+            with transaction.atomic(using=using), connection.cursor() as cursor:
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+    except DatabaseError as exc:
+        _log_failure(assignation_id, exc)
         return False
     return True
 
 
-def ensure_record_for_row(row: Model, using: str | None) -> None:
-    """Ensure the record of the assignation a history row is being written under."""
+def _one_round_trip(connection: BaseDatabaseWrapper) -> bool:
+    """Whether statements can travel together with the history row's ``INSERT``.
+
+    PostgreSQL with psycopg 3's client-side binding (Django's default) runs a multi-statement
+    query; a savepoint needs the open transaction of an atomic block.
+    """
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        return False
+    cached: bool | None = getattr(connection, "_koherent_multi_statement", None)
+    if cached is None:
+        cached = False
+        try:
+            import psycopg
+
+            factory = getattr(connection.connection, "cursor_factory", None)
+            cached = isinstance(factory, type) and issubclass(factory, psycopg.ClientCursor)
+        except ImportError:  # psycopg2: not tried, the statements go apart
+            pass
+        connection._koherent_multi_statement = cached  # type: ignore[attr-defined]
+    return cached
+
+
+# -- public to Koherent's write paths ---------------------------------------------------------
+
+
+def touch(
+    history_model: type[Model] | None,
+    using: str,
+    ctx: AuditContext | None = None,
+    assignation_id: str | None = None,
+) -> None:
+    """Ensure the record of an assignation, and that ``history_model`` is on its list.
+
+    For paths that write history rows themselves, in bulk or otherwise: call it before (or
+    after) writing rows of ``history_model`` under the assignation, in the same transaction.
+    ``ctx`` defaults to the current audit context and ``assignation_id`` to its assignation.
+    Costs nothing once the process knows both exist; otherwise one ``INSERT ... ON CONFLICT
+    DO NOTHING`` each, in a savepoint (none on SQLite). Never raises a database error.
+    """
     from koherent.context import _current
 
-    assignation_id = getattr(row, "assignation_id", None)
-    if not assignation_id:
+    if ctx is None:
+        ctx = _current.get() or AuditContext()
+    assignation_id = assignation_id or ctx.assignation_id
+    if not assignation_id or not get_setting("RECORD_ASSIGNATIONS"):
         return
-    ctx = _current.get()
-    db = using or router.db_for_write(type(row), instance=row)
-    ensure_record(ctx if ctx is not None else AuditContext(), assignation_id, db)
+    keys, statements = _missing(ctx, assignation_id, using, history_model)
+    if statements and _write_apart(statements, assignation_id, using):
+        _written(keys, using)
+
+
+def ensure_record(
+    ctx: AuditContext,
+    assignation_id: str,
+    using: str,
+    history_model: type[Model] | None = None,
+) -> None:
+    """Make sure ``assignation_id`` has its record in database ``using`` (see :func:`touch`)."""
+    touch(history_model, using, ctx, assignation_id)
 
 
 def ensure_record_for_model(history_model: type[Model]) -> None:
-    """Ensure the record of the assignation in effect, for rows of ``history_model``."""
+    """Ensure the record of the assignation in effect, and ``history_model`` on its list."""
+    touch(history_model, router.db_for_write(history_model))
+
+
+def insert_history_row(
+    row: Model,
+    using: str,
+    fields: Sequence[Field[Any, Any]],
+    returning_fields: Sequence[Field[Any, Any]] | None,
+    raw: bool,
+    insert: Callable[[], Any],
+) -> Any:
+    """Insert a history row (``Model._do_insert``), with its record and list entry if needed.
+
+    ``insert`` is the plain insert. When the record or the model's entry is not known yet,
+    they travel in the same query as the row where the backend allows it (see the module
+    docstring), else they are written just before it.
+    """
     from koherent.context import _current
 
-    ctx = _current.get()
-    if ctx is None or not ctx.assignation_id:
-        return
-    ensure_record(ctx, ctx.assignation_id, router.db_for_write(history_model))
+    assignation_id = getattr(row, "assignation_id", None)
+    if not assignation_id or not get_setting("RECORD_ASSIGNATIONS"):
+        return insert()
+    history_model = type(row)
+    ctx = _current.get() or AuditContext()
+    keys, statements = _missing(ctx, assignation_id, using, history_model)
+    if not statements:
+        return insert()
+    connection = connections[using]
+    if not _one_round_trip(connection):
+        if _write_apart(statements, assignation_id, using):
+            _written(keys, using)
+        return insert()
+    result = _insert_together(row, using, fields, returning_fields, raw, statements)
+    if result is None:  # the record statements failed: logged, rolled back to the savepoint
+        return insert()
+    _written(keys, using)
+    return result
+
+
+def _insert_together(
+    row: Model,
+    using: str,
+    fields: Sequence[Field[Any, Any]],
+    returning_fields: Sequence[Field[Any, Any]] | None,
+    raw: bool,
+    statements: list[_Statement],
+) -> list[Any] | None:
+    """One multi-statement query: the record statements in a savepoint, then the row."""
+    from django.db.models.sql import InsertQuery
+
+    connection = connections[using]
+    query = InsertQuery(type(row))
+    query.insert_values(list(fields), [row], raw=raw)
+    compiler = query.get_compiler(using=using)
+    compiler.returning_fields = returning_fields
+    ((row_sql, row_params),) = compiler.as_sql()
+    parts = [f"SAVEPOINT {_SAVEPOINT}"]
+    params: list[Any] = []
+    for sql, statement_params in statements:
+        parts.append(sql)
+        params.extend(statement_params)
+    parts.append(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    parts.append(row_sql)
+    params.extend(row_params)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("; ".join(parts), params)
+            while cursor.nextset():
+                pass  # the row's INSERT is the last result
+            if not returning_fields:
+                return []
+            ops: Any = connection.ops  # PostgreSQL's operations
+            values = ops.fetch_returned_insert_columns(cursor, compiler.returning_params)
+    except DatabaseError as exc:
+        if not _rolled_back(connection):
+            raise  # the row's own INSERT failed (after the savepoint was released)
+        _log_failure(str(getattr(row, "assignation_id", "")), exc)
+        return None
+    meta = type(row)._meta
+    cols = [f.get_col(meta.db_table) for f in returning_fields]
+    converters = compiler.get_converters(cols)
+    rows: list[Any] = [values]
+    if converters:
+        rows = list(compiler.apply_converters(rows, converters))
+    return rows
+
+
+def _rolled_back(connection: BaseDatabaseWrapper) -> bool:
+    """Roll back to the record savepoint; False when it is gone (the error came after it)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}")
+    except DatabaseError:
+        return False
+    return True
+
+
+# -- SQL for writers inside the database ------------------------------------------------------
+
+
+def touch_sql(
+    history_model: type[Model], connection: BaseDatabaseWrapper, assignation_id_sql: str = "%s"
+) -> str:
+    """The SQL statement putting ``history_model`` on an assignation's list of touched models.
+
+    ``assignation_id_sql`` is an SQL expression for the assignation id: ``%s`` (the default)
+    for a parameter, ``NEW."assignation_id"`` in a row trigger. The statement does nothing
+    when the entry exists (``ON CONFLICT DO NOTHING``), so it can run for every row; the
+    model key is a quoted literal. PostgreSQL and SQLite.
+    """
+    from koherent.models import AssignationModel
+
+    meta = AssignationModel._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    assignation = quote(str(meta.get_field("assignation").column))
+    model = quote(str(meta.get_field("model").column))
+    literal = "'" + model_key(history_model).replace("'", "''") + "'"
+    verb = "INSERT OR IGNORE INTO" if connection.vendor == "sqlite" else "INSERT INTO"
+    suffix = "" if connection.vendor == "sqlite" else " ON CONFLICT DO NOTHING"
+    return (
+        f"{verb} {table} ({assignation}, {model}) VALUES ({assignation_id_sql}, {literal}){suffix}"
+    )
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
+    """The labels of the tracked models ``assignation_id`` wrote history for (one query).
+
+    ``None`` when that is not known: no record (nothing written, records turned off, rows
+    written by raw SQL), or a record written before records kept their models. Then every
+    tracked table must be read.
+    """
+    if not get_setting("RECORD_ASSIGNATIONS"):
+        return None
+    connection = connections[using]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_touched_sql(using, connection.vendor), [assignation_id])
+            found = cursor.fetchall()
+    except DatabaseError as exc:
+        if connection.in_atomic_block and connection.vendor != "sqlite":
+            raise  # the transaction is aborted: nothing else can be read in it
+        logger.warning(
+            "koherent: could not read the models assignation %s touched (%s); reading every "
+            "tracked table",
+            assignation_id,
+            _reason(exc),
+        )
+        return None
+    if not found or not found[0][0]:
+        return None
+    return frozenset(label for _, label in found if label is not None)
+
+
+@functools.lru_cache(maxsize=16)
+def _touched_sql(alias: str, vendor: str) -> str:
+    """The record's flag and its list, by the record's primary key (one index probe each)."""
+    from koherent.models import Assignation, AssignationModel
+
+    quote = connections[alias].ops.quote_name
+    record = Assignation._meta
+    entry = AssignationModel._meta
+
+    def column(meta: Any, name: str) -> str:
+        return quote(str(meta.get_field(name).column))
+
+    return (
+        f"SELECT r.{column(record, 'models_recorded')}, m.{column(entry, 'model')} "
+        f"FROM {quote(record.db_table)} r LEFT JOIN {quote(entry.db_table)} m "
+        f"ON m.{column(entry, 'assignation')} = r.{column(record, 'id')} "
+        f"WHERE r.{column(record, 'id')} = %s"
+    )

@@ -117,15 +117,26 @@ def _all() -> tuple[TrackedModel, ...]:
     return tuple(sorted((t for t in found if t is not None), key=lambda t: t.label))
 
 
+#: Per database: the routers and models the answer was worked out from, and the answer.
+_per_database: dict[str, tuple[Any, tuple[TrackedModel, ...], tuple[TrackedModel, ...]]] = {}
+
+
 def tracked_models(using: str | None = None) -> tuple[TrackedModel, ...]:
     """Every model Koherent tracks, sorted by label.
 
-    With ``using``, only the models whose history the database router lets live there.
+    With ``using``, only the models whose history the database router lets live there (asked
+    once per database, again when the routers or the tracked models change).
     """
     everything = _all()
     if using is None:
         return everything
-    return tuple(t for t in everything if router.allow_migrate_model(using, t.history_model))
+    routers = router.routers
+    cached = _per_database.get(using)
+    if cached is not None and cached[0] is routers and cached[1] is everything:
+        return cached[2]
+    found = tuple(t for t in everything if router.allow_migrate_model(using, t.history_model))
+    _per_database[using] = (routers, everything, found)
+    return found
 
 
 def tracked_model(model_or_label: type[models.Model] | str) -> TrackedModel:
@@ -148,3 +159,4 @@ def tracked_model(model_or_label: type[models.Model] | str) -> TrackedModel:
 def clear_cache() -> None:
     """Forget the tracked models (after models were added at run time, in tests)."""
     _all.cache_clear()
+    _per_database.clear()

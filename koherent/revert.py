@@ -64,7 +64,7 @@ from koherent.capture import history_written_by_caller
 from koherent.context import assignation as open_assignation
 from koherent.exceptions import KoherentError
 from koherent.query import history_for_assignation, previous_rows
-from koherent.records import ensure_record
+from koherent.records import ensure_record, touch
 from koherent.registry import TrackedM2M, TrackedModel, tracked_model, tracked_models
 from koherent.validation import validate_assignation_id
 
@@ -944,6 +944,7 @@ def _write_history(
     if not instances:
         return []
     hm = t.history_model
+    touch(hm, using)  # the revert's record lists the model (see koherent.records)
     user = hm.get_default_history_user(instances[0])  # type: ignore[attr-defined]
     relation = hasattr(hm, "history_relation")
 

@@ -227,10 +227,11 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         "targets": targets,
         "notes": [
             "Where the time goes: Koherent keeps one history table per tracked model (the "
-            f"{tracked_count} of this project, {spec.models} of them with history), so an "
-            "assignation's rows come from one probe of the (assignation_id, history_date, "
-            "history_id) index of every tracked table, in one UNION ALL query that reads the "
-            "full rows straight from those indexes. Running it is cheap "
+            f"{tracked_count} of this project, {spec.models} of them with history). A lookup "
+            "reads the record's list of the models the operation touched (one query by "
+            f"primary key: all {spec.models} here), then one probe of the (assignation_id, "
+            "history_date, history_id) index of each of their tables, in one UNION ALL query "
+            "that reads the full rows straight from those indexes. Running it is cheap "
             f"({k['pages']} pages per lookup, against {rev['pages']} for reversion's one "
             "indexed table, where an operation's rows lie together), but PostgreSQL plans the "
             "UNION branch by branch: with Django's defaults every lookup pays that planning "

@@ -158,7 +158,42 @@ def test_query_scenario_every_contender_returns_the_whole_operation(
     assert [g["name"] for g in query["groups"]] == ["lookup-default", "lookup-prepared"]
     for measured in query["groups"]:
         queries = {row["contender"]: row["queries"] for row in measured["rows"]}
-        assert queries == {"koherent": 1, "pghistory": 1, "auditlog": 1, "reversion": 1}
+        # Koherent: the record's list of touched models, then the rows.
+        assert queries == {"koherent": 2, "pghistory": 1, "auditlog": 1, "reversion": 1}
+
+
+def test_query_wide_scenario_reads_only_the_touched_tables(tiny_run: dict[str, Any]) -> None:
+    wide = _scenario(tiny_run, "query_wide")
+    checks = wide["checks"]
+    expected = checks["expected"]
+    assert checks["rows_returned"] == {
+        c: [expected] for c in ("koherent", "koherent_13", "koherent_scan", "reversion")
+    }
+    assert checks["tracked_models"] == 63
+    models = wide["sizes"]["models"]
+    # The list lookup, then one UNION ALL branch per touched table; the scan reads all 63.
+    assert checks["tables"]["koherent"] == checks["tables"]["koherent_13"] == 1 + 1 + models
+    assert checks["tables"]["koherent_scan"] == 1 + 63
+
+
+def test_request_scenario_writes_a_record_per_request_in_no_extra_round_trip(
+    tiny_run: dict[str, Any],
+) -> None:
+    request = _scenario(tiny_run, "request")
+    checks = request["checks"]
+    for counts in checks["history_rows"]:
+        expected = counts.pop("expected")
+        assert counts == {
+            c: (0 if c == "plain" else expected)
+            for c in ("plain", "simplehistory", "koherent", "auditlog", "reversion", "pghistory")
+        }
+    assert checks["stamped"] == dict.fromkeys(checks["stamped"], True)
+    # One record and one touched model per request (a fresh assignation each).
+    for written in checks["records"]:
+        assert written["records"] == written["touched"] == written["expected"]
+    fresh, steady = checks["statements_fresh"], checks["statements_steady"]
+    for mode in ("autocommit", "transaction"):
+        assert fresh[f"koherent/{mode}"] == steady[mode] == fresh[f"simplehistory/{mode}"]
 
 
 def test_undo_scenario_every_contender_gives_back_the_state_before(
@@ -198,9 +233,13 @@ def test_propagation_scenario_carries_each_context_and_nothing_without_hooks(
     # Koherent's assignation and django-guid's id arrive; with no hooks neither does,
     # although the publisher had both in effect.
     assert seen == {"none": [True], "koherent": [True], "guid": [True]}
-    end_to_end, hooks = propagation["groups"]
+    end_to_end, *hooks = propagation["groups"]
     assert [r["contender"] for r in end_to_end["rows"]] == ["none", "koherent", "guid"]
-    net = {r["contender"]: r["net_total"] for r in hooks["rows"]}
-    assert net["none"] == 0
-    assert net["koherent"] > 0
-    assert net["guid"] > 0
+    # Through Celery's signals, receivers called directly, and the earlier batch method.
+    assert [g["name"] for g in hooks] == ["hooks-signals", "hooks-direct", "hooks-batch"]
+    for table in hooks:
+        net = {r["contender"]: r["net_total"] for r in table["rows"]}
+        assert net["none"] == 0
+        assert net["koherent"] > 0
+        assert net["guid"] > 0
+    assert all(r["gc_us"] >= 0 for r in hooks[2]["rows"])

@@ -77,8 +77,10 @@ def test_load_query_text_does_not_depend_on_the_number_of_rows(user: Any) -> Non
         assert ctx.assignation_id is not None
         with capture_sql() as statements:
             rows = list(history_for_assignation(ctx.assignation_id).rows())
-        assert len(statements) == 1  # a first page: the rows in one query
-        texts.append(statements[0])
+        # The tables the assignation touched (its record's list), then the rows in one query.
+        assert len(statements) == 2
+        assert '"koherent_assignation"' in statements[0]
+        texts.append(statements[1])
         assert len(rows) in (1, 5)
     assert texts[0] == texts[1]
     # Later pages load their rows by key: pages of 2 and of 1 row send the same text.
@@ -86,5 +88,6 @@ def test_load_query_text_does_not_depend_on_the_number_of_rows(user: Any) -> Non
     with capture_sql() as statements:
         rows = list(history_for_assignation(large.assignation_id, batch_size=2).rows())
     assert len(rows) == 5
-    assert len(statements) == 5  # the first page, then keys and rows for each of two more
-    assert statements[2] == statements[4]
+    # The touched tables, the first page, then keys and rows for each of two more.
+    assert len(statements) == 6
+    assert statements[3] == statements[5]

@@ -128,7 +128,7 @@ def _many(count: int) -> str:
     return ctx.assignation_id or ""
 
 
-def test_pages_cover_every_row_once_first_in_one_query_then_two() -> None:
+def test_pages_cover_every_row_once_first_in_two_queries_then_three() -> None:
     assignation_id = _many(25)
     history = koherent.history_for_assignation(assignation_id)
     everything = [r.pk for r in history.rows()]
@@ -138,8 +138,9 @@ def test_pages_cover_every_row_once_first_in_one_query_then_two() -> None:
     while True:
         with CaptureQueriesContext(connection) as queries:
             page = history.page(first=10, after=after)
-        # The first page reads full rows in one query; later ones the keys, then the rows.
-        assert len(queries) == (1 if after is None else 2)
+        # Each page first reads which tables the assignation touched (its record's list); the
+        # first page then reads full rows in one query, later ones the keys, then the rows.
+        assert len(queries) == (2 if after is None else 3)
         pages += 1
         seen.extend((tracked_model(type(r)).label, r.pk) for r in page.rows)
         if not page.has_next:
@@ -177,7 +178,7 @@ def test_iteration_fetches_in_batches() -> None:
     with CaptureQueriesContext(connection) as queries:
         rows = list(history)
     assert len(rows) == 12
-    assert len(queries) == 5  # three batches: one query, then two each
+    assert len(queries) == 6  # the touched tables, then three batches: one query, two, two
 
 
 def test_query_count_does_not_grow_with_tracked_models_or_rows() -> None:
@@ -188,7 +189,7 @@ def test_query_count_does_not_grow_with_tracked_models_or_rows() -> None:
         with CaptureQueriesContext(connection) as queries:
             list(koherent.history_for_assignation(assignation_id, batch_size=100))
         counts.append(len(queries))
-    assert counts == [1, 1]
+    assert counts == [2, 2]  # the touched tables, then the rows
     assert len(tracked_models()) >= 4  # more tracked models than queries
 
 
@@ -358,7 +359,7 @@ def test_postgres_pages_use_the_assignation_index() -> None:
         cursor.execute("SET LOCAL enable_seqscan = off")
         with CaptureQueriesContext(connection) as queries:
             history.page(first=3)
-        probe = queries.captured_queries[0]["sql"]
+        probe = queries.captured_queries[-1]["sql"]
         cursor.execute("EXPLAIN " + probe)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     index = tracked_model(Line).history_model._meta.indexes[0].name
