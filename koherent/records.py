@@ -8,7 +8,9 @@ in the steady state.
 The process learns that a record exists only when the transaction that wrote it commits. Until
 then the insert is remembered as pending in *that* transaction; if the transaction rolls back,
 the next change under the same assignation writes the record again. A record that cannot be
-written (say, the table is missing) is logged and skipped: it never fails the change.
+written (say, the table is missing) is logged and skipped: it never fails the change. A
+record write failing because the connection is gone raises that error: the change fails with
+it, in the same transaction.
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ def _write(ctx: AuditContext, assignation_id: str, using: str) -> bool:
         with transaction.atomic(using=using):
             Assignation.objects.using(using).bulk_create([record], ignore_conflicts=True)
     except DatabaseError as exc:
+        if _connection_lost(using):
+            # The connection died (terminated backend, restarted server): the change and its
+            # history row cannot be written either. Its own error is the one to see, not a
+            # later "connection is closed", and certainly not a claim that anything is kept.
+            raise
         logger.warning(
             "koherent: could not write the record of assignation %s (%s); the change and its "
             "history row are kept",
@@ -118,6 +125,15 @@ def _write(ctx: AuditContext, assignation_id: str, using: str) -> bool:
         )
         return False
     return True
+
+
+def _connection_lost(using: str) -> bool:
+    """Whether the transaction on ``using`` is lost with its connection (after a failed
+    record write; a failed statement alone leaves it usable, its savepoint rolled back)."""
+    connection = connections[using]
+    if connection.in_atomic_block and connection.needs_rollback:
+        return True  # the savepoint could not even be rolled back
+    return not connection.is_usable()
 
 
 def ensure_record_for_row(row: Model, using: str | None) -> None:

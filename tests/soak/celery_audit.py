@@ -208,9 +208,11 @@ def running(key: str, config: WorkerConfig, logs: Path, *, ping: bool = True) ->
 
 @dataclass
 class RedisServer:
-    """A ``redis-server`` of the test's own, without persistence, on a free port."""
+    """A ``redis-server`` of the test's own on a free port: without persistence, or with the
+    append-only file (``appendonly yes``) synced ``everysec`` or ``always`` (``appendfsync``)."""
 
     directory: Path
+    appendfsync: str | None = None
     port: int = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     starts: int = field(default=0, init=False)
@@ -234,7 +236,11 @@ class RedisServer:
             pytest.skip(message)
         self.starts += 1
         command = [program, "--bind", "127.0.0.1", "--port", str(self.port)]
-        command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
+        command += ["--save", "", "--dir", str(self.directory)]
+        if self.appendfsync is None:
+            command += ["--appendonly", "no"]
+        else:
+            command += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         with (self.directory / f"redis-{self.starts}.log").open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self.answers, timeout=30, what=f"redis-server on port {self.port}")
@@ -257,8 +263,9 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def own_redis(directory: Path) -> Iterator[RedisServer]:
-    server = RedisServer(directory)
+def own_redis(directory: Path, appendfsync: str | None = None) -> Iterator[RedisServer]:
+    """A running :class:`RedisServer` (``appendfsync``: see there), killed at the end."""
+    server = RedisServer(directory, appendfsync)
     server.start()
     try:
         yield server
