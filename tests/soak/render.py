@@ -2,7 +2,9 @@
 
 ``python -m tests.soak.render`` reads ``tests/soak/last-run.jsonl`` (one JSON object per
 scenario, appended by :func:`tests.soak.support.report`) and writes one table per scenario.
-``make soak`` runs it after the scenarios.
+``make soak`` runs it after the scenarios. With ``--merge`` (after a run of some scenarios
+only, e.g. ``KOHERENT_SOAK=medium ... -k memory``) the sections of the page already there
+that the run has no figures for are kept, each with the date of its run.
 """
 
 from __future__ import annotations
@@ -37,6 +39,22 @@ SCENARIOS: dict[str, str] = {
     "limits": "Oversized and malformed values at every entry point",
     "revert-failure": "A database error (a trigger) in the middle of a large revert",
     "revert-race": "Reverts racing concurrent changes to their objects",
+    "celery-broker-restart-aof-everysec": "The same restart, Redis with `appendonly yes`, "
+    "`appendfsync everysec`",
+    "celery-broker-restart-aof-always": "The same restart, Redis with `appendonly yes`, "
+    "`appendfsync always`",
+    "celery-broker-restart-rabbitmq": "The same restart with a RabbitMQ node of the test's own "
+    "killed (SIGKILL) and started again: durable queue, persistent messages, publisher confirms",
+    "database-faults-signal-off": "Tracked saves in tasks (real worker) and requests (real "
+    "uvicorn) while PostgreSQL backends are terminated and the server crashes and restarts; "
+    "CONN_MAX_AGE 0",
+    "database-faults-signal-on": "The same, CONN_MAX_AGE 60 with CONN_HEALTH_CHECKS",
+    "database-faults-signal-persistent-unchecked": "The same, CONN_MAX_AGE 60 without health "
+    "checks",
+    "memory-celery-threads": "Resident memory, caches and live contexts of a worker (threads) "
+    "running tasks under fresh assignations",
+    "memory-celery-prefork": "The same, prefork pool (main and pool processes)",
+    "memory-uvicorn": "The same for a uvicorn server serving requests under fresh assignations",
 }
 _META = ("scenario", "at", "python")
 #: Figures that are identifiers, not quantities: shown as they are.
@@ -71,7 +89,10 @@ def render(records: list[dict[str, Any]]) -> str:
     ]
     for name in order:
         record = by_name[name]
-        lines += [f"## {name}", "", SCENARIOS.get(name, ""), "", "| figure | value |", "|---|---|"]
+        lines += [f"## {name}", "", SCENARIOS.get(name, ""), ""]
+        if "size" in record:
+            lines += [f"Run at {record['at']}, {record['size']} size.", ""]
+        lines += ["| figure | value |", "|---|---|"]
         lines += [
             f"| {key.replace('_', ' ')} | {value if key in _VERBATIM else _value(value)} |"
             for key, value in record.items()
@@ -81,12 +102,35 @@ def render(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def merge(page: str, previous: str) -> str:
+    """``page`` with the sections of ``previous`` (an earlier page) it has no figures for,
+    after its own, each saying when it was run."""
+    head, *sections = previous.split("\n## ")
+    started = next(
+        (line.split(": ", 1)[1] for line in head.splitlines() if "Run started:" in line), "?"
+    )
+    have = {line[3:] for line in page.splitlines() if line.startswith("## ")}
+    kept = []
+    for section in sections:
+        name, _, body = section.partition("\n")
+        if name in have:
+            continue
+        if "\nRun at " not in body.split("| figure |")[0]:
+            body = body.replace("\n| figure |", f"Run at {started}.\n\n| figure |", 1)
+        kept.append(f"## {name}\n{body.rstrip()}\n")
+    return page.rstrip() + "\n\n" + "\n".join(kept) if kept else page
+
+
 def main() -> int:
     if not RESULTS.exists():
         print(f"no figures: {RESULTS} is missing (run make soak)", file=sys.stderr)
         return 1
     records = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    OUTPUT.write_text(render(records))
+    page = render(records)
+    if "--merge" in sys.argv and OUTPUT.exists():
+        # A run of some scenarios only: the others keep the figures of their last run.
+        page = merge(page, OUTPUT.read_text())
+    OUTPUT.write_text(page)
     print(f"wrote {OUTPUT} ({len(records)} scenarios)")
     return 0
 

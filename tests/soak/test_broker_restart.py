@@ -112,7 +112,9 @@ def own_broker(persistence: str, directory: Path) -> Iterator[RedisServer | Rabb
 
 @pytest.mark.parametrize(
     "persistence",
-    list(PERSISTENCE) if support.full() else ["none", "aof-always", "rabbitmq"],
+    list(PERSISTENCE)
+    if support.full() or support.medium()
+    else ["none", "aof-always", "rabbitmq"],
 )
 def test_tasks_published_after_a_broker_restart_run_with_their_context(
     persistence: str, tmp_path: Path
@@ -214,7 +216,7 @@ def test_tasks_published_after_a_broker_restart_run_with_their_context(
     name = "celery-broker-restart" + ("" if persistence == "none" else f"-{persistence}")
     support.report(
         name,
-        size="full" if support.full() else "reduced",
+        size=support.size_name(),
         persistence=persistence,
         **figures,
         lost=len(lost),

@@ -271,7 +271,9 @@ def post(client: httpx.Client, request: Request, pause: float) -> None:
 
 
 @pytest.mark.parametrize("capture", CAPTURES)
-@pytest.mark.parametrize("connections", list(CONNECTIONS) if support.full() else ["off", "on"])
+@pytest.mark.parametrize(
+    "connections", list(CONNECTIONS) if support.full() or support.medium() else ["off", "on"]
+)
 def test_no_change_without_its_history_row_when_the_database_goes_away(
     connections: str, capture: str, database: PostgresServer, tmp_path: Path
 ) -> None:
@@ -372,7 +374,7 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
     already = outcomes["already"]
     task_attempts = tasks + retries
     figures: dict[str, object] = {
-        "size": "full" if support.full() else "reduced",
+        "size": support.size_name(),
         "capture": capture,
         "conn_max_age": max_age,
         "conn_health_checks": health_checks == "1",

@@ -164,7 +164,7 @@ def test_a_worker_running_tasks_under_fresh_assignations_keeps_flat_memory(
     merged = merge(snapshots)
     support.report(
         f"memory-celery-{pool}",
-        size="full" if support.full() else "reduced",
+        size=support.size_name(),
         pool=f"{pool} x{POOLS[pool].concurrency}",
         tasks=tasks,
         fresh_assignations=tasks,
@@ -243,7 +243,7 @@ def test_a_server_serving_requests_under_fresh_assignations_keeps_flat_memory() 
 
     support.report(
         "memory-uvicorn",
-        size="full" if support.full() else "reduced",
+        size=support.size_name(),
         requests=requests,
         fresh_assignations=requests,
         rss_after_warm_up_kib=samples[WARM_UP - 1],
