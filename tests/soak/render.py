@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ SCENARIOS: dict[str, str] = {
     "memory-celery-prefork": "The same, prefork pool (main and pool processes)",
     "memory-uvicorn": "The same for a uvicorn server serving requests under fresh assignations",
 }
-_META = ("scenario", "at", "python")
+_META = ("scenario", "at", "python", "size")
 #: Figures that are identifiers, not quantities: shown as they are.
 _VERBATIM = ("seed",)
 
@@ -79,8 +80,9 @@ def render(records: list[dict[str, Any]]) -> str:
         "",
         "Written by `make soak` (`python -m tests.soak.render`) from the scenarios at full size "
         "(`KOHERENT_SOAK=full`) on PostgreSQL; CI runs the same scenarios at a reduced size. "
-        "Every scenario asserts what it reports: a misattribution, a lost row or an error fails "
-        "it.",
+        "A section from a partial run (`KOHERENT_SOAK=medium`, a tenth of the full size, and "
+        "`render --merge`) says so: each gives the date and size of its run. Every scenario "
+        "asserts what it reports: a misattribution, a lost row or an error fails it.",
         "",
         f"- Run started: {first}",
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}; "
@@ -90,8 +92,7 @@ def render(records: list[dict[str, Any]]) -> str:
     for name in order:
         record = by_name[name]
         lines += [f"## {name}", "", SCENARIOS.get(name, ""), ""]
-        if "size" in record:
-            lines += [f"Run at {record['at']}, {record['size']} size.", ""]
+        lines += [f"Run at {record['at']}, {record.get('size', 'full')} size.", ""]
         lines += ["| figure | value |", "|---|---|"]
         lines += [
             f"| {key.replace('_', ' ')} | {value if key in _VERBATIM else _value(value)} |"
@@ -104,7 +105,8 @@ def render(records: list[dict[str, Any]]) -> str:
 
 def merge(page: str, previous: str) -> str:
     """``page`` with the sections of ``previous`` (an earlier page) it has no figures for,
-    after its own, each saying when it was run."""
+    after its own, each saying when it was run (a section of a page from before sections gave
+    their run was written by ``make soak``: full size, at the page's start)."""
     head, *sections = previous.split("\n## ")
     started = next(
         (line.split(": ", 1)[1] for line in head.splitlines() if "Run started:" in line), "?"
@@ -116,9 +118,18 @@ def merge(page: str, previous: str) -> str:
         if name in have:
             continue
         if "\nRun at " not in body.split("| figure |")[0]:
-            body = body.replace("\n| figure |", f"Run at {started}.\n\n| figure |", 1)
+            body = body.replace("\n| figure |", f"Run at {started}, full size.\n\n| figure |", 1)
         kept.append(f"## {name}\n{body.rstrip()}\n")
-    return page.rstrip() + "\n\n" + "\n".join(kept) if kept else page
+    if not kept:
+        return page
+    page = re.sub(
+        r"^- Run started: (.*)$",
+        r"- Run started: \1 (the sections kept from earlier runs give their own date)",
+        page,
+        count=1,
+        flags=re.MULTILINE,
+    )
+    return page.rstrip() + "\n\n" + "\n".join(kept)
 
 
 def main() -> int:

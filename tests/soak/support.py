@@ -53,6 +53,7 @@ def report(scenario: str, **figures: object) -> None:
             "scenario": scenario,
             "at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "python": platform.python_version(),
+            "size": size_name(),
             **figures,
         }
         with RESULTS.open("a") as out:

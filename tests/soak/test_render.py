@@ -51,6 +51,9 @@ def test_a_partial_run_keeps_the_other_sections_of_the_page_with_their_date() ->
     assert merged.count("## graphql-http") == 1
     assert "Run at 2026-02-01 10:00:00 UTC, medium size." in merged
     limits = merged.split("## limits")[1]
-    assert "Run at 2026-01-01 10:00:00 UTC." in limits
+    assert "Run at 2026-01-01 10:01:00 UTC, full size." in limits
     assert "| fields | 6 |" in limits
     assert merge(page, page) == page
+    # A page from before sections gave their run: its sections are the full run's.
+    old = previous.replace("Run at 2026-01-01 10:01:00 UTC, full size.\n\n", "")
+    assert "Run at 2026-01-01 10:00:00 UTC, full size." in merge(page, old).split("## limits")[1]
