@@ -204,15 +204,15 @@ def register_tasks(app: Celery) -> SimpleNamespace:
     )
     def fault_write(self: Any, label: str, pause: float = 0.0) -> str:
         """Write the order ``label`` and change it, in one transaction with ``pause`` seconds
-        (in the database) between; retried when the database connection fails. Idempotent:
-        an attempt finding the order written (its predecessor committed, the answer was lost)
-        writes nothing."""
+        (in the database) between on the first attempt; retried when the database connection
+        fails. Idempotent: an attempt finding the order written (its predecessor committed,
+        the answer was lost) writes nothing."""
         with transaction.atomic():
             if Order.objects.filter(reference=label).exists():
                 logger.info("fault_write %s: committed by an earlier attempt", label)
                 return "already"
             order = Order.objects.create(reference=label, total=self.request.retries)
-            if pause:
+            if pause and not self.request.retries:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_sleep(%s)", [pause])
             order.status = "done"

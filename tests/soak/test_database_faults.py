@@ -52,7 +52,7 @@ import koherent
 from koherent.fields import HistoryField
 from tests import services
 from tests.aio.servers import running_server
-from tests.celery.harness import Worker, WorkerConfig
+from tests.celery.harness import Worker, WorkerConfig, wait_for
 from tests.soak import support
 from tests.soak.celery_audit import CONTEXT_TROUBLE
 from tests.soak.own_postgres import PostgresServer, own_postgres
@@ -213,6 +213,20 @@ def make_users(conn: psycopg.Connection[Any], count: int) -> list[int]:
     return [pk for (pk,) in conn.execute("SELECT id FROM testapp_user ORDER BY id").fetchall()]
 
 
+#: The pause of the task in whose write the server crashes (a value no other write uses).
+RESTART_PAUSE = 1.25
+
+
+def sleeping(server: PostgresServer) -> bool:
+    """Whether a task is in the pause of its write that the restart waits for."""
+    with server.connect(application=CHECKER) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
+            [f"SELECT pg_sleep({RESTART_PAUSE}%"],
+        ).fetchone()
+    return bool(row and row[0])
+
+
 class Killer(threading.Thread):
     """Terminates a random backend of the workers and servers every ``pause`` seconds or so."""
 
@@ -277,8 +291,14 @@ def post(client: httpx.Client, request: Request, pause: float) -> None:
 def test_no_change_without_its_history_row_when_the_database_goes_away(
     connections: str, capture: str, database: PostgresServer, tmp_path: Path
 ) -> None:
-    if capture == "trigger" and not trigger_capture_available():
-        pytest.skip("trigger capture (HistoryField(capture='trigger')) is not in this version")
+    if capture == "trigger":
+        if not trigger_capture_available():
+            pytest.skip("trigger capture (HistoryField(capture='trigger')) is not in this version")
+        # Not run against Order (signal capture) under a false name.
+        pytest.skip(
+            "the task (kt.fault_write) and the view (/aio/fault-write/) write Order, captured "
+            "by signals: give them a model with HistoryField(capture='trigger') for this variant"
+        )
     services.need("redis")
     tasks = support.size(3_000, 30)
     requests = support.size(3_000, 30)
@@ -319,16 +339,16 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
             ):
                 restart_at = {(k + 1) * (tasks // (restarts + 1)) for k in range(restarts)}
                 for n in range(max(tasks, requests)):
-                    if n in restart_at:
-                        killer.paused.set()
-                        database.restart("immediate")
-                        killer.paused.clear()
+                    # The task sent where the server restarts holds its transaction open
+                    # (RESTART_PAUSE) and the restart waits for it: a crash always lands in
+                    # the middle of a task's write, whatever the connection settings.
+                    pause = RESTART_PAUSE if n in restart_at else rng.uniform(0, 0.05)
                     if n < tasks:
                         user, app = rng.choice(users), rng.choice(APPS)
                         with koherent.assignation(user=user, app=app) as ctx:
                             assert ctx.assignation_id is not None
                             label = f"t{n}"
-                            result = worker.tasks.fault_write.delay(label, rng.uniform(0, 0.05))
+                            result = worker.tasks.fault_write.delay(label, pause)
                         results[label] = result
                         expected[label] = Expected(
                             label, ctx.assignation_id, app, str(user), result.id
@@ -337,6 +357,11 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
                         request = Request(f"q{n}", str(uuid.uuid4()))
                         sent_requests.append(request)
                         pool.submit(post, client, request, rng.uniform(0, 0.05))
+                    if n in restart_at:
+                        wait_for(lambda: sleeping(database), timeout=60, what="a task mid-write")
+                        killer.paused.set()
+                        database.restart("immediate")
+                        killer.paused.clear()
                     time.sleep(pacing)
             outcomes: Counter[str] = Counter()
             for label, result in results.items():
@@ -363,6 +388,12 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
         committed = {
             reference for (reference,) in conn.execute("SELECT reference FROM testapp_order")
         }
+        # Orders written by a task's retry (``total`` holds the attempt's retry count): their
+        # rows are held against the task's original context like the others.
+        row = conn.execute(
+            "SELECT count(*) FROM testapp_order WHERE reference LIKE 't%%' AND total > 0"
+        ).fetchone()
+        committed_by_a_retry = int(row[0]) if row else 0
         records = dict(conn.execute("SELECT id, user_pk FROM koherent_assignation"))
     ok = [r for r in sent_requests if r.status == 200]
     refused = [r for r in sent_requests if r.status != 200]
@@ -383,6 +414,7 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
         "writes_attempted": task_attempts + requests,
         "task_attempts": task_attempts,
         "task_retries": retries,
+        "tasks_committed_by_a_retry": committed_by_a_retry,
         "requests": requests,
         "committed": len(committed),
         "rolled_back": task_attempts - tasks + already + len(refused) - len(committed_refused),
@@ -410,6 +442,7 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
     assert killer.kills > 0
     assert database.starts == starts + restarts
     assert retries > 0
+    assert committed_by_a_retry + already > 0
     # Each record is its assignation's, written once (the user of a task's assignation).
     for sent in expected.values():
         if sent.reference in committed:
