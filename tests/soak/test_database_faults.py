@@ -343,6 +343,8 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
                     # (RESTART_PAUSE) and the restart waits for it: a crash always lands in
                     # the middle of a task's write, whatever the connection settings.
                     pause = RESTART_PAUSE if n in restart_at else rng.uniform(0, 0.05)
+                    if n in restart_at:
+                        killer.paused.set()  # the killer would end that task's attempt first
                     if n < tasks:
                         user, app = rng.choice(users), rng.choice(APPS)
                         with koherent.assignation(user=user, app=app) as ctx:
@@ -359,7 +361,6 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
                         pool.submit(post, client, request, rng.uniform(0, 0.05))
                     if n in restart_at:
                         wait_for(lambda: sleeping(database), timeout=60, what="a task mid-write")
-                        killer.paused.set()
                         database.restart("immediate")
                         killer.paused.clear()
                     time.sleep(pacing)
