@@ -7,6 +7,9 @@
         reference: strawberry.auto
         history: list[HistoryEntry] = history_field()
 
+The read permission is asked for the listing (``None``) and for the assignation of each entry;
+entries of an assignation it refuses are left out.
+
 The entries of every object of a list are loaded together: one query per tracked model, not
 one per object (and their changes and users through the operation's loaders), in sync and
 async execution, for plain and nested lists and relay connections alike: the extension
@@ -25,7 +28,7 @@ from django.db import connections
 from koherent import query
 from koherent.registry import tracked_model
 from koherent.strawberry.loaders import current_loaders, in_async_execution
-from koherent.strawberry.permissions import require_read
+from koherent.strawberry.permissions import areadable_entries, readable_entries, require_read
 from koherent.strawberry.types import HistoryEntry, run_db
 
 
@@ -73,11 +76,11 @@ def _history(root: Any, info: strawberry.Info) -> list[HistoryEntry]:
                 require_read(info)
             else:
                 await run_db(require_read, info)
-            return entries_of(await pending)
+            return entries_of(await areadable_entries(info, await pending))
 
         return load()  # type: ignore[return-value]
     require_read(info)
-    return entries_of(loaders.object_histories.load(key))
+    return entries_of(readable_entries(info, loaders.object_histories.load(key)))
 
 
 def history_field(*, description: str | None = None) -> Any:

@@ -45,7 +45,8 @@ SCENARIOS: dict[str, str] = {
     "celery-broker-restart-aof-always": "The same restart, Redis with `appendonly yes`, "
     "`appendfsync always`",
     "celery-broker-restart-rabbitmq": "The same restart with a RabbitMQ node of the test's own "
-    "killed (SIGKILL) and started again: durable queue, persistent messages, publisher confirms",
+    "killed (SIGKILL) and started again: durable queue, persistent messages, publisher confirms, "
+    "late acknowledgement",
     "database-faults-signal-off": "Tracked saves in tasks (real worker) and requests (real "
     "uvicorn) while PostgreSQL backends are terminated and the server crashes and restarts; "
     "CONN_MAX_AGE 0",
