@@ -287,13 +287,17 @@ class RabbitServer:
 
     directory: Path
     port: int = field(init=False)
+    #: The Erlang distribution port (a free one of its own, not ``port + 1``, which may be
+    #: taken).
+    dist_port: int = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     starts: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        with socket.socket() as probe:
+        with socket.socket() as probe, socket.socket() as dist:
             probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+            dist.bind(("127.0.0.1", 0))
+            self.port, self.dist_port = probe.getsockname()[1], dist.getsockname()[1]
         (self.directory / "enabled_plugins").write_text("[].\n")
         (self.directory / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
@@ -310,7 +314,7 @@ class RabbitServer:
             "HOME": str(base),  # its own Erlang cookie
             "RABBITMQ_NODENAME": f"koherent-test-{self.port}@localhost",
             "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.port + 1),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(base / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
