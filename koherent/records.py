@@ -24,6 +24,8 @@ transaction); elsewhere in a savepoint, one round trip each.
 **Never a reason for a change to fail.** A record that cannot be written (the table is
 missing because ``migrate`` has not run yet, say) is logged and skipped: the savepoint is
 rolled back and the history row is written alone.
+A record write failing because the connection is gone raises that error: the change fails
+with it, in the same transaction.
 
 **At most once, rollback-safe.** The process learns that a record (or a model of its list)
 exists only when the transaction that wrote it commits. Until then the insert is remembered as
@@ -290,9 +292,23 @@ def _write_apart(statements: list[_Statement], assignation_id: str, using: str) 
                 for sql, params in statements:
                     cursor.execute(sql, params)
     except DatabaseError as exc:
+        if _connection_lost(using):
+            # The connection died (terminated backend, restarted server): the change and its
+            # history row cannot be written either. Its own error is the one to see, not a
+            # later "connection is closed", and certainly not a claim that anything is kept.
+            raise
         _log_failure(assignation_id, exc)
         return False
     return True
+
+
+def _connection_lost(using: str) -> bool:
+    """Whether the transaction on ``using`` is lost with its connection (after a failed
+    record write; a failed statement alone leaves it usable, its savepoint rolled back)."""
+    connection = connections[using]
+    if connection.in_atomic_block and connection.needs_rollback:
+        return True  # the savepoint could not even be rolled back
+    return not connection.is_usable()
 
 
 def _one_round_trip(connection: BaseDatabaseWrapper) -> bool:

@@ -131,3 +131,12 @@ LOGGING = {
 # Processes the tests start (servers, Celery workers) use the test database pytest-django made.
 if os.environ.get("KOHERENT_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["KOHERENT_TEST_DB_NAME"]
+
+# The database-fault scenarios (tests/soak/test_database_faults.py) run their servers and
+# workers with persistent connections and health checks on and off.
+if os.environ.get("KOHERENT_TEST_CONN_MAX_AGE"):
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["KOHERENT_TEST_CONN_MAX_AGE"])
+if os.environ.get("KOHERENT_TEST_CONN_HEALTH_CHECKS"):
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = (
+        os.environ["KOHERENT_TEST_CONN_HEALTH_CHECKS"] == "1"
+    )

@@ -122,3 +122,47 @@ def test_bulk_path_writes_the_record() -> None:
         bulk_create_with_history([Order(reference="b")], Order)
     assert Assignation.objects.get().app == "bulk"
     assert Assignation.objects.get().id == ctx.assignation_id
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_record_write_losing_its_connection_fails_the_change_with_that_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The backend is terminated just as the record is written: the save fails with the
+    connection's own error, nothing of it is written, and no warning says it was kept."""
+    import psycopg
+    from django.db import OperationalError
+
+    settings = connection.settings_dict
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+
+    def terminate_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if '"koherent_assignation"' in sql and sql.startswith("INSERT"):
+            with psycopg.connect(
+                host=settings["HOST"] or "127.0.0.1",
+                port=settings["PORT"] or 5432,
+                user=settings["USER"],
+                dbname=settings["NAME"],
+                autocommit=True,
+            ) as killer:
+                killer.execute("SELECT pg_terminate_backend(%s)", [pid])
+        return execute(sql, params, many, context)
+
+    try:
+        with (
+            caplog.at_level(logging.WARNING, "koherent"),
+            koherent.assignation(app="doomed"),
+            connection.execute_wrapper(terminate_first),
+            pytest.raises(OperationalError) as raised,
+        ):
+            Order.objects.create(reference="never")
+    finally:
+        connection.close()
+    assert "terminat" in str(raised.value) or "closed" in str(raised.value), raised.value
+    assert "could not write the record" not in caplog.text
+    assert not Order.objects.exists()
+    assert not Order.history.exists()
+    assert not Assignation.objects.exists()

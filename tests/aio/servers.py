@@ -58,6 +58,8 @@ class Server:
     url: str
     log: IO[str]
     ready_path: str = "/aio/whoami-sync/"
+    #: The server's process id (the memory scenario reads its resident memory).
+    pid: int = 0
 
     @property
     def port(self) -> int:
@@ -108,7 +110,9 @@ def running_server(
             stderr=subprocess.STDOUT,
         )
         listener.close()
-        server = Server(url=f"http://127.0.0.1:{port}", log=log, ready_path=ready_path)
+        server = Server(
+            url=f"http://127.0.0.1:{port}", log=log, ready_path=ready_path, pid=process.pid
+        )
         try:
             _wait_until_serving(process, server)
             yield server

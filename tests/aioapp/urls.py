@@ -10,4 +10,8 @@ urlpatterns = [
     path("fail-sync/", views.fail_sync),
     path("whoami/", views.whoami),
     path("whoami-sync/", views.whoami_sync),
+    path("fault-write/", views.fault_write),
+    path("order/", views.order),
+    path("introspect/", views.introspect),
+    path("leak/", views.leak),
 ]

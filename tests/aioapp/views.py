@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 
 from django.contrib.auth import authenticate, login
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 import koherent
 from tests.aioapp.models import Ticket
 from tests.aioapp.signals import ticket_placed
+from tests.testapp.models import Order
 
 
 def _report(request: HttpRequest) -> JsonResponse:
@@ -84,4 +86,44 @@ async def whoami(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 def whoami_sync(request: HttpRequest) -> HttpResponse:
+    return _report(request)
+
+
+@csrf_exempt
+def fault_write(request: HttpRequest) -> HttpResponse:
+    """Write an order and change it in one transaction, ``pause`` seconds (in the database)
+    between (the database-fault scenario terminates backends meanwhile)."""
+    reference = request.POST["reference"]
+    pause = float(request.POST.get("pause", "0"))
+    with transaction.atomic():
+        order = Order.objects.create(reference=reference)
+        if pause:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(%s)", [pause])
+        order.status = "done"
+        order.save()
+    return _report(request)
+
+
+@csrf_exempt
+def introspect(request: HttpRequest) -> HttpResponse:
+    """The server process's caches and live audit contexts (``tests.soak.introspect``)."""
+    from tests.soak.introspect import snapshot
+
+    return JsonResponse(snapshot())
+
+
+@csrf_exempt
+def leak(request: HttpRequest) -> HttpResponse:
+    """Keep the request's context past the request (the memory scenario's negative control)."""
+    from tests.soak.introspect import leak as keep
+
+    keep()
+    return _report(request)
+
+
+@csrf_exempt
+def order(request: HttpRequest) -> HttpResponse:
+    """Write one order named ``reference`` (the memory scenario's request)."""
+    Order.objects.create(reference=request.POST["reference"])
     return _report(request)

@@ -52,6 +52,8 @@ class WorkerConfig:
     #: Late acknowledgement, redelivery of the task of a dead process (see ``make_app``).
     acks_late: bool = False
     visibility_timeout: float | None = None
+    #: Publisher confirms (RabbitMQ): a publish returns once the broker has the message.
+    confirm_publish: bool = False
     #: Run the worker in a session (and process group) of its own, so :meth:`Worker.kill`
     #: kills the main process and its pool processes at once.
     own_session: bool = False
@@ -136,6 +138,7 @@ class Worker:
             backend=backend_url(),
             queue=self.queue,
             install=True,  # the test process always publishes with Koherent on
+            confirm_publish=self.config.confirm_publish,
         )
 
     @property
@@ -157,6 +160,7 @@ class Worker:
             "KOHERENT_CELERY_INSTALL": "1" if self.config.install else "0",
             "KOHERENT_CELERY_SENTRY": "1" if self.config.sentry else "0",
             "KOHERENT_CELERY_ACKS_LATE": "1" if self.config.acks_late else "0",
+            "KOHERENT_CELERY_CONFIRM_PUBLISH": "1" if self.config.confirm_publish else "0",
             "KOHERENT_CELERY_VISIBILITY_TIMEOUT": (
                 "" if visibility_timeout is None else str(visibility_timeout)
             ),

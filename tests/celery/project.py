@@ -20,12 +20,15 @@ def make_app(
     eager: bool = False,
     acks_late: bool = False,
     visibility_timeout: float | None = None,
+    confirm_publish: bool = False,
 ) -> tuple[Celery, SimpleNamespace]:
     """A Celery app with the test tasks, sending to ``queue``; installs Koherent unless told.
 
     ``acks_late`` acknowledges a message after its task ran and gives it back to the broker
     when the process running it dies; ``visibility_timeout`` (Redis) is how many seconds an
-    unacknowledged message waits before the broker delivers it again (checked every second).
+    unacknowledged message waits before the broker delivers it again (checked every second);
+    ``confirm_publish`` (RabbitMQ) makes a publish wait until the broker confirms it has the
+    message (a persistent message in a durable queue: on disk).
     """
     app = Celery(f"koherent-tests-{key}", set_as_current=False)
     app.conf.update(
@@ -50,6 +53,11 @@ def make_app(
             "visibility_timeout": visibility_timeout,
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
+        }
+    if confirm_publish:
+        app.conf.broker_transport_options = {
+            **app.conf.broker_transport_options,
+            "confirm_publish": True,
         }
     tasks = register_tasks(app)
     app.finalize(auto=True)

@@ -7,6 +7,7 @@ process and the worker processes agree on them.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -15,10 +16,13 @@ from typing import Any
 
 from celery import Celery
 from celery.exceptions import Reject
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 import koherent
 from koherent.celery import HEADER, KoherentTask, audited
 from tests.testapp.models import Order
+
+logger = logging.getLogger("tests.celery.tasks")
 
 
 class TransientError(Exception):
@@ -201,6 +205,47 @@ def register_tasks(app: Celery) -> SimpleNamespace:
             time.sleep(300)
         Order.objects.create(reference=f"{label}.done", status=str(os.getpid()))
 
+    @app.task(
+        shared=False,
+        name="kt.fault_write",
+        bind=True,
+        autoretry_for=(OperationalError, InterfaceError),
+        retry_kwargs={"max_retries": 60, "countdown": 0.25},
+    )
+    def fault_write(self: Any, label: str, pause: float = 0.0) -> str:
+        """Write the order ``label`` and change it, in one transaction with ``pause`` seconds
+        (in the database) between on the first attempt; retried when the database connection
+        fails. Idempotent: an attempt finding the order written (its predecessor committed,
+        the answer was lost) writes nothing."""
+        with transaction.atomic():
+            if Order.objects.filter(reference=label).exists():
+                logger.info("fault_write %s: committed by an earlier attempt", label)
+                return "already"
+            order = Order.objects.create(reference=label, total=self.request.retries)
+            if pause and not self.request.retries:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_sleep(%s)", [pause])
+            order.status = "done"
+            order.save()
+        return "written"
+
+    @app.task(shared=False, name="kt.introspect")
+    def introspect(pause: float = 0.0) -> dict[str, Any]:
+        """The caches and live contexts of the process running it (``tests.soak.introspect``);
+        ``pause`` keeps this pool process busy, so that a second call reaches another."""
+        from tests.soak.introspect import snapshot
+
+        time.sleep(pause)
+        return snapshot()
+
+    @app.task(shared=False, name="kt.leak", bind=True, ignore_result=True)
+    def leak(self: Any, label: str) -> None:
+        """Write ``<label>.0`` and keep the task's context past the task (negative control)."""
+        from tests.soak.introspect import leak as keep
+
+        Order.objects.create(reference=f"{label}.0")
+        keep()
+
     @app.task(shared=False, name="kt.reserve", bind=True)
     def reserve(self: Any, label: str) -> dict[str, Any]:
         """``queryset.update()`` of the order ``label`` (captured: its history row is stamped)."""
@@ -210,6 +255,9 @@ def register_tasks(app: Celery) -> SimpleNamespace:
     return SimpleNamespace(
         reserve=reserve,
         ping=ping,
+        fault_write=fault_write,
+        introspect=introspect,
+        leak=leak,
         soak=soak,
         hold=hold,
         write=write,

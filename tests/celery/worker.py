@@ -33,6 +33,7 @@ app, tasks = make_app(
     queue=os.environ["KOHERENT_CELERY_QUEUE"],
     install=os.environ.get("KOHERENT_CELERY_INSTALL", "1") == "1",
     acks_late=os.environ.get("KOHERENT_CELERY_ACKS_LATE") == "1",
+    confirm_publish=os.environ.get("KOHERENT_CELERY_CONFIRM_PUBLISH") == "1",
     visibility_timeout=(
         float(os.environ["KOHERENT_CELERY_VISIBILITY_TIMEOUT"])
         if os.environ.get("KOHERENT_CELERY_VISIBILITY_TIMEOUT")

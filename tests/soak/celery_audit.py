@@ -10,8 +10,10 @@ id the task's, and rows of tasks sent without a context must carry none of them.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 from collections import Counter
@@ -208,9 +210,11 @@ def running(key: str, config: WorkerConfig, logs: Path, *, ping: bool = True) ->
 
 @dataclass
 class RedisServer:
-    """A ``redis-server`` of the test's own, without persistence, on a free port."""
+    """A ``redis-server`` of the test's own on a free port: without persistence, or with the
+    append-only file (``appendonly yes``) synced ``everysec`` or ``always`` (``appendfsync``)."""
 
     directory: Path
+    appendfsync: str | None = None
     port: int = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     starts: int = field(default=0, init=False)
@@ -234,7 +238,11 @@ class RedisServer:
             pytest.skip(message)
         self.starts += 1
         command = [program, "--bind", "127.0.0.1", "--port", str(self.port)]
-        command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
+        command += ["--save", "", "--dir", str(self.directory)]
+        if self.appendfsync is None:
+            command += ["--appendonly", "no"]
+        else:
+            command += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         with (self.directory / f"redis-{self.starts}.log").open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self.answers, timeout=30, what=f"redis-server on port {self.port}")
@@ -257,8 +265,104 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def own_redis(directory: Path) -> Iterator[RedisServer]:
-    server = RedisServer(directory)
+def own_redis(directory: Path, appendfsync: str | None = None) -> Iterator[RedisServer]:
+    """A running :class:`RedisServer` (``appendfsync``: see there), killed at the end."""
+    server = RedisServer(directory, appendfsync)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+#: The RabbitMQ server program run directly (``/usr/sbin/rabbitmq-server`` is a wrapper that
+#: switches to the shared server's user and directories).
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+@dataclass
+class RabbitServer:
+    """A RabbitMQ node of the test's own (no plugins) on free ports, with its data in
+    ``directory``: durable queues and persistent messages survive a SIGKILL and a start."""
+
+    directory: Path
+    port: int = field(init=False)
+    #: The Erlang distribution port (a free one of its own, not ``port + 1``, which may be
+    #: taken).
+    dist_port: int = field(init=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    starts: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        with socket.socket() as probe, socket.socket() as dist:
+            probe.bind(("127.0.0.1", 0))
+            dist.bind(("127.0.0.1", 0))
+            self.port, self.dist_port = probe.getsockname()[1], dist.getsockname()[1]
+        (self.directory / "enabled_plugins").write_text("[].\n")
+        (self.directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def environment(self) -> dict[str, str]:
+        base = self.directory
+        return {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(base),  # its own Erlang cookie
+            "RABBITMQ_NODENAME": f"koherent-test-{self.port}@localhost",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
+            "RABBITMQ_PID_FILE": str(base / "pid"),
+        }
+
+    def start(self) -> None:
+        """Start it (again, on the same port and data) and wait until it takes connections."""
+        if not RABBITMQ_SERVER.exists():
+            message = f"{RABBITMQ_SERVER} is missing: no RabbitMQ node of the test's own"
+            if services.required():
+                pytest.fail(message)
+            pytest.skip(message)
+        self.starts += 1
+        with (self.directory / f"rabbitmq-{self.starts}.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(RABBITMQ_SERVER)],
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for(self.answers, timeout=120, what=f"RabbitMQ on port {self.port}")
+
+    def answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"RabbitMQ ended: see {self.directory}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"AMQP\x00\x00\x09\x01")
+                return bool(sock.recv(8))
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL the node (its whole process group): what it had not written down is gone."""
+        process, self.process = self.process, None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def own_rabbitmq(directory: Path) -> Iterator[RabbitServer]:
+    """A running :class:`RabbitServer`, killed at the end."""
+    server = RabbitServer(directory)
     server.start()
     try:
         yield server

@@ -24,20 +24,36 @@ def full() -> bool:
     return os.environ.get("KOHERENT_SOAK") == "full"
 
 
+def medium() -> bool:
+    """True with ``KOHERENT_SOAK=medium``: a tenth of the full size (at least the reduced
+    one), figures recorded as under ``make soak`` (for a machine that cannot spare a full run)."""
+    return os.environ.get("KOHERENT_SOAK") == "medium"
+
+
 def size(full_size: int, reduced: int) -> int:
     """``full_size`` under ``make soak``, else ``reduced`` (CI and ``make test``)."""
-    return full_size if full() else reduced
+    if full():
+        return full_size
+    if medium():
+        return max(reduced, full_size // 10)
+    return reduced
+
+
+def size_name() -> str:
+    """``full``, ``medium`` or ``reduced``: the size the scenarios run at."""
+    return "full" if full() else "medium" if medium() else "reduced"
 
 
 def report(scenario: str, **figures: object) -> None:
     """Print a scenario's figures; under ``make soak`` also append them to ``RESULTS``."""
     line = ", ".join(f"{key}={value}" for key, value in figures.items())
     print(f"\nSOAK {scenario}: {line}")
-    if full():
+    if full() or medium():
         record = {
             "scenario": scenario,
             "at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "python": platform.python_version(),
+            "size": size_name(),
             **figures,
         }
         with RESULTS.open("a") as out:

@@ -1,0 +1,101 @@
+"""What a worker or server process holds: Koherent's caches and the audit contexts still alive.
+
+Run inside the process under test (the ``kt.introspect`` task, the ``/aio/introspect/`` view).
+Every cache Koherent keeps at module level is listed here with its bound; a cache added to
+Koherent without being added here is not checked, so :data:`CACHES` names them all (the list
+is held against the source by ``tests/soak/test_memory.py``).
+
+Contexts are counted, not guessed: after a full garbage collection, every live
+:class:`~koherent.context.AuditContext` is found among the objects the collector tracks
+(``AuditContext`` has slots, not ``__weakref__``, so it cannot be weakly referenced; a slotted
+object holding references is tracked by the collector).
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+#: A module-level place where the negative control leaks contexts on purpose.
+LEAKED: list[Any] = []
+
+
+def _lru(function: Any) -> tuple[int, int | None]:
+    info = function.cache_info()
+    return info.currsize, info.maxsize
+
+
+def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
+    # By module path: some packages re-export a function under a module's name.
+    modules = {
+        name: importlib.import_module(f"koherent.{name}")
+        for name in (
+            "access",
+            "query",
+            "records",
+            "registry",
+            "resolvers",
+            "signing",
+            "http.hosts",
+            "strawberry.extension",
+            "strawberry.permissions",
+            "tasks.audited",
+        )
+    }
+    access, query, records = modules["access"], modules["query"], modules["records"]
+    registry, resolvers, signing = modules["registry"], modules["resolvers"], modules["signing"]
+    hosts, permissions = modules["http.hosts"], modules["strawberry.permissions"]
+    extension, audited = modules["strawberry.extension"], modules["tasks.audited"]
+
+    lru = {
+        "access": access,
+        "resolvers": resolvers,
+        "strawberry.permissions": permissions,
+        "http.hosts": hosts,
+        "query": query,
+        "signing": signing,
+    }
+    found: dict[str, Callable[[], tuple[int, int | None]]] = {}
+    for prefix, module in lru.items():
+        for name, value in vars(module).items():
+            if isinstance(value, functools._lru_cache_wrapper) and value.cache_info().maxsize:
+                found[f"{prefix}.{name}"] = functools.partial(_lru, value)
+    found["records._committed"] = lambda: (len(records._committed), records._CACHE_SIZE)
+    found["signing._user_pks"] = lambda: (len(signing._user_pks), signing._USER_PKS_KEPT)
+    # One entry per purpose (a fixed handful), per connection, per model class: bounded by
+    # what the process has, not by its traffic.
+    found["signing._signers"] = lambda: (len(signing._signers), 16)
+    found["registry._all"] = lambda: (registry._all.cache_info().currsize, 1)
+    found["query._BUILDERS"] = lambda: (len(query._BUILDERS), 64)
+    found["strawberry.extension._async_variants"] = lambda: (len(extension._async_variants), 64)
+    found["tasks.audited._classes"] = lambda: (len(audited._classes), 64)
+    return found
+
+
+def caches() -> dict[str, list[int | None]]:
+    """``{name: [size, bound]}`` of every cache Koherent keeps at module level."""
+    return {name: list(read()) for name, read in _caches().items()}
+
+
+def live_contexts() -> int:
+    """How many ``AuditContext`` objects are alive in this process, after a full collection."""
+    from koherent.context import AuditContext
+
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if type(obj) is AuditContext)
+
+
+def snapshot() -> dict[str, Any]:
+    """Everything the memory scenario reads from a process."""
+    return {"pid": os.getpid(), "caches": caches(), "live_contexts": live_contexts()}
+
+
+def leak() -> None:
+    """Keep the current context past its task or request (the negative control)."""
+    from koherent.context import _current
+
+    LEAKED.append(_current.get())
