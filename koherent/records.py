@@ -22,6 +22,7 @@ from django.db import DatabaseError, connections, router, transaction
 
 from koherent.config import get_setting
 from koherent.context import AuditContext
+from koherent.routing import record_database
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -128,7 +129,7 @@ def ensure_record_for_row(row: Model, using: str | None) -> None:
     if not assignation_id:
         return
     ctx = _current.get()
-    db = using or router.db_for_write(type(row), instance=row)
+    db = record_database(using or router.db_for_write(type(row), instance=row), write=True)
     ensure_record(ctx if ctx is not None else AuditContext(), assignation_id, db)
 
 
@@ -139,4 +140,5 @@ def ensure_record_for_model(history_model: type[Model]) -> None:
     ctx = _current.get()
     if ctx is None or not ctx.assignation_id:
         return
-    ensure_record(ctx, ctx.assignation_id, router.db_for_write(history_model))
+    db = record_database(router.db_for_write(history_model), write=True)
+    ensure_record(ctx, ctx.assignation_id, db)

@@ -27,7 +27,12 @@ if TEST_DB == "sqlite":
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.path.join(BASE_DIR, ".koherent-test.sqlite3"),
             "TEST": {"NAME": os.environ.get("KOHERENT_SQLITE_TEST_NAME")},
-        }
+        },
+        # The second database of the multi-database tests (tests/test_multidb.py).
+        "other": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(BASE_DIR, ".koherent-test-other.sqlite3"),
+        },
     }
 elif TEST_DB == "postgres":
     DATABASES = {
@@ -35,6 +40,11 @@ elif TEST_DB == "postgres":
             os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/koherent"),
             conn_max_age=0,
         )
+    }
+    # The second database of the multi-database tests (tests/test_multidb.py).
+    DATABASES["other"] = {
+        **DATABASES["default"],
+        "NAME": f"{DATABASES['default']['NAME']}_other",
     }
 else:  # pragma: no cover
     raise RuntimeError(f"KOHERENT_TEST_DB must be 'postgres' or 'sqlite', not {TEST_DB!r}")
@@ -52,6 +62,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.undoapp",
     "tests.aioapp",
+    "tests.multidbapp",
 ]
 
 # Django's tasks framework (koherent.tasks): Django's own from 6.0, else the django-tasks

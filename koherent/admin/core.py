@@ -48,7 +48,7 @@ class _CountingChangeList(ChangeList):
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
-        counts = change_counts([a.pk for a in self.result_list], using=self.queryset.db)
+        counts = change_counts([a.pk for a in self.result_list])
         for record in self.result_list:
             record.koherent_change_count = counts.get(record.pk, 0)
 
@@ -135,13 +135,13 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         record = self._get(request, object_id)
-        history = history_for_assignation(record.pk, using=record._state.db)
+        history = history_for_assignation(record.pk)  # where the database router reads it
         try:
             page = history.page(first=TIMELINE_PAGE_SIZE, after=request.GET.get("after"))
         except InvalidCursor:
             page = history.page(first=TIMELINE_PAGE_SIZE)
         entries = page.entries
-        changes = effective_changes(entries, using=record._state.db)
+        changes = effective_changes(entries)
         timeline = [
             {"entry": entry, "changes": entry_changes, "object_url": self._object_url(entry)}
             for entry, entry_changes in zip(entries, changes, strict=True)
@@ -191,7 +191,7 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def revert_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: the plan of the revert (a dry run). POST: the revert, then its assignation."""
         record = self._get(request, object_id)
-        using = record._state.db
+        using = None  # the database the router writes the assignation's history to
         try:
             plan = revert_assignation(record.pk, dry_run=True, using=using)
         except AssignationNotFound as exc:  # pragma: no cover - the record exists
