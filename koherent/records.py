@@ -123,21 +123,21 @@ def _write(ctx: AuditContext, assignation_id: str, using: str) -> bool:
 
 def ensure_record_for_row(row: Model, using: str | None) -> None:
     """Ensure the record of the assignation a history row is being written under."""
-    from koherent.context import _current
+    from koherent.context import peek
 
     assignation_id = getattr(row, "assignation_id", None)
     if not assignation_id:
         return
-    ctx = _current.get()
+    ctx = peek()
     db = record_database(using or router.db_for_write(type(row), instance=row), write=True)
     ensure_record(ctx if ctx is not None else AuditContext(), assignation_id, db)
 
 
 def ensure_record_for_model(history_model: type[Model]) -> None:
     """Ensure the record of the assignation in effect, for rows of ``history_model``."""
-    from koherent.context import _current
+    from koherent.context import peek
 
-    ctx = _current.get()
+    ctx = peek()
     if ctx is None or not ctx.assignation_id:
         return
     db = record_database(router.db_for_write(history_model), write=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
-from koherent.context import _current
+from koherent.context import peek
 from koherent.signing import sign_context
 
 logger = logging.getLogger("koherent.celery")
@@ -29,7 +29,7 @@ def write_header(headers: dict[str, Any], task_name: object = None) -> None:
     A context that cannot be signed is logged and the message goes without it.
     """
     nested = headers.get("headers")
-    ctx = _current.get()
+    ctx = peek()
     if ctx is None or ctx.is_empty:
         _remove(headers, nested)
         return

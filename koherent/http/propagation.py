@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from koherent.config import get_setting
-from koherent.context import UNSET, _current
+from koherent.context import UNSET, peek
 from koherent.http.hosts import HostAllowList, allow_list
 
 
@@ -39,7 +39,7 @@ class Propagation:
 
     def header_values(self) -> dict[str, str]:
         """The headers the current context gives an allowed call (empty without a context)."""
-        ctx = _current.get()
+        ctx = peek()
         if ctx is None or (ctx.assignation_id is None and ctx.app is None):
             return {}
         values: dict[str, str] = {}

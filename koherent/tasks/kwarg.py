@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from koherent.context import AuditContext, _current
+from koherent.context import AuditContext, peek
 from koherent.exceptions import InvalidSignedContext
 from koherent.signing import sign_context, verify_context
 from koherent.validation import validate_task_id
@@ -75,7 +75,7 @@ def outgoing_kwargs(
     """
     sent = dict(kwargs)
     sent.pop(KWARG, None)
-    ctx = _current.get()
+    ctx = peek()
     if ctx is None or ctx.is_empty:
         return sent
     try:
