@@ -259,6 +259,25 @@ def test_admin_changelist_timeline_and_revert(scenario: Scenario, admin_user: An
     )
 
 
+def test_admin_on_an_assignation_on_two_databases(admin_user: Any) -> None:
+    with koherent.assignation(app="both") as ctx:
+        Invoice.objects.create(number="I-2")
+        Ticket.objects.create(title="t2")
+    both = ctx.assignation_id or ""
+    client = client_for(admin_user)
+    timeline = client.get(reverse("admin:koherent_assignation_change", args=[both]))
+    assert timeline.status_code == 200
+    assert [row["entry"].model_label for row in timeline.context["timeline"]] == [
+        "undoapp.Invoice"
+    ]
+    shown = [str(m) for m in timeline.context["messages"]]
+    assert any("several databases" in m and "'default' only" in m for m in shown), shown
+    revert = client.get(reverse("admin:koherent_assignation_revert", args=[both]), follow=True)
+    assert revert.redirect_chain[0][1] == 302
+    assert any("koherent_revert --database" in str(m) for m in revert.context["messages"])
+    assert Invoice.objects.filter(number="I-2").exists()
+
+
 # -- GraphQL ---------------------------------------------------------------------------------
 
 ASSIGNATION = """query($id: ID!) {

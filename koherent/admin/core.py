@@ -15,6 +15,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from koherent.exceptions import AssignationSpansDatabases
 from koherent.models import Assignation
 from koherent.query import InvalidCursor, change_counts, effective_changes, history_for_assignation
 from koherent.revert import (
@@ -135,7 +136,12 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         record = self._get(request, object_id)
-        history = history_for_assignation(record.pk)  # where the database router reads it
+        try:
+            history = history_for_assignation(record.pk)  # where the database router reads it
+        except AssignationSpansDatabases as exc:
+            # Rows on several databases: show the first one's, and say so.
+            messages.warning(request, f"{exc}; showing the changes on {exc.databases[0]!r} only")
+            history = history_for_assignation(record.pk, using=exc.databases[0])
         try:
             page = history.page(first=TIMELINE_PAGE_SIZE, after=request.GET.get("after"))
         except InvalidCursor:
@@ -196,6 +202,9 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             plan = revert_assignation(record.pk, dry_run=True, using=using)
         except AssignationNotFound as exc:  # pragma: no cover - the record exists
             raise Http404(str(exc)) from exc
+        except AssignationSpansDatabases as exc:
+            messages.error(request, f"{exc}: revert it with koherent_revert --database")
+            return HttpResponseRedirect(self._url("change", quote(record.pk)))
         missing = missing_revert_permissions(request.user, plan)
         error = None
         status = 200
