@@ -64,4 +64,4 @@ docs: $(STAMP) ## Build the docs site strictly (site/), then serve it on http://
 	$(BIN)/mkdocs serve $(ARGS)
 
 clean: ## Remove the virtualenv, nox environments and caches
-	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3 examples/.data site
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3 tests/.koherent-test-other.sqlite3 examples/.data site

@@ -32,6 +32,13 @@ if TEST_DB == "sqlite":
         "other": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.path.join(BASE_DIR, ".koherent-test-other.sqlite3"),
+            "TEST": {
+                "NAME": (
+                    f"{os.environ['KOHERENT_SQLITE_TEST_NAME']}-other"
+                    if os.environ.get("KOHERENT_SQLITE_TEST_NAME")
+                    else None
+                )
+            },
         },
     }
 elif TEST_DB == "postgres":
