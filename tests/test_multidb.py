@@ -339,6 +339,25 @@ def test_graphql_assignation_object_history_and_revert(
     assert Assignation.objects.using("default").filter(pk=result["revertAssignationId"]).exists()
 
 
+def test_graphql_revert_of_an_assignation_on_two_databases_is_refused(admin_user: Any) -> None:
+    with koherent.assignation(app="both") as ctx:
+        Invoice.objects.create(number="I-3")
+        Ticket.objects.create(title="t3")
+    response = client_for(admin_user).post(
+        "/graphql/",
+        json.dumps({"query": REVERT, "variables": {"id": ctx.assignation_id}}),
+        content_type="application/json",
+    )
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {
+        "code": "KOHERENT_ASSIGNATION_SPANS_DATABASES",
+        "databases": ["default", "other"],
+    }
+    assert "several databases" in error["message"]
+    assert Invoice.objects.filter(number="I-3").exists()
+    assert Ticket.objects.using("other").filter(title="t3").exists()
+
+
 # -- the management commands -----------------------------------------------------------------
 
 
