@@ -23,6 +23,13 @@ a dotted path
 A refusal raises :class:`~koherent.exceptions.AssignationAccessDenied` (HTTP 403 from the
 middleware, a GraphQL error from the extension) before anything runs, so nothing is written.
 
+The same verdict decides whether the context may *leave* the process: every exit (an outgoing
+HTTP call's headers, a Celery message's header, a tasks-framework task's argument, the threads
+and asyncio tasks :mod:`koherent.aio` starts) asks :func:`leaving_context` (or
+:func:`may_leave`) first, and a context whose request may not join its assignation, or whose
+late-authenticated user is not known yet and is refused as anonymous, does not leave: the call
+or task goes without it, and a WARNING says why.
+
 Cost: requests that name no assignation cost nothing; one that names one costs one query by
 primary key on the ``Assignation`` table (none under ``"any"``). The record and the verdict
 are kept on the request, so the middleware and the GraphQL extension handling the same
@@ -41,13 +48,18 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.utils.module_loading import import_string
 
+from koherent._logging import get_logger
 from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting
+from koherent.context import peek
 from koherent.exceptions import AssignationAccessDenied
 from koherent.loop import in_event_loop
 from koherent.users import RequestUserRef
 
 if TYPE_CHECKING:
+    from koherent.context import AuditContext
     from koherent.models import Assignation
+
+logger = get_logger("koherent")
 
 __all__ = [
     "AccessPolicy",
@@ -57,6 +69,8 @@ __all__ = [
     "anyone",
     "check_request",
     "find_record",
+    "leaving_context",
+    "may_leave",
     "owned_only",
     "owner_of",
     "owner_only",
@@ -315,3 +329,41 @@ class CheckedLaterUserRef(RequestUserRef):
         user, read now, may join the assignation (a tracked save calls it before writing)."""
         if not self._allowed:
             self._user()
+
+
+def may_leave(ctx: AuditContext, exit: str, what: object = None) -> bool:
+    """Whether ``ctx`` may leave the process through ``exit`` (``"HTTP request"``, ...).
+
+    The one place every exit asks. A context is held back when its user is a request's user
+    checked late (:class:`CheckedLaterUserRef`: the request named an assignation it could not
+    join when it arrived) and the user read now may still not join it, or when the verdict
+    cannot be reached here (fail closed). Each refusal is logged at WARNING with ``exit`` and
+    ``what`` (the task, the host). Any other context may leave: its request's access was
+    decided, and allowed, when it arrived. Costs nothing but a type check for those.
+    """
+    ref = ctx.user_ref
+    if type(ref) is not CheckedLaterUserRef:
+        return True
+    try:
+        ref.check()
+    except AssignationAccessDenied as refusal:
+        reason: object = refusal
+    except Exception as exc:  # the verdict cannot be reached here: the context stays
+        reason = f"the access to the assignation cannot be decided here ({exc})"
+    else:
+        return True
+    logger.warning(
+        "koherent: %s %s goes without the audit context, which may not leave this process: %s",
+        exit,
+        what,
+        reason,
+    )
+    return False
+
+
+def leaving_context(exit: str, what: object = None) -> AuditContext | None:
+    """The context in effect, if there is one and it :func:`may_leave` through ``exit``."""
+    ctx = peek()
+    if ctx is None or ctx.is_empty or not may_leave(ctx, exit, what):
+        return None
+    return ctx

@@ -9,7 +9,7 @@ from django.db import models
 from simple_history.manager import HistoryDescriptor, HistoryManager
 from simple_history.models import HistoricalRecords, HistoricForeignKey
 
-from koherent import stamping
+from koherent import capture, stamping
 from koherent.transactions import make_saves_atomic
 
 __all__ = ["HistoricForeignKey", "HistoryField", "KoherentHistoryManager"]
@@ -116,11 +116,32 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         finally:
             self.no_db_index = original
 
+    def create_historical_record(
+        self, instance: models.Model, history_type: str, using: str | None = None
+    ) -> None:
+        """simple-history's row for a save or delete, also recording what an update changed.
+
+        For an update (``~``) the row's ``history_changed_fields`` lists the tracked fields
+        whose value differs from the state the instance was loaded (or last saved) with
+        (:func:`koherent.capture.changed_fields_of`); the revert tells recorded changes from
+        unrecorded ones with it.
+        """
+        fields = self.fields_included(instance)
+        changed = capture.changed_fields_of(instance, fields) if history_type == "~" else None
+        token = stamping._changed_fields.set(changed)
+        try:
+            super().create_historical_record(instance, history_type, using=using)
+        finally:
+            stamping._changed_fields.reset(token)
+        if history_type != "-":
+            capture.remember_saved_state(instance, fields)
+
     def finalize(self, sender: type[models.Model], **kwargs: Any) -> None:
         super().finalize(sender, **kwargs)
         tracked = self.cls is sender or (self.inherit and issubclass(sender, self.cls))
         if tracked and not sender._meta.abstract:
             make_saves_atomic(sender)
+            capture.register(sender, self)
             plain: Any = sender.__dict__.get(self.manager_name)
             if type(plain) is HistoryDescriptor:
                 descriptor = KoherentHistoryDescriptor(

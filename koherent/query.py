@@ -1036,21 +1036,32 @@ def change_counts(assignation_ids: Iterable[str], *, using: str | None = None) -
     connection = connections[db]
     limit = connection.features.max_query_params
     for id_part in _chunks(ids, 5_000 if limit is None else limit):
-        tables = _TABLES_PER_QUERY if limit is None else max(1, limit // len(id_part))
         placeholders = ", ".join(["%s"] * len(id_part))
-        for chunk in _chunks(tracked, min(tables, _TABLES_PER_QUERY)):
+        if limit is None:
+            prefix, id_list = "", placeholders
+        else:
+            # Where parameters are limited (SQLite), the ids go once per statement, in a
+            # common table expression every branch reads, so the number of statements does
+            # not grow with the number of ids times the number of tracked tables.
+            values = ", ".join(["(%s)"] * len(id_part))
+            prefix, id_list = (
+                f"WITH koherent_ids(id) AS (VALUES {values}) ",
+                ("SELECT id FROM koherent_ids"),
+            )
+        for chunk in _chunks(tracked, _TABLES_PER_QUERY):
             branches = []
-            params: list[Any] = []
+            params: list[Any] = list(id_part) if limit is not None else []
             for t in chunk:
                 hm = t.history_model
                 column = _column(hm, "assignation_id", connection)
                 branches.append(
                     f"SELECT {column}, COUNT(*) FROM {_table(hm, connection)} "
-                    f"WHERE {column} IN ({placeholders}) GROUP BY {column}"
+                    f"WHERE {column} IN ({id_list}) GROUP BY {column}"
                 )
-                params.extend(id_part)
+                if limit is None:
+                    params.extend(id_part)
             with connection.cursor() as cursor:
-                cursor.execute(" UNION ALL ".join(branches), params)
+                cursor.execute(prefix + " UNION ALL ".join(branches), params)
                 for assignation_id, count in cursor.fetchall():
                     counts[assignation_id] = counts.get(assignation_id, 0) + int(count)
     return counts

@@ -17,8 +17,10 @@ that is not there, even where constraints are checked immediately.
 **Conflicts.** Before writing, the objects are locked (``SELECT ... FOR UPDATE``) and their
 history read again: a row written after the assignation's first change to an object by another
 assignation is a conflict (the revert would silently undo that change), and so is an object
-outside the revert that a deletion would take with it (a cascade), or an update whose state
-before cannot be known (the object predates its history). Conflicts raise
+outside the revert that a deletion would take with it (a cascade), an update whose state
+before cannot be known (the object predates its history), or an object changed by a write no
+history row recorded (raw SQL, another process: see :func:`_read_unrecorded`; forced, the
+revert leaves the fields only that write changed as they are). Conflicts raise
 :class:`RevertConflict` listing each one, unless ``force=True``. A concurrent change to a
 locked object waits for the revert to commit; one committed before the lock is seen.
 
@@ -46,7 +48,6 @@ import contextlib
 import datetime as dt
 import enum
 import graphlib
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from koherent._logging import get_logger
+from koherent.capture import history_written_by_caller
 from koherent.context import assignation as open_assignation
 from koherent.exceptions import KoherentError
 from koherent.query import history_for_assignation, previous_rows
@@ -70,9 +73,9 @@ from koherent.validation import validate_assignation_id
 if TYPE_CHECKING:
     from koherent.context import AuditContext
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 #: Every revert that writes, and every refusal, at WARNING: who reverted what, through what.
-revert_logger = logging.getLogger("koherent.revert")
+revert_logger = get_logger("koherent.revert")
 
 __all__ = [
     "AlreadyReverted",
@@ -122,6 +125,9 @@ class ConflictKind(enum.StrEnum):
     NO_PRIOR_STATE = "no-prior-state"
     #: A deletion the database refuses (``on_delete=PROTECT``/``RESTRICT``); force cannot help.
     PROTECTED = "protected"
+    #: The object was changed by a write no history row recorded (raw SQL, another process),
+    #: between its history rows or after the last one (see "Unrecorded changes" below).
+    UNRECORDED_CHANGE = "unrecorded-change"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +158,21 @@ class Conflict:
     assignation_id: str | None = None
     #: When it did (the first such change), if known.
     date: dt.datetime | None = None
+    #: For an unrecorded change: the fields it changed.
+    fields: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         what = f"{self.model_label} {self.object_id}"
+        if self.kind is ConflictKind.UNRECORDED_CHANGE:
+            when = (
+                f" before the row of {self.date.isoformat()}"
+                if self.date
+                else " since its last row"
+            )
+            return (
+                f"{what} was changed by a write no history row recorded{when} "
+                f"({', '.join(self.fields)})"
+            )
         if self.kind is ConflictKind.CHANGED_LATER:
             by = self.assignation_id or "a change outside any assignation"
             when = f" at {self.date.isoformat()}" if self.date else ""
@@ -330,6 +348,10 @@ class _Object:
     m2m_target: dict[str, list[models.Model]] = field(default_factory=dict)
     m2m_current: dict[str, list[models.Model]] = field(default_factory=dict)
     action: RevertAction | None = None
+    #: Fields changed by writes no history row recorded.
+    unrecorded: frozenset[str] = frozenset()
+    #: Fields the assignation's own rows recorded as changed (None: not known).
+    own_fields: frozenset[str] | None = None
 
 
 @dataclass
@@ -605,6 +627,83 @@ def _read_conflicts(
     ]
 
 
+def _recorded_fields(row: models.Model) -> frozenset[str] | None:
+    """The fields a history row records its write changed (None: the writer did not say)."""
+    value = getattr(row, "history_changed_fields", None)
+    if value is None:
+        return None
+    return frozenset(name for name in value.split(",") if name)
+
+
+def _read_unrecorded(
+    work: _ModelWork, using: str, assignation_id: str, batch: int
+) -> list[Conflict]:
+    """Changes to the objects that no history row recorded.
+
+    Each update row (``~``) written by a capture that knows which fields its write changed
+    (``history_changed_fields``: signal saves of loaded instances, captured ``update()`` and
+    ``bulk_update()``) is compared with the object's previous row: a field that differs
+    between the two but that the write did not change was changed in between by something no
+    row recorded (raw SQL, another process). From the row before the assignation's first
+    change onward, every such gap is found, and the object's live state is compared with its
+    last row (a change since then). Rows that do not say (trigger capture, the bulk helpers,
+    rows older than the column) are taken as complete.
+    """
+    t = work.tracked
+    if not work.objects:
+        return []
+    manager = t.history_model._default_manager.using(using)
+    pk = t.pk_attname
+    since = min(o.first_date for o in work.objects.values())
+    chains: dict[Any, list[models.Model]] = defaultdict(list)
+    for chunk in _chunks(list(work.objects), batch):
+        rows = manager.filter(**{f"{pk}__in": chunk}, history_date__gte=since).order_by(
+            pk, "history_date", "pk"
+        )
+        for row in rows:
+            chains[getattr(row, pk)].append(row)
+    compared = [f for f in t.fields if not f.primary_key]
+    conflicts = []
+    for obj in work.objects.values():
+        start = (obj.first_date, obj.first_id)
+        chain = [r for r in chains.get(obj.pk, ()) if (r.history_date, r.pk) >= start]  # type: ignore[attr-defined]
+        prev: models.Model | None = obj.target if obj.first_type == "~" else None
+        found: dict[str, dt.datetime | None] = {}
+        own: set[str] | None = set()
+        for row in chain:
+            mine = row.assignation_id == assignation_id  # type: ignore[attr-defined]
+            recorded = _recorded_fields(row) if row.history_type == "~" else None  # type: ignore[attr-defined]
+            if recorded is not None and prev is not None and prev.history_type != "-":  # type: ignore[attr-defined]
+                for f in compared:
+                    if f.name not in recorded and getattr(prev, f.attname) != getattr(
+                        row, f.attname
+                    ):
+                        found.setdefault(f.name, row.history_date)  # type: ignore[attr-defined]
+            if mine and own is not None:
+                own = None if recorded is None else own | recorded
+            prev = row
+        if obj.current is not None and prev is not None and prev.history_type != "-":  # type: ignore[attr-defined]
+            for f in compared:
+                if getattr(obj.current, f.attname) != getattr(prev, f.attname):
+                    found.setdefault(f.name, None)
+        if not found:
+            continue
+        obj.unrecorded = frozenset(found)
+        obj.own_fields = None if own is None else frozenset(own)
+        dates = [d for d in found.values() if d is not None]
+        conflicts.append(
+            Conflict(
+                ConflictKind.UNRECORDED_CHANGE,
+                t.label,
+                obj.pk,
+                None,
+                min(dates) if dates else None,
+                fields=tuple(f.name for f in compared if f.name in found),
+            )
+        )
+    return conflicts
+
+
 def _decide(work: _ModelWork) -> list[Conflict]:
     """Set each object's action; the objects whose earlier state is unknown are returned."""
     t = work.tracked
@@ -621,10 +720,14 @@ def _decide(work: _ModelWork) -> list[Conflict]:
         if obj.current is None:
             obj.action = RevertAction.RECREATE
             continue
+        # A field only unrecorded writes changed is left as it is: the revert undoes what the
+        # assignation did, never a change it did not see.
+        foreign = obj.unrecorded - obj.own_fields if obj.own_fields is not None else frozenset()
         changed = [
             f.name
             for f in t.fields
             if not f.primary_key
+            and f.name not in foreign
             and getattr(obj.current, f.attname) != getattr(obj.target, f.attname)
         ]
         for m2m in t.m2m:
@@ -786,6 +889,7 @@ def _gather(
     for w in models_work:
         work.conflicts.extend(_read_conflicts(w, using, assignation_id, batch_size, exclude))
         _read_targets(w, using, batch_size)
+        work.conflicts.extend(_read_unrecorded(w, using, assignation_id, batch_size))
         _read_m2m(w, using, batch_size)
         work.conflicts.extend(_decide(w))
     work.conflicts.extend(_collect_deletions(work))
@@ -830,7 +934,7 @@ def _write_history(
     history_type: str,
     using: str,
     date: dt.datetime,
-    reason: str,
+    reason: str | None,
     batch: int,
 ) -> list[tuple[Any, Any]]:
     """History rows for ``instances`` (their current state), stamped by the context.
@@ -982,7 +1086,8 @@ def _bulk_update(
     concrete = {f.name: f for f in model._meta.concrete_fields}
     fields = [concrete[name] for name in names]
     if connection.vendor != "postgresql" or model._meta.parents or not objs:
-        model._base_manager.using(using).bulk_update(objs, list(names), batch_size=batch)
+        with history_written_by_caller():  # the revert writes these rows itself
+            model._base_manager.using(using).bulk_update(objs, list(names), batch_size=batch)
         return
     qn = connection.ops.quote_name
     pk = model._meta.pk

@@ -53,8 +53,34 @@ elif TEST_DB == "postgres":
         **DATABASES["default"],
         "NAME": f"{DATABASES['default']['NAME']}_other",
     }
+elif TEST_DB == "mysql":
+    # MySQL/MariaDB, for the tests of the portable update() capture (no RETURNING on UPDATE):
+    # KOHERENT_TEST_DB=mysql, the server in KOHERENT_MYSQL_URL, through PyMySQL.
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ.get("KOHERENT_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
+            conn_max_age=0,
+        )
+    }
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("KOHERENT_MYSQL_TEST_NAME", "test_koherent"),
+        "CHARSET": "utf8mb4",
+    }
+    # The second database of the multi-database tests (tests/test_multidb.py).
+    DATABASES["other"] = {
+        **DATABASES["default"],
+        "TEST": {
+            **DATABASES["default"]["TEST"],
+            "NAME": f"{DATABASES['default']['TEST']['NAME']}_other",
+        },
+    }
 else:  # pragma: no cover
-    raise RuntimeError(f"KOHERENT_TEST_DB must be 'postgres' or 'sqlite', not {TEST_DB!r}")
+    raise RuntimeError(
+        f"KOHERENT_TEST_DB must be 'postgres', 'sqlite' or 'mysql', not {TEST_DB!r}"
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -70,6 +96,7 @@ INSTALLED_APPS = [
     "tests.undoapp",
     "tests.aioapp",
     "tests.multidbapp",
+    "tests.captureapp",
 ]
 
 # Django's tasks framework (koherent.tasks): Django's own from 6.0, else the django-tasks

@@ -40,7 +40,6 @@ runs in the caller's context, untouched.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar, Token
 from inspect import isawaitable
@@ -54,6 +53,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from koherent import access
+from koherent._logging import get_logger
 from koherent.config import GRAPHQL_FRESH_ASSIGNATION_MODES, get_setting
 from koherent.context import (
     AuditContext,
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
     from graphql import GraphQLResolveInfo
     from strawberry.types import ExecutionContext
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 #: The extension of the operation being executed (resolvers report to it).
 _operation: ContextVar[KoherentExtension | None] = ContextVar(

@@ -41,6 +41,7 @@ from koherent import query
 
 if TYPE_CHECKING:
     from koherent.models import Assignation
+    from koherent.registry import TrackedModel
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -199,8 +200,10 @@ def _model_counts(keys: list[str]) -> list[dict[str, int]]:
         by_db.setdefault(router.db_for_read(t.history_model), []).append(t)
     for db, tracked in by_db.items() if keys else ():
         limit = connections[db].features.max_query_params
-        per_query = _MODELS_PER_QUERY if limit is None else max(1, limit // len(keys))
-        _count_models(db, tracked, keys, min(per_query, _MODELS_PER_QUERY), counts)
+        if limit is not None:
+            _model_counts_limited(keys, tracked, counts, limit, db)
+        else:
+            _count_models(db, tracked, keys, _MODELS_PER_QUERY, counts)
     return [counts[key] for key in keys]
 
 
@@ -224,6 +227,42 @@ def _count_models(
         ]
         for assignation_id, label, n in parts[0].union(*parts[1:], all=True):
             counts[assignation_id][label] = n
+
+
+def _model_counts_limited(
+    keys: list[str],
+    tracked: Sequence[TrackedModel],
+    counts: dict[str, dict[str, int]],
+    limit: int,
+    db: str,
+) -> None:
+    """:func:`_model_counts` where parameters are limited (SQLite): the keys go once per
+    statement, in a common table expression every branch reads, so the number of statements
+    does not grow with the number of keys times the number of tracked tables."""
+    from django.db import connections
+
+    connection = connections[db]
+    qn = connection.ops.quote_name
+    per_query = max(1, min(_MODELS_PER_QUERY, limit // 2))
+    for start in range(0, len(tracked), per_query):
+        chunk = tracked[start : start + per_query]
+        for key_start in range(0, len(keys), limit - len(chunk)):
+            part = keys[key_start : key_start + limit - len(chunk)]
+            values = ", ".join(["(%s)"] * len(part))
+            branches = []
+            for t in chunk:
+                hm = t.history_model
+                field: Any = hm._meta.get_field("assignation_id")
+                column = qn(str(field.column))
+                branches.append(
+                    f"SELECT {column}, %s, COUNT(*) FROM {qn(hm._meta.db_table)} "
+                    f"WHERE {column} IN (SELECT id FROM koherent_ids) GROUP BY {column}"
+                )
+            sql = f"WITH koherent_ids(id) AS (VALUES {values}) " + " UNION ALL ".join(branches)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [*part, *(t.label for t in chunk)])
+                for assignation_id, label, n in cursor.fetchall():
+                    counts[assignation_id][label] = int(n)
 
 
 #: History tables per ``UNION ALL`` (SQLite allows 500 compound terms).

@@ -75,6 +75,9 @@ class RevertConflictItem:
         description="The assignation that changed the object later, if known."
     )
     date: dt.datetime | None = strawberry.field(description="When it did, if known.")
+    fields: list[str] = strawberry.field(
+        description="For an unrecorded change: the fields it changed."
+    )
     message: str
 
     @classmethod
@@ -85,6 +88,7 @@ class RevertConflictItem:
             object_id=strawberry.ID(str(conflict.object_id)),
             assignation_id=conflict.assignation_id,
             date=conflict.date,
+            fields=list(conflict.fields),
             message=str(conflict),
         )
 

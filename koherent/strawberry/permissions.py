@@ -21,7 +21,6 @@ A refusal is a GraphQL error with ``extensions.code`` ``FORBIDDEN``; nothing is 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -29,11 +28,12 @@ from asgiref.sync import sync_to_async
 from django.utils.module_loading import import_string
 from graphql import GraphQLError
 
+from koherent._logging import get_logger
 from koherent.config import get_setting
 from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.operation import user_of
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 E = TypeVar("E")
 

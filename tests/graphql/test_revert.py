@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 
 import koherent
 from tests.graphql.conftest import GraphQLClient
@@ -173,6 +174,34 @@ def test_conflicts_come_back_as_a_typed_error(
     forced = revert(gql_client, id="made", force=True)
     assert forced["__typename"] == "RevertResult"
     assert not Order.objects.filter(pk=created.pk).exists()
+
+
+def test_an_unrecorded_change_comes_back_as_a_conflict_with_its_fields(
+    gql_client: GraphQLClient, staff: Any, created: Order
+) -> None:
+    table = connection.ops.quote_name(Order._meta.db_table)
+    with connection.cursor() as cursor:  # a change no history row records
+        cursor.execute(f"UPDATE {table} SET total = 7 WHERE id = %s", [created.pk])
+    gql_client.login(staff)
+    result = gql_client.post(
+        """mutation($id: ID!) { revertAssignation(id: $id) {
+          __typename ... on RevertConflictError { conflicts { kind objectId fields message } }
+        } }""",
+        {"id": "made"},
+    )
+    assert result.errors == [], result.errors
+    refused = result.data["revertAssignation"]
+    assert refused["__typename"] == "RevertConflictError"
+    assert refused["conflicts"] == [
+        {
+            "kind": "UNRECORDED_CHANGE",
+            "objectId": str(created.pk),
+            "fields": ["total"],
+            "message": refused["conflicts"][0]["message"],
+        }
+    ]
+    assert "no history row recorded" in refused["conflicts"][0]["message"]
+    assert Order.objects.get(pk=created.pk).total == 7
 
 
 def test_unknown_assignation(gql_client: GraphQLClient, staff: Any) -> None:
