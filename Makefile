@@ -36,8 +36,8 @@ demo: $(DEMO_STAMP) ## The example end to end: GraphQL request, Celery worker, h
 test: $(STAMP) ## Lint, type-check, run the suite on PostgreSQL and SQLite, and one more matrix cell
 	$(BIN)/python scripts/run_tests.py $(if $(ARGS),-- $(ARGS))
 
-test-fast: $(STAMP) ## The suite on SQLite only, no lint (ARGS="-k name" to select)
-	$(BIN)/python scripts/run_tests.py --no-lint --no-matrix --backend sqlite $(if $(ARGS),-- $(ARGS))
+test-fast: $(STAMP) ## SQLite only, no lint, no worker/server/subprocess tests (-m "not processes"; ARGS="-k name")
+	$(BIN)/python scripts/run_tests.py --no-lint --no-matrix --backend sqlite -- -m "not processes" $(ARGS)
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check .
@@ -64,4 +64,4 @@ docs: $(STAMP) ## Build the docs site strictly (site/), then serve it on http://
 	$(BIN)/mkdocs serve $(ARGS)
 
 clean: ## Remove the virtualenv, nox environments and caches
-	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3 examples/.data site
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3 tests/.koherent-test-other.sqlite3 examples/.data site

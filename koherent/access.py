@@ -50,7 +50,7 @@ from django.utils.module_loading import import_string
 
 from koherent._logging import get_logger
 from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting
-from koherent.context import _current
+from koherent.context import peek
 from koherent.exceptions import AssignationAccessDenied
 from koherent.loop import in_event_loop
 from koherent.users import RequestUserRef
@@ -363,7 +363,7 @@ def may_leave(ctx: AuditContext, exit: str, what: object = None) -> bool:
 
 def leaving_context(exit: str, what: object = None) -> AuditContext | None:
     """The context in effect, if there is one and it :func:`may_leave` through ``exit``."""
-    ctx = _current.get()
+    ctx = peek()
     if ctx is None or ctx.is_empty or not may_leave(ctx, exit, what):
         return None
     return ctx

@@ -161,6 +161,12 @@ def current() -> AuditContext:
     return EMPTY if value is None else value
 
 
+def peek() -> AuditContext | None:
+    """The audit context set here, or ``None`` when none is (where :func:`current` gives
+    :data:`EMPTY`): what an integration reads to tell "no context" from an empty one."""
+    return _current.get()
+
+
 def get_current_assignation_id() -> str | None:
     """The assignation id in effect, or ``None``."""
     value = _current.get()

@@ -84,3 +84,23 @@ class AuditContextRequired(KoherentError, RuntimeError):
     Raised by a Celery task declared with ``require_context=True`` before its body runs, so
     nothing is written unattributed.
     """
+
+
+class AssignationSpansDatabases(KoherentError, LookupError):
+    """An assignation has history rows on more than one database, and the call named none.
+
+    Reading or reverting it needs ``using=`` naming one database: Koherent reads one database
+    per call, and a revert is one transaction, which cannot span two databases. ``databases``
+    names the ones holding its rows.
+    """
+
+    def __init__(self, assignation_id: str, databases: tuple[str, ...]) -> None:
+        super().__init__(
+            f"assignation {assignation_id!r} has history on several databases "
+            f"({', '.join(databases)}); pass using= to name one"
+        )
+        self.assignation_id = assignation_id
+        self.databases = databases
+
+    def __reduce__(self) -> tuple[type[AssignationSpansDatabases], tuple[str, tuple[str, ...]]]:
+        return (type(self), (self.assignation_id, self.databases))

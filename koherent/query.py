@@ -47,12 +47,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections, router
 from django.db.models import signals
 from django.db.models.base import ModelState
 
 from koherent.exceptions import KoherentError
 from koherent.registry import TrackedModel, tracked_model, tracked_models
+from koherent.routing import history_database, history_databases, record_database
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -672,7 +673,7 @@ class AssignationHistory:
         self, assignation_id: str, *, using: str | None = None, batch_size: int | None = None
     ) -> None:
         self.assignation_id = assignation_id
-        self.using = using or DEFAULT_DB_ALIAS
+        self.using = using or history_database(assignation_id)
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -789,8 +790,9 @@ def history_for_assignation(
     gives the history rows themselves), fetched ``batch_size`` rows
     (default 500) at a time, after one lookup of the tables the assignation touched: one
     query for the first batch and two for each later one; or
-    take :meth:`~AssignationHistory.page`\\ s with cursors. ``using`` names the database
-    (the default one otherwise).
+    take :meth:`~AssignationHistory.page`\\ s with cursors. ``using`` names the database;
+    without it, the one the database router reads the assignation's history from (see
+    :mod:`koherent.routing`).
     """
     return AssignationHistory(assignation_id, using=using, batch_size=batch_size)
 
@@ -826,7 +828,6 @@ def load_entries(
     ``None`` for a key that names no row (or no tracked model). One query for all the keys
     (a ``UNION ALL`` over their models): a DataLoader's batch function.
     """
-    db = using or DEFAULT_DB_ALIAS
     resolved: list[tuple[TrackedModel, Any] | None] = []
     for label, history_id in keys:
         try:
@@ -835,7 +836,12 @@ def load_entries(
         except Exception:  # an unknown label or an id of the wrong form: no row
             resolved.append(None)
     wanted = [key for key in resolved if key is not None]
-    loaded = _load_rows(db, wanted) if wanted else {}
+    by_db: dict[str, list[tuple[TrackedModel, Any]]] = defaultdict(list)
+    for t, hid in wanted:  # each model's rows from the database the router reads it from
+        by_db[using or str(router.db_for_read(t.history_model))].append((t, hid))
+    loaded = {
+        found: row for db, part in by_db.items() for found, row in _load_rows(db, part).items()
+    }
     result: list[HistoryEntry | None] = []
     for key in resolved:
         row = None if key is None else loaded.get((key[0].label, key[1]))
@@ -854,7 +860,6 @@ def effective_changes(
     included. Queries: one per model for the previous rows of its updates, plus one per
     tracked many-to-many field of a model with entries; never one per entry.
     """
-    db = using or DEFAULT_DB_ALIAS
     rows: list[Model] = [item.row if isinstance(item, HistoryEntry) else item for item in items]
     by_model: dict[TrackedModel, list[int]] = defaultdict(list)
     for index, row in enumerate(rows):
@@ -862,6 +867,7 @@ def effective_changes(
     result: list[list[FieldChange]] = [[] for _ in rows]
     for tracked, indexes in by_model.items():
         model_rows = [rows[i] for i in indexes]
+        db = using or model_rows[0]._state.db or str(router.db_for_read(tracked.history_model))
         for i, changes in zip(indexes, _changes_of_model(db, tracked, model_rows), strict=True):
             result[i] = changes
     return result
@@ -1028,7 +1034,7 @@ def assignations(
     """
     from koherent.models import Assignation
 
-    qs = Assignation.objects.using(using or DEFAULT_DB_ALIAS).all()
+    qs = Assignation.objects.using(record_database(using)).all()
     if user is not None:
         qs = qs.filter(user_pk=str(getattr(user, "pk", user)))
     if app is not None:
@@ -1048,11 +1054,17 @@ def change_counts(assignation_ids: Iterable[str], *, using: str | None = None) -
     """The number of history rows of each assignation (0 for none), in one query.
 
     A ``UNION ALL`` of one grouped count per tracked history table, using the assignation
-    index.
+    index. ``using`` names the database; without it, every database the router reads tracked
+    history from (one query per database).
     """
-    db = using or DEFAULT_DB_ALIAS
     ids = list(dict.fromkeys(assignation_ids))
     counts = dict.fromkeys(ids, 0)
+    if using is None:
+        for each in history_databases():
+            for key, count in change_counts(ids, using=each).items():
+                counts[key] += count
+        return counts
+    db = using
     tracked = tracked_models(db)
     if not ids or not tracked:
         return counts

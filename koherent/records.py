@@ -58,6 +58,7 @@ from django.db import DatabaseError, connections, router, transaction
 from koherent._logging import get_logger
 from koherent.config import get_setting
 from koherent.context import AuditContext
+from koherent.routing import record_database
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -350,16 +351,17 @@ def touch(
     Costs nothing once the process knows both exist; otherwise one ``INSERT ... ON CONFLICT
     DO NOTHING`` each, in a savepoint (none on SQLite). Never raises a database error.
     """
-    from koherent.context import _current
+    from koherent.context import peek
 
     if ctx is None:
-        ctx = _current.get() or AuditContext()
+        ctx = peek() or AuditContext()
     assignation_id = assignation_id or ctx.assignation_id
     if not assignation_id or not get_setting("RECORD_ASSIGNATIONS"):
         return
-    keys, statements = _missing(ctx, assignation_id, using, history_model)
-    if statements and _write_apart(statements, assignation_id, using):
-        _written(keys, using)
+    db = record_database(using, write=True)  # the records go with the history (routing)
+    keys, statements = _missing(ctx, assignation_id, db, history_model)
+    if statements and _write_apart(statements, assignation_id, db):
+        _written(keys, db)
 
 
 def ensure_record(
@@ -391,20 +393,21 @@ def insert_history_row(
     they travel in the same query as the row where the backend allows it (see the module
     docstring), else they are written just before it.
     """
-    from koherent.context import _current
+    from koherent.context import peek
 
     assignation_id = getattr(row, "assignation_id", None)
     if not assignation_id or not get_setting("RECORD_ASSIGNATIONS"):
         return insert()
     history_model = type(row)
-    ctx = _current.get() or AuditContext()
-    keys, statements = _missing(ctx, assignation_id, using, history_model)
+    ctx = peek() or AuditContext()
+    db = record_database(using, write=True)  # the records go with the history (routing)
+    keys, statements = _missing(ctx, assignation_id, db, history_model)
     if not statements:
         return insert()
     connection = connections[using]
-    if not _one_round_trip(connection):
-        if _write_apart(statements, assignation_id, using):
-            _written(keys, using)
+    if db != using or not _one_round_trip(connection):
+        if _write_apart(statements, assignation_id, db):
+            _written(keys, db)
         return insert()
     result = _insert_together(row, using, fields, returning_fields, raw, statements)
     if result is None:  # the record statements failed: logged, rolled back to the savepoint
@@ -511,6 +514,7 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
     """
     if not get_setting("RECORD_ASSIGNATIONS"):
         return None
+    using = record_database(using)  # the records of the history on ``using`` (routing)
     connection = connections[using]
     try:
         with connection.cursor() as cursor:

@@ -44,6 +44,7 @@ all done per model and batch.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import graphlib
@@ -53,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from django.core.exceptions import PermissionDenied
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
+from django.db import DatabaseError, connections, models, transaction
 from django.db.models import F, Window
 from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.db.models.functions import RowNumber
@@ -66,6 +67,7 @@ from koherent.exceptions import KoherentError
 from koherent.query import history_for_assignation, previous_rows
 from koherent.records import ensure_record, touch
 from koherent.registry import TrackedM2M, TrackedModel, tracked_model, tracked_models
+from koherent.routing import history_database, record_database
 from koherent.validation import validate_assignation_id
 
 if TYPE_CHECKING:
@@ -475,7 +477,7 @@ def _revert_chain(using: str, assignation_id: str) -> tuple[tuple[str, ...], set
     seen = {assignation_id}
     while frontier:
         found = list(
-            Assignation.objects.using(using)
+            Assignation.objects.using(record_database(using))
             .filter(origin=REVERT_ORIGIN, parent_id__in=frontier)
             .values_list("id", "parent_id")
         )
@@ -857,7 +859,8 @@ def _gather(
 ) -> _Work:
     from koherent.models import Assignation
 
-    record_exists = Assignation.objects.using(using).filter(pk=assignation_id).exists()
+    records = record_database(using)
+    record_exists = Assignation.objects.using(records).filter(pk=assignation_id).exists()
     history = history_for_assignation(assignation_id, using=using)
     counts = history.counts()
     touched = [t for t in tracked_models(using) if t.label in counts]
@@ -1283,11 +1286,14 @@ def revert_assignation(
     logger writes for each revert (``"admin"``, ``"graphql"``, ``"command"``; default
     ``"python"``).
 
+    ``using`` names the database; without it, the one the database router writes the
+    assignation's history to (see :mod:`koherent.routing`), the lock reads included.
+
     ``batch_size`` is the number of objects per statement (default 1,000); ``progress`` is
     called as ``progress(stage, done, total)`` while writing.
     """
     validate_assignation_id(assignation_id)
-    db = using or DEFAULT_DB_ALIAS
+    db = using or history_database(assignation_id, write=True)
     batch = _batch_size(db, batch_size)
     if dry_run:
         return _gather(
@@ -1298,6 +1304,12 @@ def revert_assignation(
     try:
         with (
             transaction.atomic(using=db),
+            # The revert's record, when it lives on another database, commits with the revert.
+            (
+                transaction.atomic(using=records)
+                if (records := record_database(db, write=True)) != db
+                else contextlib.nullcontext()
+            ),
             open_assignation(
                 origin=REVERT_ORIGIN,
                 parent_assignation_id=assignation_id,
@@ -1416,4 +1428,4 @@ def _describe_context() -> str:
 def _ensure_revert_record(ctx: AuditContext, using: str) -> None:
     """The revert's record, written even when it changes nothing (it marks the revert)."""
     if ctx.assignation_id:
-        ensure_record(ctx, ctx.assignation_id, using)
+        ensure_record(ctx, ctx.assignation_id, record_database(using, write=True))

@@ -27,7 +27,7 @@ from django.db import connections, models, router, transaction
 
 from koherent.access import CheckedLaterUserRef
 from koherent.config import get_setting
-from koherent.context import _current
+from koherent.context import peek
 
 _MARK = "_koherent_atomic"
 
@@ -40,7 +40,7 @@ def make_saves_atomic(model: type[models.Model]) -> None:
 
     @functools.wraps(original)
     def save_base(self: models.Model, *args: Any, **kwargs: Any) -> Any:
-        ctx = _current.get()
+        ctx = peek()
         if ctx is not None and type(ctx.user_ref) is CheckedLaterUserRef:
             # A request authenticated after the middleware: may its user join the assignation?
             # Asked before anything is written.

@@ -27,7 +27,19 @@ if TEST_DB == "sqlite":
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.path.join(BASE_DIR, ".koherent-test.sqlite3"),
             "TEST": {"NAME": os.environ.get("KOHERENT_SQLITE_TEST_NAME")},
-        }
+        },
+        # The second database of the multi-database tests (tests/test_multidb.py).
+        "other": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(BASE_DIR, ".koherent-test-other.sqlite3"),
+            "TEST": {
+                "NAME": (
+                    f"{os.environ['KOHERENT_SQLITE_TEST_NAME']}-other"
+                    if os.environ.get("KOHERENT_SQLITE_TEST_NAME")
+                    else None
+                )
+            },
+        },
     }
 elif TEST_DB == "postgres":
     DATABASES = {
@@ -35,6 +47,11 @@ elif TEST_DB == "postgres":
             os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/koherent"),
             conn_max_age=0,
         )
+    }
+    # The second database of the multi-database tests (tests/test_multidb.py).
+    DATABASES["other"] = {
+        **DATABASES["default"],
+        "NAME": f"{DATABASES['default']['NAME']}_other",
     }
 elif TEST_DB == "mysql":
     # MySQL/MariaDB, for the tests of the portable update() capture (no RETURNING on UPDATE):
@@ -51,6 +68,14 @@ elif TEST_DB == "mysql":
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get("KOHERENT_MYSQL_TEST_NAME", "test_koherent"),
         "CHARSET": "utf8mb4",
+    }
+    # The second database of the multi-database tests (tests/test_multidb.py).
+    DATABASES["other"] = {
+        **DATABASES["default"],
+        "TEST": {
+            **DATABASES["default"]["TEST"],
+            "NAME": f"{DATABASES['default']['TEST']['NAME']}_other",
+        },
     }
 else:  # pragma: no cover
     raise RuntimeError(
@@ -70,6 +95,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.undoapp",
     "tests.aioapp",
+    "tests.multidbapp",
     "tests.captureapp",
 ]
 

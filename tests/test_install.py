@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Nothing here depends on the test database: run in the PostgreSQL pass only, not again on
 # SQLite (as the demo's test does).
-pytestmark = [pytest.mark.postgres]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 #: The public extras, and the integration each one makes importable.

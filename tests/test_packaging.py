@@ -75,6 +75,7 @@ NO_EXTRAS = textwrap.dedent(
 )
 
 
+@pytest.mark.processes
 def test_core_works_without_the_extras() -> None:
     result = subprocess.run(
         [sys.executable, "-c", NO_EXTRAS],
@@ -88,6 +89,7 @@ def test_core_works_without_the_extras() -> None:
     assert "core works without extras" in result.stdout
 
 
+@pytest.mark.processes
 def test_blocker_really_blocks() -> None:
     """Negative control: the same blocker makes an import of celery fail."""
     code = NO_EXTRAS.split("import koherent  #")[0] + "import celery\n"
@@ -100,7 +102,7 @@ def test_blocker_really_blocks() -> None:
 
 @pytest.mark.django_db
 def test_migrations_are_in_sync() -> None:
-    call_command("makemigrations", "koherent", "testapp", check=True, dry_run=True)
+    call_command("makemigrations", "koherent", "testapp", "multidbapp", check=True, dry_run=True)
 
 
 def test_version_from_metadata() -> None:

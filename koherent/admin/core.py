@@ -15,6 +15,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from koherent.exceptions import AssignationSpansDatabases
 from koherent.models import Assignation
 from koherent.query import InvalidCursor, change_counts, effective_changes, history_for_assignation
 from koherent.revert import (
@@ -48,7 +49,7 @@ class _CountingChangeList(ChangeList):
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
-        counts = change_counts([a.pk for a in self.result_list], using=self.queryset.db)
+        counts = change_counts([a.pk for a in self.result_list])
         for record in self.result_list:
             record.koherent_change_count = counts.get(record.pk, 0)
 
@@ -135,13 +136,18 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         record = self._get(request, object_id)
-        history = history_for_assignation(record.pk, using=record._state.db)
+        try:
+            history = history_for_assignation(record.pk)  # where the database router reads it
+        except AssignationSpansDatabases as exc:
+            # Rows on several databases: show the first one's, and say so.
+            messages.warning(request, f"{exc}; showing the changes on {exc.databases[0]!r} only")
+            history = history_for_assignation(record.pk, using=exc.databases[0])
         try:
             page = history.page(first=TIMELINE_PAGE_SIZE, after=request.GET.get("after"))
         except InvalidCursor:
             page = history.page(first=TIMELINE_PAGE_SIZE)
         entries = page.entries
-        changes = effective_changes(entries, using=record._state.db)
+        changes = effective_changes(entries)
         timeline = [
             {"entry": entry, "changes": entry_changes, "object_url": self._object_url(entry)}
             for entry, entry_changes in zip(entries, changes, strict=True)
@@ -191,11 +197,14 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def revert_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: the plan of the revert (a dry run). POST: the revert, then its assignation."""
         record = self._get(request, object_id)
-        using = record._state.db
+        using = None  # the database the router writes the assignation's history to
         try:
             plan = revert_assignation(record.pk, dry_run=True, using=using)
         except AssignationNotFound as exc:  # pragma: no cover - the record exists
             raise Http404(str(exc)) from exc
+        except AssignationSpansDatabases as exc:
+            messages.error(request, f"{exc}: revert it with koherent_revert --database")
+            return HttpResponseRedirect(self._url("change", quote(record.pk)))
         missing = missing_revert_permissions(request.user, plan)
         error = None
         status = 200

@@ -12,7 +12,7 @@ from typing import Any
 
 from koherent.access import leaving_context, may_leave
 from koherent.config import get_setting
-from koherent.context import UNSET, AuditContext, _current
+from koherent.context import UNSET, AuditContext, peek
 from koherent.http.hosts import HostAllowList, allow_list
 
 
@@ -73,7 +73,7 @@ class Propagation:
         context would send is removed: an earlier hop (a redirect from an allowed host) put it
         there. Without a context nothing is touched.
         """
-        ctx = _current.get()
+        ctx = peek()
         if ctx is None or (ctx.assignation_id is None and ctx.app is None):
             return
         if self.allow_list().allows(scheme, host, port) and may_leave(

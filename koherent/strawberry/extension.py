@@ -57,8 +57,8 @@ from koherent._logging import get_logger
 from koherent.config import GRAPHQL_FRESH_ASSIGNATION_MODES, get_setting
 from koherent.context import (
     AuditContext,
-    _current,
     new_assignation_id,
+    peek,
     reset_context,
     set_context,
 )
@@ -245,7 +245,7 @@ class KoherentExtension(SchemaExtension):
             return self._resolve_after_user(request, _next, root, info, *args, **kwargs)
         # Whatever a resolver leaves in effect is undone when it returns, so the fields
         # resolved after it (siblings, later mutation fields) see the operation's context.
-        token = set_context(_current.get())
+        token = set_context(peek())
         try:
             result = _next(root, info, *args, **kwargs)
         finally:
@@ -378,7 +378,7 @@ def _denied(error: AssignationAccessDenied) -> GraphQLError:
 
 
 async def _guarded(result: Awaitable[Any], loaders: Loaders | None) -> Any:
-    token = set_context(_current.get())
+    token = set_context(peek())
     try:
         value = await result
     finally:

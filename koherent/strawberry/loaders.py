@@ -190,24 +190,33 @@ def _load_assignations(keys: list[str]) -> list[Assignation | None]:
 def _model_counts(keys: list[str]) -> list[dict[str, int]]:
     """Per assignation, its number of history rows per tracked model: one ``UNION ALL`` of a
     grouped count per history table (split only past the database's limits)."""
-    from django.db import connection
-    from django.db.models import CharField, Count, Value
+    from django.db import connections, router
 
     from koherent.registry import tracked_models
 
     counts: dict[str, dict[str, int]] = {key: {} for key in keys}
-    tracked = tracked_models()
-    if not keys or not tracked:
-        return [counts[key] for key in keys]
-    limit = connection.features.max_query_params
-    if limit is not None:
-        _model_counts_limited(keys, tracked, counts, limit)
-        return [counts[key] for key in keys]
-    per_query = _MODELS_PER_QUERY
+    by_db: dict[str, list[Any]] = {}
+    for t in tracked_models():  # each history table on the database the router reads it from
+        by_db.setdefault(router.db_for_read(t.history_model), []).append(t)
+    for db, tracked in by_db.items() if keys else ():
+        limit = connections[db].features.max_query_params
+        if limit is not None:
+            _model_counts_limited(keys, tracked, counts, limit, db)
+        else:
+            _count_models(db, tracked, keys, _MODELS_PER_QUERY, counts)
+    return [counts[key] for key in keys]
+
+
+def _count_models(
+    db: str, tracked: list[Any], keys: list[str], per_query: int, counts: dict[str, dict[str, int]]
+) -> None:
+    from django.db.models import CharField, Count, Value
+
     for start in range(0, len(tracked), per_query):
-        chunk = tracked[start : start + min(per_query, _MODELS_PER_QUERY)]
+        chunk = tracked[start : start + per_query]
         parts = [
-            t.history_model._default_manager.filter(assignation_id__in=keys)
+            t.history_model._default_manager.using(db)
+            .filter(assignation_id__in=keys)
             .order_by()
             .values("assignation_id")
             .annotate(
@@ -218,17 +227,21 @@ def _model_counts(keys: list[str]) -> list[dict[str, int]]:
         ]
         for assignation_id, label, n in parts[0].union(*parts[1:], all=True):
             counts[assignation_id][label] = n
-    return [counts[key] for key in keys]
 
 
 def _model_counts_limited(
-    keys: list[str], tracked: Sequence[TrackedModel], counts: dict[str, dict[str, int]], limit: int
+    keys: list[str],
+    tracked: Sequence[TrackedModel],
+    counts: dict[str, dict[str, int]],
+    limit: int,
+    db: str,
 ) -> None:
     """:func:`_model_counts` where parameters are limited (SQLite): the keys go once per
     statement, in a common table expression every branch reads, so the number of statements
     does not grow with the number of keys times the number of tracked tables."""
-    from django.db import connection
+    from django.db import connections
 
+    connection = connections[db]
     qn = connection.ops.quote_name
     per_query = max(1, min(_MODELS_PER_QUERY, limit // 2))
     for start in range(0, len(tracked), per_query):

@@ -35,6 +35,7 @@ from django.contrib.auth.models import AnonymousUser
 from graphql import GraphQLError
 
 from koherent import revert
+from koherent.exceptions import AssignationSpansDatabases
 from koherent.strawberry.extension import report_assignation_id
 from koherent.strawberry.operation import user_of
 from koherent.strawberry.permissions import FORBIDDEN, require_read, require_revert
@@ -209,6 +210,11 @@ RevertOutcome = Annotated[
 ]
 
 
+#: ``extensions.code`` of the error refusing to revert an assignation with rows on several
+#: databases (revert each database's part with ``koherent_revert --database``).
+SPANS_DATABASES = "KOHERENT_ASSIGNATION_SPANS_DATABASES"
+
+
 def revert_outcome(
     assignation_id: str, *, dry_run: bool, force: bool, user: Any = None
 ) -> RevertOutcome:
@@ -243,6 +249,11 @@ def revert_outcome(
         )
     except revert.AssignationNotFound as error:
         return AssignationNotFoundError(message=str(error), assignation_id=error.assignation_id)
+    except AssignationSpansDatabases as error:  # one transaction cannot span two databases
+        raise GraphQLError(
+            str(error),
+            extensions={"code": SPANS_DATABASES, "databases": list(error.databases)},
+        ) from None
     except revert.RevertError as error:
         return RevertFailedError(message=str(error))
 

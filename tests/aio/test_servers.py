@@ -23,7 +23,7 @@ from koherent.models import Assignation
 from tests.aio.servers import Server, running_server
 from tests.aioapp.models import Ticket, TicketEvent
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 USERS = 20
 LANES = 20

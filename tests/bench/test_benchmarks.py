@@ -24,7 +24,7 @@ from tests import services
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = ("auditlog", "reversion", "pghistory", "pgtrigger", "django_guid")
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.processes, pytest.mark.postgres]
 
 
 def _peers_missing() -> list[str]:

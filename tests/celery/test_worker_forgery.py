@@ -24,7 +24,7 @@ from koherent.users import StaticUserRef
 from tests.celery.harness import Worker, wait_for
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 TIMEOUT = 60
 

@@ -17,7 +17,7 @@ import koherent
 from tests.celery.harness import Worker, wait_for
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 #: How many tasks each scenario sends (half of them with a context).
 COUNTS = {"ok": 200, "raise": 100, "retry": 100, "reject": 60}

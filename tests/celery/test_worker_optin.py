@@ -12,7 +12,7 @@ from koherent.models import Assignation
 from tests.celery.harness import Beat, Worker, wait_for
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 TIMEOUT = 60
 

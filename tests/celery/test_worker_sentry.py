@@ -16,7 +16,7 @@ import pytest
 from tests.celery.harness import ROOT, Worker
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def test_context_arrives_with_sentry_active(sentry_worker: Worker, user: Any) -> None:

@@ -151,6 +151,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.processes
 def test_the_entry_points_load_as_the_containers_load_them(tmp_path: Path) -> None:
     """``example.asgi:application`` (uvicorn), ``-A example`` (celery), ``manage.py migrate``
     and ``seed``: imported with the compose environment, SQLite standing in for PostgreSQL."""

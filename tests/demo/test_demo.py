@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv"
 
 pytestmark = [
+    pytest.mark.processes,
     pytest.mark.postgres,
     pytest.mark.skipif(
         Path(sys.prefix).resolve() != VENV.resolve(),

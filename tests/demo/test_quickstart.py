@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "examples" / "quickstart"
 BIN = Path(sys.executable).parent
 
-pytestmark = [pytest.mark.postgres]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres]
 
 
 def _free_port() -> int:

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MKDOCS = Path(sys.executable).parent / "mkdocs"
 
 pytestmark = [
+    pytest.mark.processes,
     pytest.mark.skipif(
         not MKDOCS.exists(), reason="the docs dependency group is not installed (make setup does)"
     ),

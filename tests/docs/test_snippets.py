@@ -121,6 +121,7 @@ def excerpt_problems() -> dict[str, list[str]]:
     return check_excerpts([_item(b) for b in EXCERPTS])
 
 
+@pytest.mark.processes
 @once
 @pytest.mark.parametrize("block", EXCERPTS, ids=_ids(EXCERPTS))
 def test_an_excerpt_uses_only_names_that_exist(
@@ -129,6 +130,7 @@ def test_an_excerpt_uses_only_names_that_exist(
     assert excerpt_problems[block.id] == [], f"{block.id}: {excerpt_problems[block.id]}"
 
 
+@pytest.mark.processes
 @once
 def test_the_excerpt_check_catches_what_users_hit() -> None:
     """Negative control: the issue's snippets, as they were, fail the check."""
@@ -178,6 +180,7 @@ def build_project(modules: dict[str, str], where: Path) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.processes
 @once
 def test_the_module_blocks_make_a_project_django_accepts(tmp_path: Path) -> None:
     modules = {}
@@ -191,6 +194,7 @@ def test_the_module_blocks_make_a_project_django_accepts(tmp_path: Path) -> None
     assert "project ok" in result.stdout
 
 
+@pytest.mark.processes
 @once
 def test_a_schema_naming_a_field_the_model_lacks_is_refused(tmp_path: Path) -> None:
     """Negative control (the issue's graphql.md schema): a field the model does not have."""

@@ -11,7 +11,7 @@ from tests.celery.harness import Worker, wait_for
 from tests.graphql.conftest import GraphQLClient
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 CHANGES = """query($id: ID!) {
   assignation(id: $id) {

@@ -18,7 +18,7 @@ from koherent.models import Assignation
 from tests.graphql.server import running_server
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 HTTP_OPERATIONS = 40
 TICKS = """subscription { ticks(count: 5, delay: 0.02) { assignationId userId app origin } }"""

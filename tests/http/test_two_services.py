@@ -26,7 +26,7 @@ from tests.celery.harness import Worker, WorkerConfig
 from tests.http.servers import query, service_database
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @dataclass

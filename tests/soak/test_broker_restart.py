@@ -39,7 +39,12 @@ from tests.soak.celery_audit import (
 )
 from tests.testapp.models import Order
 
-pytestmark = [support.soak, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    support.soak,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 
 #: Seconds Redis stays down.
 OUTAGE = 2.0

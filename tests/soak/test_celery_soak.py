@@ -35,7 +35,12 @@ from tests.soak.celery_audit import (
 )
 from tests.testapp.models import Order
 
-pytestmark = [support.soak, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    support.soak,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 
 POOLS = {
     "threads": WorkerConfig("redis", pool="threads", concurrency=8),

@@ -34,7 +34,12 @@ from tests.graphql.server import graphql_server
 from tests.soak import support
 from tests.testapp.models import Order
 
-pytestmark = [support.soak, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    support.soak,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 
 REQUESTS = support.size(1000, 100)
 USERS = support.size(40, 8)

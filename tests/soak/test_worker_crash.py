@@ -35,7 +35,12 @@ from tests.soak.celery_audit import (
 )
 from tests.testapp.models import Order
 
-pytestmark = [support.soak, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    support.soak,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 
 #: Seconds before Redis gives an unacknowledged message to another consumer.
 VISIBILITY_TIMEOUT = 3

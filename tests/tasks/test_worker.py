@@ -18,7 +18,7 @@ from tests.tasks.forgeries import REASONS, claim, forge, genuine
 from tests.tasks.worker import BACKEND, DbWorker
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def stamp(label: str) -> tuple[Any, ...]:

@@ -15,7 +15,7 @@ from koherent.models import Assignation
 from tests import services
 from tests.undo.conftest import Scenario, snapshot
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM_FLAGS = (
     "--headless=new",

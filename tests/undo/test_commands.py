@@ -213,6 +213,7 @@ def test_large_reverts_show_a_progress_bar() -> None:
     assert "260 restored" in quiet_out
 
 
+@pytest.mark.processes
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_exit_codes_of_the_real_command(scenario: Scenario) -> None:

@@ -15,7 +15,9 @@ EXIT_FAILED = 3  # the database refused a write; nothing was changed
 
 def add_database_option(parser: CommandParser) -> None:
     parser.add_argument(
-        "--database", default=None, help="The database to read and write (default: default)."
+        "--database",
+        default=None,
+        help="The database to read and write (default: the one the database router picks).",
     )
 
 

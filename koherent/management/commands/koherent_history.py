@@ -18,9 +18,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
+from koherent.exceptions import AssignationSpansDatabases
 from koherent.management.commands._options import EXIT_USAGE, add_database_option
 from koherent.models import Assignation
 from koherent.query import FieldChange, HistoryEntry, effective_changes, history_for_assignation
+from koherent.routing import record_database
 
 _COLUMNS = ("date (UTC)", "change", "object", "user", "app", "task", "fields")
 
@@ -71,10 +73,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         assignation_id: str = options["assignation_id"]
         using: str | None = options["database"]
-        history = history_for_assignation(
-            assignation_id, using=using, batch_size=max(1, options["batch_size"])
+        try:
+            history = history_for_assignation(
+                assignation_id, using=using, batch_size=max(1, options["batch_size"])
+            )
+        except AssignationSpansDatabases as exc:
+            raise CommandError(f"{exc} (--database)", returncode=EXIT_USAGE) from exc
+        record = (
+            Assignation.objects.using(record_database(using)).filter(pk=assignation_id).first()
         )
-        record = Assignation.objects.using(using or "default").filter(pk=assignation_id).first()
         pages = history.pages()
         first = next(pages, None)
         if first is None and record is None:

@@ -26,6 +26,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 import koherent
+from koherent.exceptions import AssignationSpansDatabases
 from koherent.management.commands._options import (
     EXIT_FAILED,
     EXIT_REFUSED,
@@ -141,7 +142,7 @@ class Command(BaseCommand):
                 )
         except CommandError:
             raise
-        except (AssignationNotFound, ValueError) as exc:
+        except (AssignationNotFound, AssignationSpansDatabases, ValueError) as exc:
             raise CommandError(str(exc), returncode=EXIT_USAGE) from exc
         except (RevertConflict, AlreadyReverted) as exc:
             message = exc.message(how="pass --force", name="--force")
