@@ -11,4 +11,10 @@ class KoherentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from koherent import checks  # noqa: F401  (registers the system checks)
+        from django.db.backends.signals import connection_created
+
+        from koherent import capture, checks  # noqa: F401  (registers the system checks)
+
+        # Every new PostgreSQL connection hands the audit context to the capture triggers.
+        connection_created.connect(capture.on_connection_created, dispatch_uid="koherent.capture")
+        capture.install_on_open_connections()
