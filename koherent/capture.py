@@ -168,7 +168,7 @@ def context_values() -> tuple[str, ...]:
 
     ctx = _current.get()
     row = _row.get()
-    if ctx is None or ctx.is_empty:
+    if ctx is None or (ctx.is_empty and ctx.task_id is None):
         if row is None:
             return _EMPTY_VALUES
         assignation_id = app = task_id = user_id = user_pk = record = parent = ""

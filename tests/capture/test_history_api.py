@@ -39,7 +39,7 @@ def product(user: Any) -> Product:
 def test_the_update_is_its_own_row_and_the_save_shows_only_the_stock(
     product: Product, user: Any
 ) -> None:
-    created, raised, stocked = rows(Product)
+    _created, raised, stocked = rows(Product)
     assert (raised.history_type, raised.assignation_id, raised.app, raised.price) == (
         "~",
         "task-raise",
@@ -83,7 +83,7 @@ def test_history_for_assignation(product: Product, user: Any) -> None:
     assert len(entries) == 1
     assert entries[0].history_type == "~"
     assert entries[0].history_user_id == user.pk
-    assert list(koherent.history_for_assignation("task-raise"))[0].price == 11
+    assert next(iter(koherent.history_for_assignation("task-raise"))).price == 11
 
 
 def test_assignation_records_written_by_the_trigger(product: Product, user: Any) -> None:
@@ -106,7 +106,8 @@ def test_admin_timeline_and_simple_history_view(product: Product, admin_client: 
     page = admin_client.get(reverse("admin:capture_product_history", args=[product.pk]))
     assert page.status_code == 200
     body = page.content.decode()
-    assert "user-stock" in body and "task-raise" in body
+    assert "user-stock" in body
+    assert "task-raise" in body
 
 
 def test_management_commands(product: Product) -> None:
@@ -114,7 +115,8 @@ def test_management_commands(product: Product) -> None:
     call_command("koherent_history", "user-stock", "--json", stdout=out)
     payload = json.loads(out.getvalue())
     text = json.dumps(payload)
-    assert "capture.Product" in text and "stock" in text
+    assert "capture.Product" in text
+    assert "stock" in text
     out = StringIO()
     call_command("koherent_revert", "user-stock", "--dry-run", stdout=out)
     assert "capture.Product" in out.getvalue()
@@ -125,7 +127,9 @@ def test_management_commands(product: Product) -> None:
 ASSIGNATION = """query($id: ID!) {
   assignation(id: $id) {
     id app userId changeCount
-    changes(first: 10) { entries { kind modelLabel objectId userId changes { field oldValue newValue } } }
+    changes(first: 10) {
+      entries { kind modelLabel objectId userId changes { field oldValue newValue } }
+    }
   }
 }"""
 

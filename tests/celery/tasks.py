@@ -191,7 +191,21 @@ def register_tasks(app: Celery) -> SimpleNamespace:
             time.sleep(300)
         Order.objects.create(reference=f"{label}.done", status=str(os.getpid()))
 
+    @app.task(shared=False, name="kt.capture_update", bind=True)
+    def capture_update(self: Any, name: str) -> dict[str, Any]:
+        """Change a trigger-captured product with update() and with raw SQL (PostgreSQL)."""
+        from django.db import connection
+        from django.db.models import F
+
+        from tests.capture.models import Product
+
+        Product.objects.filter(name=name).update(price=F("price") + 1)
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE capture_product SET stock = stock + 1 WHERE name = %s", [name])
+        return observe(self, f"capture-{name}")
+
     return SimpleNamespace(
+        capture_update=capture_update,
         ping=ping,
         soak=soak,
         hold=hold,
