@@ -348,6 +348,10 @@ def install(connection: BaseDatabaseWrapper) -> None:
     """Install :func:`hand_off` on ``connection`` (PostgreSQL, once)."""
     if connection.vendor != "postgresql" or not _trigger_models_declared:
         return
+    if connection.settings_dict.get("OPTIONS", {}).get("server_side_binding") is True:
+        # Cannot send two statements in one (system check koherent.E074 when a captured
+        # model writes there): writes through this connection are recorded unattributed.
+        return
     if hand_off not in connection.execute_wrappers:
         # First, so that it wraps every other wrapper, and so that the pop() of an
         # ``execute_wrapper()`` block entered before the connection opened removes its own.

@@ -271,8 +271,10 @@ def _record_sql(
     """The once-per-transaction write of the assignation's record (and what it touched).
 
     Guarded by the transaction-local setting ``koherent.recorded`` (``<assignation>|<history
-    table>``): a savepoint rolled back takes the setting back with the record. A record that
-    cannot be written (no table in this database, say) is a warning, never a failed change.
+    table>``): a savepoint rolled back takes the setting back with the record. In autocommit
+    mode every statement is a transaction of its own: a lookup by primary key finds the
+    record there, and only a missing one is inserted. A record that cannot be written (no
+    table in this database, say) is a warning, never a failed change.
     """
     from django.conf import settings
 
@@ -287,19 +289,24 @@ def _record_sql(
     ):
         record_user = f"v_user::{user_check[0]}"
     key = f"v_assignation || {_text('|' + history._meta.db_table)}"
+    table = qn(meta.db_table)
     return f"""
         IF v_record IS NOT NULL AND v_assignation IS NOT NULL
                 AND current_setting('koherent.recorded', true) IS DISTINCT FROM {key} THEN
-            BEGIN
-                INSERT INTO {qn(meta.db_table)} ("id", "user_id", "user_pk", "app", "origin",
-                    "parent_id", "task_id", "created")
-                VALUES (v_assignation, {record_user}, v_user_pk, v_app, v_record, v_parent,
-                    v_task, clock_timestamp())
-                ON CONFLICT ("id") DO NOTHING;
+            IF to_regclass({_text(table)}) IS NOT NULL THEN
+                IF NOT EXISTS (SELECT 1 FROM {table} WHERE "id" = v_assignation) THEN
+                    BEGIN
+                        INSERT INTO {table} ("id", "user_id", "user_pk", "app", "origin",
+                            "parent_id", "task_id", "created")
+                        VALUES (v_assignation, {record_user}, v_user_pk, v_app, v_record,
+                            v_parent, v_task, clock_timestamp())
+                        ON CONFLICT ("id") DO NOTHING;
+                    EXCEPTION WHEN OTHERS THEN
+                        RAISE WARNING {_RECORD_FAILED}, SQLERRM;
+                    END;
+                END IF;
                 -- Everything recorded once per assignation and history table goes here.
-            EXCEPTION WHEN OTHERS THEN
-                RAISE WARNING {_RECORD_FAILED}, SQLERRM;
-            END;
+            END IF;
             PERFORM set_config('koherent.recorded', {key}, true);
         END IF;
     """

@@ -25,6 +25,7 @@ SCENARIOS = (
     Scenario("query", "Query by assignation", "benchmarks.scenarios.query", database="data"),
     Scenario("undo", "Undo", "benchmarks.scenarios.undo"),
     Scenario("graphql", "GraphQL", "benchmarks.scenarios.graphql"),
+    Scenario("capture", "Trigger capture", "benchmarks.scenarios.capture"),
 )
 
 BY_ID = {scenario.id: scenario for scenario in SCENARIOS}
