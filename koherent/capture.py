@@ -279,6 +279,10 @@ def _names_captured_table(sql: str) -> bool:
     """Whether ``sql`` names the table of a model captured by triggers."""
     global _captured_tables
     if _captured_tables is None:
+        from django.apps import apps
+
+        if not apps.ready:  # a statement while models load: hand over, remember nothing
+            return True
         _captured_tables = _tables_pattern()
     return _captured_tables.search(sql) is not None
 
