@@ -69,3 +69,14 @@ def test_a_custom_get_user_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "get_user" in messages[0].msg
     monkeypatch.setattr(field, "get_user", stamping.get_history_user)
     assert _trigger_capture_limits(tracked_model(Product), connection) == []
+
+
+def test_the_setting_is_the_default_of_every_field_that_does_not_say(settings: Any) -> None:
+    settings.KOHERENT = {**settings.KOHERENT, "CAPTURE": "trigger"}
+    assert HistoryField().configured_capture() == "trigger"
+    assert HistoryField(capture="signal").configured_capture() == "signal"
+    settings.KOHERENT = {**settings.KOHERENT, "CAPTURE": "database"}  # koherent.E070
+    assert HistoryField().configured_capture() == "signal"
+    del settings.KOHERENT["CAPTURE"]
+    assert HistoryField().configured_capture() == "signal"
+    assert HistoryField(capture="trigger").configured_capture() == "trigger"
