@@ -66,3 +66,17 @@ class Switch(models.Model):
     level = models.IntegerField(default=0)
 
     history = HistoryField(capture="trigger")
+
+
+class Gadget(models.Model):
+    """Captured by signals, with its history inherited by a multi-table child."""
+
+    name = models.CharField(max_length=50)
+
+    history = HistoryField(capture="signal", inherit=True)
+
+
+class Widget(Gadget):
+    """Multi-table inheritance: trigger capture would refuse it (koherent.E073)."""
+
+    size = models.IntegerField(default=0)

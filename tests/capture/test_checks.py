@@ -80,3 +80,11 @@ def test_the_setting_is_the_default_of_every_field_that_does_not_say(settings: A
     del settings.KOHERENT["CAPTURE"]
     assert HistoryField().configured_capture() == "signal"
     assert HistoryField(capture="trigger").configured_capture() == "trigger"
+
+
+def test_multi_table_inheritance_is_refused() -> None:
+    from tests.capture.models import Widget
+
+    messages = _trigger_capture_limits(tracked_model(Widget), connection)
+    assert ids(messages) == ["koherent.E073"]
+    assert "multi-table inheritance" in messages[0].msg
