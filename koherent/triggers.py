@@ -42,6 +42,8 @@ _APP_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$"
 _ORIGIN_PATTERN = "^[a-z][a-z0-9_-]*$"
 _UUID_PATTERN = "^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$"
 _INTEGER_DIGITS = {"smallint": 4, "integer": 9, "bigint": 18}
+#: The operations whose trigger is statement-level, and the transition table each reads.
+_STATEMENT_LEVEL = {"INSERT": ("new",), "DELETE": ("old",)}
 
 _INTEGER_TYPES = (
     "AutoField",
@@ -116,7 +118,22 @@ class CaptureTrigger(pgtrigger.Trigger):
         self, *, name: str, operation: pgtrigger.Operation, capture_unchanged: bool = False
     ) -> None:
         self.capture_unchanged = capture_unchanged
-        super().__init__(name=name, operation=operation)
+        kind = str(operation)
+        if kind in _STATEMENT_LEVEL:
+            # One call per statement, reading every row it wrote from the transition table:
+            # a bulk_create() or a queryset.delete() of many rows reads and checks the
+            # context once. Updates stay row-level: a row trigger sees a changed primary key,
+            # and its WHEN clause skips rows whose tracked columns did not change.
+            super().__init__(
+                name=name,
+                operation=operation,
+                level=pgtrigger.Statement,
+                referencing=pgtrigger.Referencing(  # type: ignore[no-untyped-call]
+                    **{_STATEMENT_LEVEL[kind][0]: "koherent_rows"}
+                ),
+            )
+        else:
+            super().__init__(name=name, operation=operation)
 
     # pgtrigger compiles a trigger with the model of a migration state; the history model and
     # the user model are read from the registry of real models, which is what the migration
@@ -147,6 +164,8 @@ class CaptureTrigger(pgtrigger.Trigger):
             ("v_parent", "TEXT"),
             ("v_row", "TEXT"),
             ("v_reason", "TEXT"),
+            ("v_skip", "BOOLEAN"),
+            ("v_count", "BIGINT"),
         ]
 
     def get_func(self, model: Any) -> str:
@@ -162,7 +181,8 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
     from koherent.models import Assignation
 
     history = history_model_of(model)
-    row = "OLD" if operation == "DELETE" else "NEW"
+    statement = operation in _STATEMENT_LEVEL
+    row = "r" if statement else "OLD" if operation == "DELETE" else "NEW"
     history_type = {"INSERT": "+", "UPDATE": "~", "DELETE": "-"}[operation]
     pk = model._meta.pk
     assert pk is not None
@@ -180,9 +200,11 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
     values["history_type"] = _text(history_type)
     reason_field = history._meta.get_field("history_change_reason")
     reason_length = getattr(reason_field, "max_length", None)
-    values["history_change_reason"] = (
-        f"left(v_reason, {reason_length})" if reason_length else "v_reason"
-    )
+    reason = f"left(v_reason, {reason_length})" if reason_length else "v_reason"
+    row_match = f"(v_row = {_text(table + ':')} OR v_row = {_text(table + ':')} || {row_pk}::text)"
+    if statement:
+        reason = f"CASE WHEN v_row IS NOT NULL AND {row_match} THEN {reason} END"
+    values["history_change_reason"] = reason
     user_field = _column(history, "history_user_id")
     user_check = None if user_field is None else user_key_check(user_field, connection)
     if user_field is not None and user_check is not None:
@@ -234,7 +256,7 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
     exprs = ", ".join(values.values())
     record = _record_sql(Assignation, history, user_check, user_field)
 
-    return f"""
+    settings_sql = """
         v_assignation := NULLIF(current_setting('koherent.assignation_id', true), '');
         v_app := NULLIF(current_setting('koherent.app', true), '');
         v_task := NULLIF(current_setting('koherent.task_id', true), '');
@@ -243,20 +265,42 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
         v_record := NULLIF(current_setting('koherent.record', true), '');
         v_parent := NULLIF(current_setting('koherent.parent', true), '');
         v_row := NULLIF(current_setting('koherent.row', true), '');
-        IF v_row IS NOT NULL AND (v_row = {_text(table + ":")}
-                OR v_row = {_text(table + ":")} || {row_pk}::text) THEN
-            IF current_setting('koherent.skip', true) = '1' THEN
-                RETURN NULL;
-            END IF;
-            v_reason := NULLIF(current_setting('koherent.reason', true), '');
-        END IF;
+    """
+    validate_sql = f"""
         IF NOT ({" AND ".join(checks)}) THEN
             RAISE WARNING {_MALFORMED}, TG_TABLE_NAME;
             v_assignation := NULL; v_app := NULL; v_task := NULL; v_user := NULL;
             v_user_pk := NULL; v_record := NULL; v_parent := NULL;
         END IF;
         {user_exists}
-        INSERT INTO {qn(history._meta.db_table)} ({columns}) VALUES ({exprs});
+    """
+    history_table = qn(history._meta.db_table)
+    if statement:
+        return f"""
+        {settings_sql}
+        v_reason := NULLIF(current_setting('koherent.reason', true), '');
+        v_skip := v_row IS NOT NULL AND COALESCE(current_setting('koherent.skip', true) = '1',
+            false);
+        {validate_sql}
+        INSERT INTO {history_table} ({columns})
+            SELECT {exprs} FROM koherent_rows AS r
+            WHERE NOT (v_skip AND {row_match});
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        IF v_count > 0 THEN
+            {record}
+        END IF;
+        RETURN NULL;
+        """
+    return f"""
+        {settings_sql}
+        IF v_row IS NOT NULL AND {row_match} THEN
+            IF current_setting('koherent.skip', true) = '1' THEN
+                RETURN NULL;
+            END IF;
+            v_reason := NULLIF(current_setting('koherent.reason', true), '');
+        END IF;
+        {validate_sql}
+        INSERT INTO {history_table} ({columns}) VALUES ({exprs});
         {record}
         RETURN NULL;
     """
