@@ -1,8 +1,10 @@
 """The PostgreSQL triggers of trigger capture, declared with django-pgtrigger.
 
-Each model captured by triggers gets three row-level ``AFTER`` triggers on its table
-(``koherent_insert``, ``koherent_update``, ``koherent_delete``). Each writes one row into the
-model's simple-history history table, with the same columns simple-history writes:
+Each model captured by triggers gets three ``AFTER`` triggers on its table
+(``koherent_insert``, ``koherent_update``, ``koherent_delete``). The insert and delete triggers
+are statement-level (they read the rows from the statement's transition table, and the context
+once); the update trigger is row-level. Each changed row gets one row in the model's
+simple-history history table, with the same columns simple-history writes:
 ``history_date`` (``clock_timestamp()``, the time of the change), ``history_type`` (``+``,
 ``~``, ``-``), ``history_change_reason``, ``history_user_id``, the tracked fields, and
 Koherent's ``assignation_id``, ``app``, ``task_id`` and ``user_pk``. The context comes from the

@@ -324,8 +324,9 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         "targets": targets,
         "headlines": headlines,
         "notes": [
-            "'Koherent' is Koherent with HistoryField(capture=\"trigger\"): three row-level "
-            "triggers write the simple-history row in the statement of the change; the "
+            "'Koherent' is Koherent with HistoryField(capture=\"trigger\"): triggers write the "
+            "simple-history rows in the statement of the change (statement-level for inserts "
+            "and deletes, row-level for updates), like pghistory's row-level triggers; the "
             "context reaches them as transaction-local settings set by a prefix of that "
             "statement. 'Koherent, signal capture' is the default mode (one transaction per "
             "save, the history row written by simple-history's post_save).",
