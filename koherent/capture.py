@@ -231,10 +231,11 @@ def hand_off(
 ) -> Any:
     """Django ``execute_wrapper``: prefix writing statements with the audit context.
 
-    A statement naming the table of a trigger-captured model gets the context in effect. A
-    statement naming none of them gets nothing, except inside a transaction in which this
-    connection handed a context over already: there it gets empty values, so that a trigger
-    it sets off indirectly cannot read the earlier statement's context.
+    A writing statement naming the table of a trigger-captured model gets the context in
+    effect. Any other statement gets nothing, except inside a transaction in which this
+    connection handed a context over already: there the next statement, whatever it is
+    (a ``SELECT`` of a function that writes, say), gets empty values, so that a trigger it sets
+    off indirectly cannot read the earlier statement's context.
     """
     cursor = context["cursor"]
     if isinstance(sql, bytes):
@@ -243,12 +244,15 @@ def hand_off(
         text = sql
     else:  # a psycopg sql.Composed: left alone
         return execute(sql, params, many, context)
-    if not _writes(text) or getattr(cursor, "name", None) or _in_failed_transaction(cursor):
+    if getattr(cursor, "name", None) or _in_failed_transaction(cursor):
         return execute(sql, params, many, context)
+    writes = _writes(text)
     connection: BaseDatabaseWrapper = context["connection"]
+    if not writes and not getattr(connection, _HANDED_OFF, False):
+        return execute(sql, params, many, context)  # the common read: nothing to do
     in_transaction = connection.in_atomic_block or not connection.get_autocommit()
     handed_off = in_transaction and getattr(connection, _HANDED_OFF, False)
-    if _names_captured_table(text):
+    if writes and _names_captured_table(text):
         prefix = context_prefix(escape_percent=params is not None)
         if prefix is _EMPTY_PREFIX and not handed_off:
             # Nothing to hand over, and nothing to clear: the settings are unset here.

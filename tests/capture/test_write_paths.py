@@ -305,3 +305,23 @@ def test_reads_and_ddl_are_sent_as_they_are() -> None:
     assert "set_config" not in sent[0]
     assert sent[1].startswith("CREATE TEMPORARY TABLE")
     assert sent[2].startswith("SELECT set_config('koherent.assignation_id', E'a-read', true)")
+
+
+def test_a_select_that_writes_after_a_handed_off_statement_reads_no_stale_context(
+    user: Any,
+) -> None:
+    product = Product.objects.create(name="f", price=1)
+    raw(
+        "CREATE FUNCTION pg_temp.capture_bump(target bigint) RETURNS int AS $$ "
+        "UPDATE capture_product SET price = price + 1 WHERE id = target RETURNING price "
+        "$$ LANGUAGE sql"
+    )
+    with transaction.atomic():
+        with koherent.assignation("a-before", user=user, app="one"):
+            Product.objects.filter(pk=product.pk).update(price=10)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_temp.capture_bump(%s)", [product.pk])
+            assert cursor.fetchone() == (11,)  # the caller still gets its own result
+    first, second = rows(Product, history_type="~")
+    assert stamp(first) == _stamp_of(user, "one", "a-before")
+    assert (second.price, stamp(second)) == (11, UNATTRIBUTED)
