@@ -325,3 +325,22 @@ def test_a_select_that_writes_after_a_handed_off_statement_reads_no_stale_contex
     first, second = rows(Product, history_type="~")
     assert stamp(first) == _stamp_of(user, "one", "a-before")
     assert (second.price, stamp(second)) == (11, UNATTRIBUTED)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_record_per_assignation_across_autocommit_statements(user: Any) -> None:
+    products = Product.objects.bulk_create([Product(name="r1"), Product(name="r2")])
+    with koherent.assignation("a-auto", user=user, app="auto"):
+        for product in products:  # two statements, two transactions
+            Product.objects.filter(pk=product.pk).update(price=5)
+    assert Assignation.objects.filter(pk="a-auto").count() == 1
+    assert len(rows(Product, assignation_id="a-auto")) == 2
+
+
+def test_no_record_when_records_are_off(user: Any, settings: Any) -> None:
+    settings.KOHERENT = {**settings.KOHERENT, "RECORD_ASSIGNATIONS": False}
+    with koherent.assignation("a-off", user=user):
+        Product.objects.create(name="off")
+    assert not Assignation.objects.filter(pk="a-off").exists()
+    (row,) = rows(Product)
+    assert row.assignation_id == "a-off"
