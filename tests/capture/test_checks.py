@@ -88,3 +88,13 @@ def test_multi_table_inheritance_is_refused() -> None:
     messages = _trigger_capture_limits(tracked_model(Widget), connection)
     assert ids(messages) == ["koherent.E073"]
     assert "multi-table inheritance" in messages[0].msg
+
+
+def test_capture_mode_follows_the_database_of_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from koherent.capture import capture_mode, configured_mode
+
+    assert capture_mode(Product) == capture_mode(Product, "default") == "trigger"
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    # Configured for triggers, but on a database other than PostgreSQL signals capture it.
+    assert configured_mode(Product) == "trigger"
+    assert capture_mode(Product) == "signal"
