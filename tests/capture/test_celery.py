@@ -47,3 +47,41 @@ def test_task_writes_with_update_and_raw_sql_stamped(any_worker: Worker, user: A
     for row in (price2, stock2):
         assert stamp(row)[:4] == UNATTRIBUTED[:4]
         assert row.task_id not in (None, result.id)
+
+
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_many_tasks_with_mixed_contexts_none_misattributed_none_lost(
+    pool: str, request: pytest.FixtureRequest, django_user_model: Any
+) -> None:
+    """A small soak in trigger mode: tasks of several senders (one in four with no context)
+    run concurrently and write with update() and raw SQL; every row carries its sender's
+    context, exactly twice per task."""
+    import random
+
+    worker: Worker = request.getfixturevalue(f"{pool}_worker")
+    users = [django_user_model.objects.create_user(username=f"mix-{n}") for n in range(3)]
+    tasks = 24
+    Product.objects.bulk_create([Product(name=f"mix-{n}") for n in range(tasks)])
+    rng = random.Random(14)
+    expected: dict[str, tuple[Any, ...]] = {}
+    results = []
+    for n in range(tasks):
+        name = f"mix-{n}"
+        if n % 4 == 0:
+            results.append((name, worker.tasks.capture_update.delay(name)))
+            expected[name] = (None, None, None, None)
+            continue
+        user = rng.choice(users)
+        app = rng.choice(("shop", "billing", "importer"))
+        with koherent.assignation(f"mix-a-{n}", user=user, app=app):
+            results.append((name, worker.tasks.capture_update.delay(name)))
+        expected[name] = (user.pk, str(user.pk), app, f"mix-a-{n}")
+    task_ids = {name: result.get(timeout=TIMEOUT)["task_id"] for name, result in results}
+    history = rows(Product, history_type="~")
+    assert len(history) == 2 * tasks  # nothing lost, nothing written twice
+    wrong = [
+        (row.name, stamp(row))
+        for row in history
+        if stamp(row)[:4] != expected[row.name] or row.task_id != task_ids[row.name]
+    ]
+    assert wrong == []
