@@ -18,6 +18,7 @@ from tests.celery.conftest import (  # noqa: F401  (fixtures)
     threads_worker,
 )
 from tests.celery.harness import Worker
+from tests.soak import support
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -49,18 +50,19 @@ def test_task_writes_with_update_and_raw_sql_stamped(any_worker: Worker, user: A
         assert row.task_id not in (None, result.id)
 
 
+@support.soak
 @pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_many_tasks_with_mixed_contexts_none_misattributed_none_lost(
     pool: str, request: pytest.FixtureRequest, django_user_model: Any
 ) -> None:
-    """A small soak in trigger mode: tasks of several senders (one in four with no context)
-    run concurrently and write with update() and raw SQL; every row carries its sender's
-    context, exactly twice per task."""
+    """Soak in trigger mode: tasks of several senders (one in four with no context) run
+    concurrently and write with update() and raw SQL; every row carries its sender's context,
+    exactly twice per task (``make soak``: 2,000 tasks per pool)."""
     import random
 
     worker: Worker = request.getfixturevalue(f"{pool}_worker")
     users = [django_user_model.objects.create_user(username=f"mix-{n}") for n in range(3)]
-    tasks = 24
+    tasks = support.size(2_000, 24)
     Product.objects.bulk_create([Product(name=f"mix-{n}") for n in range(tasks)])
     rng = random.Random(14)
     expected: dict[str, tuple[Any, ...]] = {}
@@ -84,4 +86,11 @@ def test_many_tasks_with_mixed_contexts_none_misattributed_none_lost(
         for row in history
         if stamp(row)[:4] != expected[row.name] or row.task_id != task_ids[row.name]
     ]
+    support.report(
+        f"capture-soak-{pool}",
+        tasks=tasks,
+        history_rows=len(history),
+        misattributed=len(wrong),
+        lost=2 * tasks - len(history),
+    )
     assert wrong == []

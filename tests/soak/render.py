@@ -37,6 +37,10 @@ SCENARIOS: dict[str, str] = {
     "limits": "Oversized and malformed values at every entry point",
     "revert-failure": "A database error (a trigger) in the middle of a large revert",
     "revert-race": "Reverts racing concurrent changes to their objects",
+    "capture-soak-threads": "Trigger capture, threads pool: tasks under random contexts (one in "
+    "four without) write with queryset.update() and raw SQL; every history row held against "
+    "its sender",
+    "capture-soak-prefork": "Trigger capture, prefork pool: the same",
 }
 _META = ("scenario", "at", "python")
 #: Figures that are identifiers, not quantities: shown as they are.
