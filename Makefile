@@ -6,7 +6,7 @@ STAMP := $(VENV)/.koherent-installed
 DEMO_STAMP := $(VENV)/.koherent-demo-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format matrix bench soak clean
+.PHONY: help setup demo test test-fast lint format matrix bench soak docs clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -14,8 +14,9 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Koherent needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,httpx,requests,tasks,example,test,lint,dev,bench]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,httpx,requests,tasks,postgres]' \
+	  --group test --group lint --group dev --group bench --group example --group docs
 	touch $(STAMP)
 
 # The demo needs fewer extras; a .venv made by `make setup` already has them.
@@ -23,7 +24,8 @@ $(DEMO_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Koherent needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	if [ ! $(STAMP) -nt pyproject.toml ]; then \
-	  $(BIN)/python -m pip install --quiet -e '.[celery,strawberry,example]'; fi
+	  $(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1' && \
+	  $(BIN)/python -m pip install --quiet -e '.[celery,strawberry]' --group example; fi
 	touch $(DEMO_STAMP)
 
 setup: $(STAMP) ## Create .venv and install Koherent with every extra
@@ -57,5 +59,9 @@ soak: $(STAMP) ## Soak, crash, restart and fuzz scenarios at full size (minutes;
 	KOHERENT_SOAK=full $(BIN)/python scripts/run_tests.py --no-lint --no-matrix --backend postgres -- -m soak -s $(ARGS)
 	$(BIN)/python -m tests.soak.render
 
+docs: $(STAMP) ## Build the docs site strictly (site/), then serve it on http://127.0.0.1:8000/
+	$(BIN)/mkdocs build --strict
+	$(BIN)/mkdocs serve $(ARGS)
+
 clean: ## Remove the virtualenv, nox environments and caches
-	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3 examples/.data
+	rm -rf $(VENV) .nox .mypy_cache .ruff_cache .pytest_cache tests/.koherent-test.sqlite3 examples/.data site

@@ -11,6 +11,7 @@ import nox
 nox.options.default_venv_backend = "venv"
 
 DJANGO = {"5.2": "Django>=5.2,<5.3", "6.0": "Django>=6.0,<6.1"}
+PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
 @nox.session(python=["3.11", "3.12", "3.13"])
@@ -18,7 +19,8 @@ DJANGO = {"5.2": "Django>=5.2,<5.3", "6.0": "Django>=6.0,<6.1"}
 def tests(session: nox.Session, django: str) -> None:
     if django == "6.0" and session.python == "3.11":
         session.skip("Django 6.0 needs Python 3.12 or newer")
-    session.install("-e", ".[celery,strawberry,test]", DJANGO[django])
+    test = nox.project.dependency_groups(PYPROJECT, "test")
+    session.install("-e", ".[celery,strawberry]", *test, DJANGO[django])
     session.run(
         "python",
         "scripts/run_tests.py",

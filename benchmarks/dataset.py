@@ -185,6 +185,7 @@ def _build_koherent(spec: Spec, user_id: int) -> None:
                     "app": "bench",
                     "task_id": None,
                     "user_pk": str(user_id),
+                    "history_changed_fields": None,
                 }
 
         _copy(model, lambda m=m: _current_objects(spec, m))

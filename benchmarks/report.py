@@ -177,7 +177,9 @@ def readme_table(results: dict[str, Any]) -> str:
         README_START,
         f"Measured with `make bench` on {results['generated'][:10]} ({m['cores']} cores, "
         f"PostgreSQL {m['postgresql']}, Python {m['python']}); method, machine load and every "
-        "figure in [benchmarks/results.md](benchmarks/results.md).",
+        # Absolute: the README is also the package index's page, where relative links die.
+        "figure in [benchmarks/results.md]"
+        "(https://github.com/koherent/koherent/blob/main/benchmarks/results.md).",
         "",
         *_table(["Scenario", "Target or figure", "Measured", "Target"], rows),
         README_END,

@@ -11,6 +11,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         # 10,000 saves per contender and mode per repetition, timed in chunks of 1,000.
         "write": {"saves": 10_000, "chunk": 1_000, "repetitions": 3},
         "bulk": {"rows": 10_000, "repetitions": 7},
+        "update": {"rows": 10_000, "repetitions": 5},
         "propagation": {"tasks": 5_000, "repetitions": 3, "hook_calls": 20_000, "hook_rounds": 9},
         "query": {
             "rows": 1_000_000,
@@ -33,6 +34,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "write": {"saves": 40, "chunk": 20, "repetitions": 1},
         "bulk": {"rows": 50, "repetitions": 2},
+        "update": {"rows": 50, "repetitions": 2},
         "propagation": {"tasks": 20, "repetitions": 1, "hook_calls": 200, "hook_rounds": 2},
         "query": {
             "rows": 2_000,

@@ -8,18 +8,27 @@ the request's *authenticated* user may:
     Only the user who opened the assignation may join it: the user of its
     :class:`~koherent.models.Assignation` record. An assignation without a record yet (nothing
     written under it, or ``RECORD_ASSIGNATIONS`` off) or whose record has no user (opened by
-    an anonymous request, a script, a task sent without a user) may be joined by anyone; the
-    first change written under a new id records its user as the owner. An anonymous request
-    naming an assignation that a user opened is refused.
+    an anonymous request, a script, a task sent without a user) may be joined by anyone,
+    except a revert's; the first change written under a new id records its user as the owner.
+    An anonymous request naming an assignation that a user opened is refused.
 ``"any"``
     No check: any request may join any assignation (Koherent 0.3 before this setting).
 a dotted path
     ``fn(user, assignation_id, record) -> bool``: ``user`` is the request's authenticated
     user or ``None``, ``record`` the ``Assignation`` or ``None``. Built in:
-    ``koherent.access.owner_or_superuser`` (the owner, and active superusers).
+    ``koherent.access.owner_or_superuser`` (the owner, and active superusers) and
+    ``koherent.access.owned_only`` (only the owner of an assignation that has one: unknown ids
+    and assignations without an owner are refused).
 
 A refusal raises :class:`~koherent.exceptions.AssignationAccessDenied` (HTTP 403 from the
 middleware, a GraphQL error from the extension) before anything runs, so nothing is written.
+
+The same verdict decides whether the context may *leave* the process: every exit (an outgoing
+HTTP call's headers, a Celery message's header, a tasks-framework task's argument, the threads
+and asyncio tasks :mod:`koherent.aio` starts) asks :func:`leaving_context` (or
+:func:`may_leave`) first, and a context whose request may not join its assignation, or whose
+late-authenticated user is not known yet and is refused as anonymous, does not leave: the call
+or task goes without it, and a WARNING says why.
 
 Cost: requests that name no assignation cost nothing; one that names one costs one query by
 primary key on the ``Assignation`` table (none under ``"any"``). The record and the verdict
@@ -39,13 +48,18 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.utils.module_loading import import_string
 
+from koherent._logging import get_logger
 from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting
+from koherent.context import _current
 from koherent.exceptions import AssignationAccessDenied
 from koherent.loop import in_event_loop
 from koherent.users import RequestUserRef
 
 if TYPE_CHECKING:
+    from koherent.context import AuditContext
     from koherent.models import Assignation
+
+logger = get_logger("koherent")
 
 __all__ = [
     "AccessPolicy",
@@ -55,6 +69,9 @@ __all__ = [
     "anyone",
     "check_request",
     "find_record",
+    "leaving_context",
+    "may_leave",
+    "owned_only",
     "owner_of",
     "owner_only",
     "owner_or_superuser",
@@ -79,12 +96,34 @@ def owner_of(record: Assignation | None) -> str | None:
     return None
 
 
+#: The origin of revert assignations (``koherent.revert.REVERT_ORIGIN``).
+_REVERT_ORIGIN = "revert"
+
+
 def owner_only(user: Any, assignation_id: str, record: Assignation | None) -> bool:
-    """The ``"owner"`` policy: no owner yet, or ``user`` is the owner."""
+    """The ``"owner"`` policy: no owner yet, or ``user`` is the owner.
+
+    A revert's assignation without an owner (``koherent_revert`` run without ``--user``) is
+    not open to anyone: changes joined to it would be undone with the revert, and redone
+    when it is reverted.
+    """
     owner = owner_of(record)
     if owner is None:
-        return True
+        return record is None or record.origin != _REVERT_ORIGIN
     return user is not None and str(user.pk) == owner
+
+
+def owned_only(user: Any, assignation_id: str, record: Assignation | None) -> bool:
+    """The strict policy: only the owner may join, and only an assignation that has one.
+
+    Unknown ids and assignations without an owner are refused, so a client can no longer
+    open an assignation under an id of its choosing (trust on first use) nor join one a
+    script, a task or an anonymous request opened: it joins the ids the server made (the
+    response header of a request that wrote) under its own user. Anonymous requests are
+    refused.
+    """
+    owner = owner_of(record)
+    return owner is not None and user is not None and str(user.pk) == owner
 
 
 def owner_or_superuser(user: Any, assignation_id: str, record: Assignation | None) -> bool:
@@ -250,7 +289,7 @@ async def acheck_request(request: Any, assignation_id: str, *, user: Any = _MISS
     if _known_verdict(cache, key, user):
         return
     record = await afind_record(assignation_id, request)
-    if policy in (owner_only, owner_or_superuser, anyone):
+    if policy in (owner_only, owner_or_superuser, owned_only, anyone):
         allowed = policy(user, assignation_id, record)
     else:  # may query (groups, permissions): not from the event loop
         allowed = await sync_to_async(policy)(user, assignation_id, record)
@@ -290,3 +329,41 @@ class CheckedLaterUserRef(RequestUserRef):
         user, read now, may join the assignation (a tracked save calls it before writing)."""
         if not self._allowed:
             self._user()
+
+
+def may_leave(ctx: AuditContext, exit: str, what: object = None) -> bool:
+    """Whether ``ctx`` may leave the process through ``exit`` (``"HTTP request"``, ...).
+
+    The one place every exit asks. A context is held back when its user is a request's user
+    checked late (:class:`CheckedLaterUserRef`: the request named an assignation it could not
+    join when it arrived) and the user read now may still not join it, or when the verdict
+    cannot be reached here (fail closed). Each refusal is logged at WARNING with ``exit`` and
+    ``what`` (the task, the host). Any other context may leave: its request's access was
+    decided, and allowed, when it arrived. Costs nothing but a type check for those.
+    """
+    ref = ctx.user_ref
+    if type(ref) is not CheckedLaterUserRef:
+        return True
+    try:
+        ref.check()
+    except AssignationAccessDenied as refusal:
+        reason: object = refusal
+    except Exception as exc:  # the verdict cannot be reached here: the context stays
+        reason = f"the access to the assignation cannot be decided here ({exc})"
+    else:
+        return True
+    logger.warning(
+        "koherent: %s %s goes without the audit context, which may not leave this process: %s",
+        exit,
+        what,
+        reason,
+    )
+    return False
+
+
+def leaving_context(exit: str, what: object = None) -> AuditContext | None:
+    """The context in effect, if there is one and it :func:`may_leave` through ``exit``."""
+    ctx = _current.get()
+    if ctx is None or ctx.is_empty or not may_leave(ctx, exit, what):
+        return None
+    return ctx

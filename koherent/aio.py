@@ -31,7 +31,8 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from koherent.context import UNSET, assignation, context
+from koherent.access import may_leave
+from koherent.context import UNSET, _current, assignation, context, use
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,10 +40,26 @@ R = TypeVar("R")
 __all__ = [
     "ContextThread",
     "ContextThreadPoolExecutor",
+    "copy_context",
     "create_task",
     "run_in_executor",
     "start_thread",
 ]
+
+
+def _held_back(exit: str, what: object) -> bool:
+    """Whether the context in effect may not go with work started here (it is logged)."""
+    ctx = _current.get()
+    return ctx is not None and not may_leave(ctx, exit, what)
+
+
+def copy_context(exit: str = "thread", what: object = None) -> contextvars.Context:
+    """``contextvars.copy_context()`` for work started here, without the audit context when
+    it may not leave the request it belongs to (:func:`koherent.access.may_leave`)."""
+    copied = contextvars.copy_context()
+    if _held_back(exit, what):
+        copied.run(_current.set, None)
+    return copied
 
 
 def run_in_executor(
@@ -58,7 +75,7 @@ def run_in_executor(
     ``fn`` sees the values in effect at this call, and its own changes do not come back.
     """
     running = loop if loop is not None else asyncio.get_running_loop()
-    copied = contextvars.copy_context()
+    copied = copy_context("executor job", getattr(fn, "__qualname__", fn))
     return running.run_in_executor(executor, functools.partial(copied.run, fn, *args))
 
 
@@ -71,7 +88,7 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
     """
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        copied = contextvars.copy_context()
+        copied = copy_context("executor job", getattr(fn, "__qualname__", fn))
         return super().submit(functools.partial(copied.run, fn, *args, **kwargs))
 
 
@@ -81,7 +98,7 @@ class ContextThread(threading.Thread):
     _koherent_context: contextvars.Context | None = None
 
     def start(self) -> None:
-        self._koherent_context = contextvars.copy_context()
+        self._koherent_context = copy_context("thread", self.name)
         super().start()
 
     def run(self) -> None:
@@ -131,20 +148,34 @@ def create_task(
     try:
         if fresh and assignation_id is not None:
             raise ValueError("give either fresh=True or assignation_id, not both")
-        if fresh or assignation_id is not None:
-            scope = assignation(
-                assignation_id,
-                user=fields.get("user", UNSET),
-                app=fields.get("app", UNSET),
-                origin=fields.get("origin", "task"),
-            )
-        elif fields:
-            scope = context(**fields)
-        else:
-            return asyncio.get_running_loop().create_task(coro, name=name)
-        with scope:
-            # asyncio copies the context here, with the task's value in effect.
-            return asyncio.get_running_loop().create_task(coro, name=name)
+        if _held_back("asyncio task", name or getattr(coro, "__qualname__", coro)):
+            # Nothing of a context that may not leave its request goes with the task.
+            with use(None):
+                return _create_task(coro, name, fresh, assignation_id, fields)
+        return _create_task(coro, name, fresh, assignation_id, fields)
     except BaseException:
         coro.close()
         raise
+
+
+def _create_task(
+    coro: Coroutine[Any, Any, R],
+    name: str | None,
+    fresh: bool,
+    assignation_id: str | None,
+    fields: dict[str, Any],
+) -> asyncio.Task[R]:
+    if fresh or assignation_id is not None:
+        scope = assignation(
+            assignation_id,
+            user=fields.get("user", UNSET),
+            app=fields.get("app", UNSET),
+            origin=fields.get("origin", "task"),
+        )
+    elif fields:
+        scope = context(**fields)
+    else:
+        return asyncio.get_running_loop().create_task(coro, name=name)
+    with scope:
+        # asyncio copies the context here, with the task's value in effect.
+        return asyncio.get_running_loop().create_task(coro, name=name)

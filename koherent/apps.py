@@ -13,8 +13,8 @@ class KoherentConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
-        from koherent import capture, checks  # noqa: F401  (registers the system checks)
+        from koherent import _handoff, checks  # noqa: F401  (registers the system checks)
 
         # Every new PostgreSQL connection hands the audit context to the capture triggers.
-        connection_created.connect(capture.on_connection_created, dispatch_uid="koherent.capture")
-        capture.install_on_open_connections()
+        connection_created.connect(_handoff.on_connection_created, dispatch_uid="koherent.capture")
+        _handoff.install_on_open_connections()

@@ -11,7 +11,7 @@ id                 problem
 ``koherent.E010``  ``KOHERENT["SIGNING_KEY"]`` is empty
 ``koherent.E011``  ``KOHERENT["SIGNING_KEY_FALLBACKS"]`` holds something other than keys
 ``koherent.W010``  a Celery app given to ``koherent.celery.install()`` sends protocol 1
-                   messages, whose context headers workers refuse
+                   messages, which are sent without the context
 ``koherent.W020``  a ``LOGGING`` handler formats ``assignation_id`` without Koherent's filter
 ``koherent.E030``  ``GRAPHQL_FRESH_ASSIGNATION`` is not ``mutation``, ``operation`` or ``never``
 ``koherent.W030``  ``GRAPHQL_*`` settings are set, but strawberry-graphql-django is not installed
@@ -362,9 +362,10 @@ def check_celery_protocol(app_configs: Any = None, **kwargs: Any) -> list[CheckM
                 Warning(
                     f"Celery app {app.main!r} sends task protocol {protocol} messages.",
                     hint=(
-                        "Koherent binds the context header to the task id that protocol 2 "
-                        "headers carry; workers refuse the header of other messages. Remove "
-                        "task_protocol from the Celery settings (2 is the default)."
+                        "Koherent binds the context header to the task id, name, arguments "
+                        "and canvas options of a protocol 2 message; other messages are sent "
+                        "without the context. Remove task_protocol from the Celery settings "
+                        "(2 is the default)."
                     ),
                     id="koherent.W010",
                 )

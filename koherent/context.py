@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextvars import ContextVar, Token
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
+from koherent._logging import get_logger
 from koherent.users import UserRef, user_ref_for
 from koherent.validation import (
     validate_app,
@@ -28,7 +28,7 @@ from koherent.validation import (
     validate_task_id,
 )
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 P = ParamSpec("P")
 R = TypeVar("R")

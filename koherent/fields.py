@@ -9,7 +9,7 @@ from django.db import models, router
 from simple_history.manager import HistoryDescriptor, HistoryManager
 from simple_history.models import HistoricalRecords, HistoricForeignKey
 
-from koherent import capture, stamping
+from koherent import _handoff, _update, capture, stamping
 from koherent.transactions import make_deletes_hand_off, make_saves_atomic
 
 if TYPE_CHECKING:
@@ -249,6 +249,26 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
             return  # otherwise the database wrote the row
         super().post_delete(instance, using=using, **kwargs)
 
+    def create_historical_record(
+        self, instance: models.Model, history_type: str, using: str | None = None
+    ) -> None:
+        """simple-history's row for a save or delete, also recording what an update changed.
+
+        For an update (``~``) the row's ``history_changed_fields`` lists the tracked fields
+        whose value differs from the state the instance was loaded (or last saved) with
+        (:func:`koherent._update.changed_fields_of`); the revert tells recorded changes from
+        unrecorded ones with it.
+        """
+        fields = self.fields_included(instance)
+        changed = _update.changed_fields_of(instance, fields) if history_type == "~" else None
+        token = stamping._changed_fields.set(changed)
+        try:
+            super().create_historical_record(instance, history_type, using=using)
+        finally:
+            stamping._changed_fields.reset(token)
+        if history_type != "-":
+            _update.remember_saved_state(instance, fields)
+
     def finalize(self, sender: type[models.Model], **kwargs: Any) -> None:
         super().finalize(sender, **kwargs)
         tracked = self.cls is sender or (self.inherit and issubclass(sender, self.cls))
@@ -259,6 +279,7 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
             if mode == "trigger":
                 self._register_triggers(sender)
             make_saves_atomic(sender)
+            _update.register(sender, self)
             plain: Any = sender.__dict__.get(self.manager_name)
             if type(plain) is HistoryDescriptor:
                 descriptor = KoherentHistoryDescriptor(
@@ -270,7 +291,7 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
             history_model.koherent_cascade_delete_history = self.cascade_delete_history
 
     def _register_triggers(self, sender: type[models.Model]) -> None:
-        capture.declare_trigger_model()
+        _handoff.declare_trigger_model()
         make_deletes_hand_off(sender)
         if sender._meta.proxy or sender._meta.parents:
             return  # refused by the system check koherent.E073

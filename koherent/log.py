@@ -35,7 +35,10 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
+from koherent._logging import escape, get_logger
 from koherent.context import current
+
+__all__ = ["FIELDS", "AuditContextFilter", "audit_log_fields", "escape", "get_logger"]
 
 #: The record attributes (and structlog keys) Koherent adds.
 FIELDS: tuple[str, ...] = ("assignation_id", "user_id", "app", "task_id")

@@ -20,13 +20,13 @@ by default one another user opened) gets HTTP 403.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, JsonResponse, StreamingHttpResponse
 
+from koherent._logging import get_logger
 from koherent.config import get_setting
 from koherent.context import (
     AuditContext,
@@ -41,7 +41,7 @@ from koherent.resolvers import aprepare_request, context_from_request
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 
 def _iterate(iterable: Any) -> Generator[Any, None, None]:

@@ -19,16 +19,23 @@ from koherent.validation import (
 )
 
 #: The columns Koherent adds to every history model (a tracked model may not use these names).
-KOHERENT_HISTORY_COLUMNS = ("assignation_id", "app", "task_id", "user_pk")
+KOHERENT_HISTORY_COLUMNS = (
+    "assignation_id",
+    "app",
+    "task_id",
+    "user_pk",
+    "history_changed_fields",
+)
 
 
 class KoherentHistoryBase(models.Model):
     """Abstract base of every Koherent history model: the audit context of each row.
 
     The defaults read the audit context when the row is built, so rows written by ``save()``,
-    ``delete()`` and simple-history's bulk helpers are all stamped. ``assignation_id`` is
-    indexed together with ``history_date`` and ``history_id`` (the index is added by
-    :class:`~koherent.fields.HistoryField`).
+    ``delete()``, simple-history's bulk helpers and Koherent's capture of ``update()`` are all
+    stamped. ``assignation_id`` is indexed together with ``history_date`` and ``history_id``
+    (the index is added by :class:`~koherent.fields.HistoryField`). ``history_changed_fields``
+    says which tracked fields an update row's write changed (see :mod:`koherent.capture`).
     """
 
     assignation_id = models.CharField(
@@ -62,6 +69,16 @@ class KoherentHistoryBase(models.Model):
         editable=False,
         default=stamping.current_user_pk,
         help_text="The primary key of the user who made the change, kept as text.",
+    )
+    history_changed_fields = models.TextField(
+        null=True,
+        blank=True,
+        editable=False,
+        default=stamping.current_changed_fields,
+        help_text=(
+            "For an update: the fields its write changed, comma-separated (empty: none). "
+            "Empty (NULL) when the writer could not tell."
+        ),
     )
 
     class Meta:

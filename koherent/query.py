@@ -647,7 +647,9 @@ class AssignationHistory:
     it is iterated or paged::
 
         history = koherent.history_for_assignation(assignation_id)
-        for row in history:            # history rows (simple-history models), in order
+        for entry in history:          # HistoryEntry values, in order
+            entry.model_label, entry.kind, entry.row
+        for row in history.rows():     # the history rows themselves (simple-history models)
             ...
         page = history.page(first=50)  # one page; then history.page(50, after=page.end_cursor)
         history.count(), history.counts()
@@ -714,14 +716,19 @@ class AssignationHistory:
                 history_id=last.pk,
             )
 
-    def __iter__(self) -> Iterator[Model]:
+    def __iter__(self) -> Iterator[HistoryEntry]:
+        """Every row as a :class:`HistoryEntry`, in order (the same as :meth:`entries`)."""
+        return self.entries()
+
+    def rows(self) -> Iterator[Model]:
+        """Every history row itself (a simple-history model instance), in order."""
         for page in self.pages():
             yield from page.rows
 
     def entries(self) -> Iterator[HistoryEntry]:
         """Every row as a :class:`HistoryEntry`, in order."""
-        for row in self:
-            yield HistoryEntry.from_row(row)
+        for page in self.pages():
+            yield from page.entries
 
     def counts(self) -> dict[str, int]:
         """The number of rows per tracked model label, for the models with rows (one query)."""
@@ -746,8 +753,9 @@ def history_for_assignation(
 ) -> AssignationHistory:
     """Every history row of every tracked model written under ``assignation_id``.
 
-    Returns a lazy :class:`AssignationHistory`: iterate it for the rows in order
-    (``history_date``, then model label, then ``history_id``), fetched ``batch_size`` rows
+    Returns a lazy :class:`AssignationHistory`: iterate it for the :class:`HistoryEntry` of
+    each row in order (``history_date``, then model label, then ``history_id``; ``.rows()``
+    gives the history rows themselves), fetched ``batch_size`` rows
     (default 500) at a time, one query for the first batch and two for each later one; or
     take :meth:`~AssignationHistory.page`\\ s with cursors. ``using`` names the database
     (the default one otherwise).
@@ -1019,21 +1027,32 @@ def change_counts(assignation_ids: Iterable[str], *, using: str | None = None) -
     connection = connections[db]
     limit = connection.features.max_query_params
     for id_part in _chunks(ids, 5_000 if limit is None else limit):
-        tables = _TABLES_PER_QUERY if limit is None else max(1, limit // len(id_part))
         placeholders = ", ".join(["%s"] * len(id_part))
-        for chunk in _chunks(tracked, min(tables, _TABLES_PER_QUERY)):
+        if limit is None:
+            prefix, id_list = "", placeholders
+        else:
+            # Where parameters are limited (SQLite), the ids go once per statement, in a
+            # common table expression every branch reads, so the number of statements does
+            # not grow with the number of ids times the number of tracked tables.
+            values = ", ".join(["(%s)"] * len(id_part))
+            prefix, id_list = (
+                f"WITH koherent_ids(id) AS (VALUES {values}) ",
+                ("SELECT id FROM koherent_ids"),
+            )
+        for chunk in _chunks(tracked, _TABLES_PER_QUERY):
             branches = []
-            params: list[Any] = []
+            params: list[Any] = list(id_part) if limit is not None else []
             for t in chunk:
                 hm = t.history_model
                 column = _column(hm, "assignation_id", connection)
                 branches.append(
                     f"SELECT {column}, COUNT(*) FROM {_table(hm, connection)} "
-                    f"WHERE {column} IN ({placeholders}) GROUP BY {column}"
+                    f"WHERE {column} IN ({id_list}) GROUP BY {column}"
                 )
-                params.extend(id_part)
+                if limit is None:
+                    params.extend(id_part)
             with connection.cursor() as cursor:
-                cursor.execute(" UNION ALL ".join(branches), params)
+                cursor.execute(prefix + " UNION ALL ".join(branches), params)
                 for assignation_id, count in cursor.fetchall():
                     counts[assignation_id] = counts.get(assignation_id, 0) + int(count)
     return counts

@@ -13,20 +13,20 @@ written (say, the table is missing) is logged and skipped: it never fails the ch
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections, router, transaction
 
+from koherent._logging import get_logger
 from koherent.config import get_setting
 from koherent.context import AuditContext
 
 if TYPE_CHECKING:
     from django.db.models import Model
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 _CACHE_SIZE = 10_000
 _committed: OrderedDict[tuple[str, str], None] = OrderedDict()

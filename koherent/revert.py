@@ -17,8 +17,10 @@ that is not there, even where constraints are checked immediately.
 **Conflicts.** Before writing, the objects are locked (``SELECT ... FOR UPDATE``) and their
 history read again: a row written after the assignation's first change to an object by another
 assignation is a conflict (the revert would silently undo that change), and so is an object
-outside the revert that a deletion would take with it (a cascade), or an update whose state
-before cannot be known (the object predates its history). Conflicts raise
+outside the revert that a deletion would take with it (a cascade), an update whose state
+before cannot be known (the object predates its history), or an object changed by a write no
+history row recorded (raw SQL, another process: see :func:`_read_unrecorded`; forced, the
+revert leaves the fields only that write changed as they are). Conflicts raise
 :class:`RevertConflict` listing each one, unless ``force=True``. A concurrent change to a
 locked object waits for the revert to commit; one committed before the lock is seen.
 
@@ -27,6 +29,13 @@ as it was. The revert runs as its own assignation (origin ``revert``, parent the
 written with bulk statements whose history rows are stamped with it like any other change, so
 it shows in the history and can itself be reverted. Reverting an assignation that a live revert
 already undid raises :class:`AlreadyReverted`, unless ``force=True``.
+
+**Permissions.** A revert made on someone's behalf (``user=``: the admin, the GraphQL
+mutation) needs the add, change and delete permissions of everything it writes, including what
+its deletions cascade to, as Django's admin asks before its own delete
+(:func:`check_revert_permissions`); the check runs inside the transaction, against the plan
+applied. Every revert, refusal and failure is logged at WARNING by the ``koherent.revert``
+logger.
 
 **Cost.** Queries grow with the number of models and of batches (``batch_size`` objects per
 statement), not with the number of changes: reading, locking, conflict checks and writes are
@@ -38,18 +47,20 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import graphlib
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from django.core.exceptions import PermissionDenied
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
 from django.db.models import F, Window
 from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from koherent._logging import get_logger
+from koherent.capture import history_written_by_caller
 from koherent.context import assignation as open_assignation
 from koherent.exceptions import KoherentError
 from koherent.query import history_for_assignation, previous_rows
@@ -60,7 +71,9 @@ from koherent.validation import validate_assignation_id
 if TYPE_CHECKING:
     from koherent.context import AuditContext
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
+#: Every revert that writes, and every refusal, at WARNING: who reverted what, through what.
+revert_logger = get_logger("koherent.revert")
 
 __all__ = [
     "AlreadyReverted",
@@ -71,8 +84,11 @@ __all__ = [
     "RevertAction",
     "RevertConflict",
     "RevertError",
+    "RevertPermissionDenied",
     "RevertPlan",
     "RevertResult",
+    "check_revert_permissions",
+    "missing_revert_permissions",
     "revert_assignation",
 ]
 
@@ -107,6 +123,9 @@ class ConflictKind(enum.StrEnum):
     NO_PRIOR_STATE = "no-prior-state"
     #: A deletion the database refuses (``on_delete=PROTECT``/``RESTRICT``); force cannot help.
     PROTECTED = "protected"
+    #: The object was changed by a write no history row recorded (raw SQL, another process),
+    #: between its history rows or after the last one (see "Unrecorded changes" below).
+    UNRECORDED_CHANGE = "unrecorded-change"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +156,21 @@ class Conflict:
     assignation_id: str | None = None
     #: When it did (the first such change), if known.
     date: dt.datetime | None = None
+    #: For an unrecorded change: the fields it changed.
+    fields: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         what = f"{self.model_label} {self.object_id}"
+        if self.kind is ConflictKind.UNRECORDED_CHANGE:
+            when = (
+                f" before the row of {self.date.isoformat()}"
+                if self.date
+                else " since its last row"
+            )
+            return (
+                f"{what} was changed by a write no history row recorded{when} "
+                f"({', '.join(self.fields)})"
+            )
         if self.kind is ConflictKind.CHANGED_LATER:
             by = self.assignation_id or "a change outside any assignation"
             when = f" at {self.date.isoformat()}" if self.date else ""
@@ -169,6 +200,10 @@ class RevertPlan:
     conflicts: tuple[Conflict, ...]
     #: Live reverts of this assignation (empty unless it was reverted already).
     reverted_by: tuple[str, ...] = ()
+    #: The Django permissions (``app_label.codename``) a user needs to make this revert: add,
+    #: change or delete on every model it writes, the models its deletions cascade to (or set
+    #: to null) included, as the admin's own delete asks (see :func:`check_revert_permissions`).
+    required_permissions: tuple[str, ...] = ()
 
     @property
     def changes(self) -> tuple[PlannedChange, ...]:
@@ -233,17 +268,42 @@ class RevertConflict(RevertError):
     def __init__(self, plan: RevertPlan) -> None:
         self.plan = plan
         self.conflicts = plan.conflicts
+        super().__init__(self.message())
+
+    def message(self, *, how: str = "pass force=True", name: str = "force=True") -> str:
+        """The error, telling how to override it: ``how`` to do it, ``name`` of the switch.
+
+        The admin and ``koherent_revert`` word it for their checkbox and ``--force``.
+        """
         shown = "\n".join(f"  - {c}" for c in self.conflicts[:20])
         more = len(self.conflicts) - 20
         extra = f"\n  ... and {more} more" if more > 0 else ""
         if any(c.kind is ConflictKind.PROTECTED for c in self.conflicts):
-            advice = "Protected relations block the deletions, even with force=True."
+            advice = f"Protected relations block the deletions, even with {name}."
         else:
-            advice = "Pass force=True to revert anyway."
-        super().__init__(
-            f"cannot revert assignation {plan.assignation_id}: "
+            advice = f"{how[:1].upper()}{how[1:]} to revert anyway."
+        return (
+            f"cannot revert assignation {self.plan.assignation_id}: "
             f"{len(self.conflicts)} conflict(s):\n{shown}{extra}\n"
             f"Nothing was changed. {advice}"
+        )
+
+
+class RevertPermissionDenied(RevertError, PermissionDenied):
+    """The user lacks permissions the revert needs; :attr:`missing` names them.
+
+    A :class:`django.core.exceptions.PermissionDenied` too, so a view that lets it through
+    answers 403.
+    """
+
+    def __init__(self, assignation_id: str, user: Any, missing: Sequence[str]) -> None:
+        self.assignation_id = assignation_id
+        self.user_pk = getattr(user, "pk", None)
+        self.missing = tuple(missing)
+        who = f"user {self.user_pk}" if self.user_pk is not None else "an anonymous user"
+        super().__init__(
+            f"{who} may not revert assignation {assignation_id}: missing permission(s) "
+            f"{', '.join(self.missing)}. Nothing was changed."
         )
 
 
@@ -253,10 +313,14 @@ class AlreadyReverted(RevertError):
     def __init__(self, assignation_id: str, reverted_by: Sequence[str]) -> None:
         self.assignation_id = assignation_id
         self.reverted_by = tuple(reverted_by)
-        super().__init__(
-            f"assignation {assignation_id} was already reverted by "
+        super().__init__(self.message())
+
+    def message(self, *, how: str = "pass force=True", name: str = "force=True") -> str:
+        """The error, telling how to override it (see :meth:`RevertConflict.message`)."""
+        return (
+            f"assignation {self.assignation_id} was already reverted by "
             f"{', '.join(self.reverted_by)}; revert that revert to bring the changes back, "
-            f"or pass force=True to revert again"
+            f"or {how} to revert again"
         )
 
 
@@ -282,6 +346,10 @@ class _Object:
     m2m_target: dict[str, list[models.Model]] = field(default_factory=dict)
     m2m_current: dict[str, list[models.Model]] = field(default_factory=dict)
     action: RevertAction | None = None
+    #: Fields changed by writes no history row recorded.
+    unrecorded: frozenset[str] = frozenset()
+    #: Fields the assignation's own rows recorded as changed (None: not known).
+    own_fields: frozenset[str] | None = None
 
 
 @dataclass
@@ -292,6 +360,10 @@ class _ModelWork:
 
     def of(self, action: RevertAction) -> list[_Object]:
         return [o for o in self.objects.values() if o.action is action]
+
+
+#: A model a revert writes, and how: ``"add"``, ``"change"`` or ``"delete"``.
+_Reached = tuple[type[models.Model], str]
 
 
 @dataclass
@@ -305,6 +377,8 @@ class _Work:
     chain: set[str]
     deletion: Collector | None = None
     expected_fast_deletes: list[Any] = field(default_factory=list)
+    #: ``(model, "delete" | "change")`` for every model with rows the deletions reach.
+    reached: set[_Reached] = field(default_factory=set)
 
     def plan(self) -> RevertPlan:
         def changes(action: RevertAction) -> tuple[PlannedChange, ...]:
@@ -329,7 +403,44 @@ class _Work:
             ),
             conflicts=tuple(self.conflicts),
             reverted_by=self.reverted_by,
+            required_permissions=self.required_permissions(),
         )
+
+    def required_permissions(self) -> tuple[str, ...]:
+        """Add/change/delete permissions of everything the revert writes, cascades included."""
+        needed: set[tuple[type[models.Model], str]] = set()
+        for w in self.models:
+            model = w.tracked.model
+            for action in RevertAction:
+                if w.of(action):
+                    needed.add((model, _ACTION_PERMISSION[action]))
+        # What Django's deletion collector reaches, as the admin's delete asks for it: the rows
+        # it deletes (cascades, parent rows of multi-table children), the rows it would delete
+        # without loading them, and the rows whose foreign key it sets (SET_NULL, SET(...)).
+        needed.update(self.reached)
+        return tuple(
+            sorted(
+                {
+                    _permission_name(model, action)
+                    for model, action in needed
+                    if not model._meta.auto_created  # a many-to-many's own through table
+                }
+            )
+        )
+
+
+_ACTION_PERMISSION = {
+    RevertAction.DELETE: "delete",
+    RevertAction.RESTORE: "change",
+    RevertAction.RECREATE: "add",
+}
+
+
+def _permission_name(model: type[models.Model], action: str) -> str:
+    from django.contrib.auth import get_permission_codename
+
+    meta = model._meta
+    return f"{meta.app_label}.{get_permission_codename(action, meta)}"
 
 
 def _concrete(model: type[models.Model]) -> type[models.Model]:
@@ -514,6 +625,83 @@ def _read_conflicts(
     ]
 
 
+def _recorded_fields(row: models.Model) -> frozenset[str] | None:
+    """The fields a history row records its write changed (None: the writer did not say)."""
+    value = getattr(row, "history_changed_fields", None)
+    if value is None:
+        return None
+    return frozenset(name for name in value.split(",") if name)
+
+
+def _read_unrecorded(
+    work: _ModelWork, using: str, assignation_id: str, batch: int
+) -> list[Conflict]:
+    """Changes to the objects that no history row recorded.
+
+    Each update row (``~``) written by a capture that knows which fields its write changed
+    (``history_changed_fields``: signal saves of loaded instances, captured ``update()`` and
+    ``bulk_update()``) is compared with the object's previous row: a field that differs
+    between the two but that the write did not change was changed in between by something no
+    row recorded (raw SQL, another process). From the row before the assignation's first
+    change onward, every such gap is found, and the object's live state is compared with its
+    last row (a change since then). Rows that do not say (trigger capture, the bulk helpers,
+    rows older than the column) are taken as complete.
+    """
+    t = work.tracked
+    if not work.objects:
+        return []
+    manager = t.history_model._default_manager.using(using)
+    pk = t.pk_attname
+    since = min(o.first_date for o in work.objects.values())
+    chains: dict[Any, list[models.Model]] = defaultdict(list)
+    for chunk in _chunks(list(work.objects), batch):
+        rows = manager.filter(**{f"{pk}__in": chunk}, history_date__gte=since).order_by(
+            pk, "history_date", "pk"
+        )
+        for row in rows:
+            chains[getattr(row, pk)].append(row)
+    compared = [f for f in t.fields if not f.primary_key]
+    conflicts = []
+    for obj in work.objects.values():
+        start = (obj.first_date, obj.first_id)
+        chain = [r for r in chains.get(obj.pk, ()) if (r.history_date, r.pk) >= start]  # type: ignore[attr-defined]
+        prev: models.Model | None = obj.target if obj.first_type == "~" else None
+        found: dict[str, dt.datetime | None] = {}
+        own: set[str] | None = set()
+        for row in chain:
+            mine = row.assignation_id == assignation_id  # type: ignore[attr-defined]
+            recorded = _recorded_fields(row) if row.history_type == "~" else None  # type: ignore[attr-defined]
+            if recorded is not None and prev is not None and prev.history_type != "-":  # type: ignore[attr-defined]
+                for f in compared:
+                    if f.name not in recorded and getattr(prev, f.attname) != getattr(
+                        row, f.attname
+                    ):
+                        found.setdefault(f.name, row.history_date)  # type: ignore[attr-defined]
+            if mine and own is not None:
+                own = None if recorded is None else own | recorded
+            prev = row
+        if obj.current is not None and prev is not None and prev.history_type != "-":  # type: ignore[attr-defined]
+            for f in compared:
+                if getattr(obj.current, f.attname) != getattr(prev, f.attname):
+                    found.setdefault(f.name, None)
+        if not found:
+            continue
+        obj.unrecorded = frozenset(found)
+        obj.own_fields = None if own is None else frozenset(own)
+        dates = [d for d in found.values() if d is not None]
+        conflicts.append(
+            Conflict(
+                ConflictKind.UNRECORDED_CHANGE,
+                t.label,
+                obj.pk,
+                None,
+                min(dates) if dates else None,
+                fields=tuple(f.name for f in compared if f.name in found),
+            )
+        )
+    return conflicts
+
+
 def _decide(work: _ModelWork) -> list[Conflict]:
     """Set each object's action; the objects whose earlier state is unknown are returned."""
     t = work.tracked
@@ -530,10 +718,14 @@ def _decide(work: _ModelWork) -> list[Conflict]:
         if obj.current is None:
             obj.action = RevertAction.RECREATE
             continue
+        # A field only unrecorded writes changed is left as it is: the revert undoes what the
+        # assignation did, never a change it did not see.
+        foreign = obj.unrecorded - obj.own_fields if obj.own_fields is not None else frozenset()
         changed = [
             f.name
             for f in t.fields
             if not f.primary_key
+            and f.name not in foreign
             and getattr(obj.current, f.attname) != getattr(obj.target, f.attname)
         ]
         for m2m in t.m2m:
@@ -589,15 +781,22 @@ def _collect_deletions(work: _Work) -> list[Conflict]:
             ):
                 continue  # the parent row of a multi-table child being deleted
             dependents.append(obj)
-    for instances_list in collector.field_updates.values():
+    for model, instances in collector.data.items():
+        if instances:
+            work.reached.add((model, "delete"))
+    for (update_field, _value), instances_list in collector.field_updates.items():
         for updated in instances_list:
-            dependents.extend(list(updated)[:100])  # type: ignore[call-overload]
+            found_updates = list(updated)[:100]  # type: ignore[call-overload]
+            if found_updates:
+                work.reached.add((update_field.model, "change"))
+            dependents.extend(found_updates)
     for qs in collector.fast_deletes:
         if _is_own_through_rows(qs.model, doomed_models):
             work.expected_fast_deletes.append(qs)
             continue
         found = list(qs[:100])
         if found:
+            work.reached.add((qs.model, "delete"))
             dependents.extend(found)
         else:
             work.expected_fast_deletes.append(qs)
@@ -687,6 +886,7 @@ def _gather(
     for w in models_work:
         work.conflicts.extend(_read_conflicts(w, using, assignation_id, batch_size, exclude))
         _read_targets(w, using, batch_size)
+        work.conflicts.extend(_read_unrecorded(w, using, assignation_id, batch_size))
         _read_m2m(w, using, batch_size)
         work.conflicts.extend(_decide(w))
     work.conflicts.extend(_collect_deletions(work))
@@ -731,7 +931,7 @@ def _write_history(
     history_type: str,
     using: str,
     date: dt.datetime,
-    reason: str,
+    reason: str | None,
     batch: int,
 ) -> list[tuple[Any, Any]]:
     """History rows for ``instances`` (their current state), stamped by the context.
@@ -883,7 +1083,8 @@ def _bulk_update(
     concrete = {f.name: f for f in model._meta.concrete_fields}
     fields = [concrete[name] for name in names]
     if connection.vendor != "postgresql" or model._meta.parents or not objs:
-        model._base_manager.using(using).bulk_update(objs, list(names), batch_size=batch)
+        with history_written_by_caller():  # the revert writes these rows itself
+            model._base_manager.using(using).bulk_update(objs, list(names), batch_size=batch)
         return
     qn = connection.ops.quote_name
     pk = model._meta.pk
@@ -1024,6 +1225,8 @@ def revert_assignation(
     using: str | None = ...,
     batch_size: int | None = ...,
     progress: ProgressCallback | None = ...,
+    user: Any = ...,
+    via: str | None = ...,
 ) -> RevertPlan: ...
 
 
@@ -1036,6 +1239,8 @@ def revert_assignation(
     using: str | None = ...,
     batch_size: int | None = ...,
     progress: ProgressCallback | None = ...,
+    user: Any = ...,
+    via: str | None = ...,
 ) -> RevertResult: ...
 
 
@@ -1047,6 +1252,8 @@ def revert_assignation(
     using: str | None = None,
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
+    user: Any = None,
+    via: str | None = None,
 ) -> RevertPlan | RevertResult:
     """Undo every change of an assignation, in one transaction.
 
@@ -1057,11 +1264,24 @@ def revert_assignation(
     - :class:`AssignationNotFound` for an id with no record and no history;
     - :class:`AlreadyReverted` when a live revert of it exists (unless ``force``);
     - :class:`RevertConflict` listing the conflicts (unless ``force``);
+    - :class:`RevertPermissionDenied` when ``user`` lacks a permission the revert needs;
     - :class:`RevertError` when the database refuses a write (a unique value taken since, a
       protected relation); nothing is changed then.
 
     The revert runs as a new assignation with origin ``revert`` and parent
     ``assignation_id``, under the user and app of the context it is called in.
+
+    ``user``: the user on whose behalf the revert runs (a view's ``request.user``). It is
+    recorded as the revert's user (and so owns the revert's assignation), and must hold the
+    add, change and delete permissions of everything the revert writes, the objects its
+    deletions cascade to included (:func:`check_revert_permissions`). The check is made inside
+    the revert's transaction, against the plan read under the locks, i.e. the one applied.
+    A dry run is not refused: compare its ``required_permissions`` with
+    :func:`missing_revert_permissions`. Without ``user`` (trusted code: a script, a command)
+    nothing is checked. ``via`` names the entry point in the WARNING the ``koherent.revert``
+    logger writes for each revert (``"admin"``, ``"graphql"``, ``"command"``; default
+    ``"python"``).
+
     ``batch_size`` is the number of objects per statement (default 1,000); ``progress`` is
     called as ``progress(stage, done, total)`` while writing.
     """
@@ -1072,15 +1292,24 @@ def revert_assignation(
         return _gather(
             assignation_id, using=db, batch_size=batch, lock=False, progress=None
         ).plan()
+    acting = _authenticated(user)
+    who = _describe(acting) if user is not None else _describe_context()
     try:
         with (
             transaction.atomic(using=db),
-            open_assignation(origin=REVERT_ORIGIN, parent_assignation_id=assignation_id) as ctx,
+            open_assignation(
+                origin=REVERT_ORIGIN,
+                parent_assignation_id=assignation_id,
+                **({"user": acting} if acting is not None else {}),
+            ) as ctx,
         ):
             work = _gather(
                 assignation_id, using=db, batch_size=batch, lock=True, progress=progress
             )
             plan = work.plan()
+            if user is not None:
+                # Against the plan read under the locks: the one applied below.
+                check_revert_permissions(user, plan)
             if work.reverted_by and not force:
                 raise AlreadyReverted(assignation_id, work.reverted_by)
             if any(c.kind is ConflictKind.PROTECTED for c in plan.conflicts):
@@ -1090,24 +1319,31 @@ def revert_assignation(
             _ensure_revert_record(ctx, db)
             deleted, restored, recreated = _apply(work, force=force, progress=progress)
     except DatabaseError as exc:
-        logger.warning(
-            "koherent: reverting assignation %s failed, nothing was changed: %s",
+        revert_logger.warning(
+            "koherent: reverting assignation %s failed (%s via %s), nothing was changed: %s",
             assignation_id,
+            who,
+            via or "python",
             exc,
         )
         raise RevertError(
             f"reverting assignation {assignation_id} failed and nothing was changed: {exc}"
         ) from exc
     except RevertError as exc:
-        logger.warning(
-            "koherent: revert of assignation %s refused: %s",
+        revert_logger.warning(
+            "koherent: revert of assignation %s refused (%s via %s): %s",
             assignation_id,
+            who,
+            via or "python",
             str(exc).splitlines()[0],
         )
         raise
-    logger.info(
-        "koherent: reverted assignation %s as %s (%d deleted, %d restored, %d re-created%s)",
+    revert_logger.warning(
+        "koherent: %s reverted assignation %s via %s as %s (%d deleted, %d restored, "
+        "%d re-created%s)",
+        who,
         assignation_id,
+        via or "python",
         ctx.assignation_id,
         deleted,
         restored,
@@ -1123,6 +1359,57 @@ def revert_assignation(
         recreated=recreated,
         forced_conflicts=plan.conflicts if force else (),
     )
+
+
+def missing_revert_permissions(user: Any, plan: RevertPlan) -> list[str]:
+    """The permissions of ``plan.required_permissions`` that ``user`` lacks (all of them for
+    ``None`` or an inactive user), sorted."""
+    if user is None or not getattr(user, "is_active", True):
+        return sorted(plan.required_permissions)
+    return sorted(p for p in plan.required_permissions if not user.has_perm(p))
+
+
+def check_revert_permissions(user: Any, plan: RevertPlan) -> None:
+    """Raise :class:`RevertPermissionDenied` unless ``user`` may make the writes of ``plan``.
+
+    The one check of every revert made on someone's behalf (the admin, the GraphQL mutation,
+    ``revert_assignation(user=...)``): the add, change and delete permissions
+    (``user.has_perm``) of every model the revert writes, and, as Django's admin asks before
+    its own delete (``django.contrib.admin.utils.get_deleted_objects``), the delete
+    permission of every model the deletion collector cascades to and the change permission
+    of every model whose rows it sets to null.
+    """
+    missing = missing_revert_permissions(user, plan)
+    if missing:
+        raise RevertPermissionDenied(plan.assignation_id, user, missing)
+
+
+def _authenticated(user: Any) -> Any:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user
+
+
+def _describe(user: Any) -> str:
+    if user is None:
+        return "an anonymous user"
+    get_username = getattr(user, "get_username", None)
+    name = get_username() if callable(get_username) else ""
+    return f"user {user.pk} ({name!r})" if name else f"user {user.pk}"
+
+
+def _describe_context() -> str:
+    from koherent.context import current
+
+    ctx = current()
+    try:
+        user_pk = ctx.user_id
+    except Exception:  # the log line must not fail the revert
+        user_pk = None
+    parts = [f"user {user_pk}" if user_pk is not None else "no user"]
+    if ctx.app:
+        parts.append(f"app {ctx.app!r}")
+    return " ".join(parts)
 
 
 def _ensure_revert_record(ctx: AuditContext, using: str) -> None:

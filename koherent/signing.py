@@ -15,8 +15,14 @@ Empty fields are ``None``. The user's primary key comes last, so it may hold any
 control characters; no other field can hold ``|``. ``<signature>`` is the URL-safe base64
 HMAC-SHA256 that :class:`django.core.signing.Signer` computes, under the salt
 ``koherent.signing.context`` (plus a purpose, e.g. ``.celery``), over the payload *and* a
-binding string that is not transmitted (the task id, for Celery). A header copied onto another
-task therefore fails verification, as does one signed for another purpose or with another key.
+binding string that is not transmitted. Transports bind a value to the work it starts with
+:func:`sign_work` / :func:`verify_work`: the work's name (a Celery task name, a tasks-framework
+module path), a digest of its arguments, keyword arguments and any options that decide what
+runs (Celery's callbacks, errbacks, chain, chord and group), and its id when the transport has
+one. A value copied onto other work (another task, other arguments, an added callback) therefore
+fails verification, as does one signed for another purpose or with another key. The very same
+work sent again (a message replayed byte for byte) cannot be told from a redelivery: binding
+proves what a value was signed for, not how often it arrives.
 
 The key is ``KOHERENT["SIGNING_KEY"]`` (default: ``SECRET_KEY``); keys in
 ``KOHERENT["SIGNING_KEY_FALLBACKS"]`` (default: ``SECRET_KEY_FALLBACKS``) are accepted when
@@ -30,11 +36,16 @@ that runs, and an origin such as ``celery``).
 
 from __future__ import annotations
 
+import base64
+import datetime
 import functools
 import hashlib
 import hmac
+import json
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Final
 
 from django.apps import apps
@@ -44,6 +55,7 @@ from django.core.signals import setting_changed
 from django.core.signing import Signer, b64_encode
 from django.dispatch import receiver
 from django.utils.encoding import force_bytes
+from django.utils.functional import Promise
 
 from koherent.config import user_settings
 from koherent.context import AuditContext
@@ -55,8 +67,12 @@ __all__ = [
     "MAX_SIGNED_LENGTH",
     "SALT",
     "InvalidSignedContext",
+    "arguments_digest",
     "sign_context",
+    "sign_work",
     "verify_context",
+    "verify_work",
+    "work_binding",
 ]
 
 #: The salt every signature is made under (a purpose is appended to it).
@@ -291,3 +307,170 @@ def _fields(payload: str) -> tuple[str | None, str | None, str | None, str]:
         )
     except ValueError as exc:
         raise error(error.INVALID, str(exc)) from None
+
+
+# -- Binding a signed value to the work it starts -------------------------------------------------
+
+
+def _canonical_default(value: Any) -> Any:
+    """A form of ``value`` (not a JSON type) that both ends of a serializer agree on.
+
+    Mirrors what the serializers give the receiving side: kombu's JSON turns an object with
+    ``__json__`` into its result and a lazy translation into text, and restores datetimes,
+    dates, times, decimals, UUIDs and bytes as such (plain JSON gives their text); pickle and
+    msgpack keep them. Each is reduced to one form. Anything else is bound by its type and
+    ``repr()``, which must then be the same in the receiving process (pickle only).
+    """
+    reducer = getattr(value, "__json__", None)
+    if reducer is not None:
+        return reducer()
+    if isinstance(value, Promise):
+        return str(value)
+    if isinstance(value, datetime.date | datetime.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, set | frozenset):
+        return {"__set__": sorted(_dumps(_canonical(item)) for item in value)}
+    if isinstance(value, Sequence):
+        return list(value)
+    kind = type(value)
+    return {"__repr__": f"{kind.__module__}.{kind.__qualname__}", "value": repr(value)}
+
+
+def _canonical_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)  # what JSON makes of such a key: "1", "true", "null"
+    return _dumps(_canonical(key))
+
+
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` in JSON types only, every mapping's keys as JSON writes them (text).
+
+    Exact types are dispatched first (the arguments of a message are mostly plain lists,
+    dicts and scalars); subclasses (an enum, Celery's ``Signature``) and other types after.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    scalars = _SCALARS  # scalar items are kept as they are, without a call per item
+    if kind is list or kind is tuple:
+        return [item if type(item) in scalars else _canonical(item) for item in value]
+    if kind is dict:
+        return {
+            (key if type(key) is str else _canonical_key(key)): (
+                item if type(item) in scalars else _canonical(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, str | int | float):  # str and int enums: JSON writes their value
+        return value
+    if isinstance(value, Mapping):  # Celery's Signature is a dict
+        return {_canonical_key(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    return _canonical(_canonical_default(value))
+
+
+#: The canonical JSON text of a value made of JSON types (one encoder, made once).
+_dumps: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True
+).encode
+
+
+def arguments_digest(*parts: Any) -> str:
+    """The SHA-256 (hex) of the canonical JSON of ``parts`` (arguments, options, ...).
+
+    The same on both ends of a serializer: tuples and lists are one, a mapping's keys are
+    compared as JSON writes them, and the types kombu's JSON restores (datetime, date, time,
+    Decimal, UUID, bytes) are compared by one text form (see :func:`_canonical_default`).
+    Computed once per message by each end: one walk over the values, one ``json.dumps``, one
+    hash. Raises ``RecursionError`` for a reference cycle.
+    """
+    return hashlib.sha256(_dumps(_canonical(parts)).encode()).hexdigest()
+
+
+def work_binding(
+    name: str,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    *,
+    options: Mapping[str, Any] | None = None,
+    work_id: str | None = None,
+) -> str:
+    """What a signed value is bound to: the work ``name`` run with these arguments.
+
+    ``options`` holds whatever else decides what runs (Celery's canvas options); ``work_id``
+    the id the transport gives the work, when it has one. Missing ``args``/``kwargs`` count
+    as empty ones. Raises ``TypeError`` or ``ValueError`` for arguments with no canonical form
+    (a reference cycle).
+    """
+    parts: tuple[Any, ...] = (args or (), kwargs or {})
+    if options is not None:
+        parts = (*parts, options)
+    digest = arguments_digest(*parts)
+    bound = f"{name}:{digest}"
+    if work_id is not None:
+        bound = f"{len(work_id)}:{work_id}{bound}"
+    return bound
+
+
+def sign_work(
+    ctx: AuditContext,
+    *,
+    purpose: str,
+    name: str,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None = None,
+    work_id: str | None = None,
+) -> str:
+    """:func:`sign_context` bound to :func:`work_binding` of the work it is sent with.
+
+    Raises :class:`InvalidSignedContext` (reason ``invalid``) for a context that cannot be
+    signed, or arguments with no canonical form.
+    """
+    try:
+        bind = work_binding(name, args, kwargs, options=options, work_id=work_id)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidSignedContext(
+            InvalidSignedContext.INVALID, f"the arguments cannot be bound: {exc}"
+        ) from None
+    return sign_context(ctx, bind=bind, purpose=purpose)
+
+
+def verify_work(
+    value: object,
+    *,
+    purpose: str,
+    name: str,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None = None,
+    work_id: str | None = None,
+    task_id: str | None = None,
+    origin: str | None = None,
+) -> AuditContext:
+    """:func:`verify_context` of a value :func:`sign_work` signed for exactly this work.
+
+    A value signed for other work (another name, other arguments or options, another id)
+    raises :class:`InvalidSignedContext` with reason ``bad-signature``; arguments with no
+    canonical form, reason ``malformed``.
+    """
+    if value is not None and isinstance(value, str) and len(value) <= MAX_SIGNED_LENGTH:
+        try:
+            bind = work_binding(name, args, kwargs, options=options, work_id=work_id)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidSignedContext(
+                InvalidSignedContext.MALFORMED, f"the arguments cannot be bound: {exc}"
+            ) from None
+    else:
+        bind = ""  # refused for what it is before any digest is worth computing
+    return verify_context(value, bind=bind, purpose=purpose, task_id=task_id, origin=origin)

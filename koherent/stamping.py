@@ -11,6 +11,7 @@ with :class:`~koherent.fields.HistoryField`; they keep their names and module.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -46,6 +47,16 @@ def current_user_pk() -> str | None:
         return None
     pk = value.user_ref.pk
     return None if pk is None else str(pk)
+
+
+#: The fields the history row being written records as changed by its write (set around the
+#: write by :mod:`koherent.capture`); ``None`` when the writer does not know.
+_changed_fields: ContextVar[str | None] = ContextVar("koherent_changed_fields", default=None)
+
+
+def current_changed_fields() -> str | None:
+    """Default of the ``history_changed_fields`` column (see :mod:`koherent.capture`)."""
+    return _changed_fields.get()
 
 
 def get_history_user(

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.db import connections, models, router, transaction
 
-from koherent import capture
+from koherent import _handoff, capture
 from koherent.access import CheckedLaterUserRef
 from koherent.config import get_setting
 from koherent.context import _current
@@ -51,7 +51,7 @@ def make_saves_atomic(model: type[models.Model]) -> None:
             if capture.captured_by_trigger(type(self), using):
                 # The statement itself writes the history row: nothing to make atomic. Only
                 # the instance's change reason (or skip flag) is handed to the trigger.
-                with capture.row_context(self, adding=self._state.adding):
+                with _handoff.row_context(self, adding=self._state.adding):
                     return original(self, *args, **kwargs)
         if not get_setting("ATOMIC_SAVES"):
             return original(self, *args, **kwargs)
@@ -85,7 +85,7 @@ def make_deletes_hand_off(model: type[models.Model]) -> None:
 
     @functools.wraps(original)
     def delete(self: models.Model, *args: Any, **kwargs: Any) -> Any:
-        with capture.row_context(self, adding=False):
+        with _handoff.row_context(self, adding=False):
             return original(self, *args, **kwargs)
 
     setattr(delete, _DELETE_MARK, True)

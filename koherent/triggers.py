@@ -7,8 +7,10 @@ once); the update trigger is row-level. Each changed row gets one row in the mod
 simple-history history table, with the same columns simple-history writes:
 ``history_date`` (``clock_timestamp()``, the time of the change), ``history_type`` (``+``,
 ``~``, ``-``), ``history_change_reason``, ``history_user_id``, the tracked fields, and
-Koherent's ``assignation_id``, ``app``, ``task_id`` and ``user_pk``. The context comes from the
-transaction-local settings :mod:`koherent.capture` sets before each statement; a setting that
+Koherent's ``assignation_id``, ``app``, ``task_id`` and ``user_pk``; an update row's
+``history_changed_fields`` lists the tracked fields the ``UPDATE`` changed (insert and delete
+rows leave it ``NULL``, as signal capture does). The context comes from the
+transaction-local settings :mod:`koherent._handoff` sets before each statement; a setting that
 is missing leaves its column empty, and one that is malformed (too long, not of the user key's
 type...) makes the row unattributed, with a warning, never a failed statement.
 
@@ -218,6 +220,17 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
     relation = _column(history, "history_relation_id")
     if relation is not None:
         values[relation.column] = row_pk
+    changed = _column(history, "history_changed_fields")
+    if changed is not None and operation == "UPDATE":
+        # The tracked fields whose value the UPDATE changed, as a signal save records them
+        # (field names, the primary key left out; empty when none did).
+        tests = [
+            f"CASE WHEN OLD.{qn(f.column)} IS DISTINCT FROM NEW.{qn(f.column)} "
+            f"THEN {_text(f.name)} END"
+            for f in history.tracked_fields
+            if not f.primary_key
+        ]
+        values[changed.column] = f"concat_ws(',', {', '.join(tests)})" if tests else "''"
 
     checks = [
         f"(v_assignation IS NULL OR (length(v_assignation) <= {MAX_ASSIGNATION_ID_LENGTH} "

@@ -13,11 +13,11 @@ A context holds a *reference* to its user rather than a user instance, so that
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.utils.functional import SimpleLazyObject, empty
 
+from koherent._logging import get_logger
 from koherent.loop import in_event_loop
 from koherent.validation import validate_user_pk
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from django.db.models import Model
     from django.http import HttpRequest
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
 
 
 class UserRef(Protocol):

@@ -36,8 +36,26 @@ elif TEST_DB == "postgres":
             conn_max_age=0,
         )
     }
+elif TEST_DB == "mysql":
+    # MySQL/MariaDB, for the tests of the portable update() capture (no RETURNING on UPDATE):
+    # KOHERENT_TEST_DB=mysql, the server in KOHERENT_MYSQL_URL, through PyMySQL.
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ.get("KOHERENT_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
+            conn_max_age=0,
+        )
+    }
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("KOHERENT_MYSQL_TEST_NAME", "test_koherent"),
+        "CHARSET": "utf8mb4",
+    }
 else:  # pragma: no cover
-    raise RuntimeError(f"KOHERENT_TEST_DB must be 'postgres' or 'sqlite', not {TEST_DB!r}")
+    raise RuntimeError(
+        f"KOHERENT_TEST_DB must be 'postgres', 'sqlite' or 'mysql', not {TEST_DB!r}"
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -52,6 +70,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.undoapp",
     "tests.aioapp",
+    "tests.captureapp",
 ]
 
 # Trigger capture (koherent.capture) runs on PostgreSQL only: its test app is installed there.

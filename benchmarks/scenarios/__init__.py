@@ -21,6 +21,7 @@ class Scenario:
 SCENARIOS = (
     Scenario("write", "Write cost", "benchmarks.scenarios.write"),
     Scenario("bulk", "Bulk helpers", "benchmarks.scenarios.bulk"),
+    Scenario("update", "update() and bulk_update()", "benchmarks.scenarios.update"),
     Scenario("propagation", "Propagation through Celery", "benchmarks.scenarios.propagation"),
     Scenario("query", "Query by assignation", "benchmarks.scenarios.query", database="data"),
     Scenario("undo", "Undo", "benchmarks.scenarios.undo"),

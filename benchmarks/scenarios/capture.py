@@ -80,7 +80,7 @@ def _unstamped(contender: str) -> int:
 @contextmanager
 def _without_handoff() -> Iterator[None]:
     """Koherent's execute wrapper taken off the connection for the block."""
-    from koherent.capture import hand_off
+    from koherent._handoff import hand_off
 
     connection.ensure_connection()
     wrappers = connection.execute_wrappers

@@ -3,7 +3,7 @@
 On the kept data set (:mod:`benchmarks.dataset`: the same history in each contender's
 tables), fetch every change of one operation:
 
-* Koherent: ``list(koherent.query.history_for_assignation(id))``: the history rows of every
+* Koherent: ``list(koherent.query.history_for_assignation(id).rows())``: the history rows of every
   tracked model, in order;
 * django-pghistory: ``Events.objects.filter(pgh_context_id=id)``, its cross-model aggregate;
 * django-auditlog: ``LogEntry.objects.filter(cid=id)``;
@@ -53,7 +53,7 @@ def _fetchers(using: str) -> dict[str, Callable[[int], list[Any]]]:
 
     return {
         "koherent": lambda a: list(
-            history_for_assignation(dataset.assignation_id(a), using=using)
+            history_for_assignation(dataset.assignation_id(a), using=using).rows()
         ),
         "pghistory": lambda a: list(
             Events.objects.using(using).filter(pgh_context_id=dataset.context_id(a))

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
@@ -18,14 +17,13 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from koherent.models import Assignation
 from koherent.query import InvalidCursor, change_counts, effective_changes, history_for_assignation
-from koherent.registry import tracked_model
 from koherent.revert import (
     AlreadyReverted,
     AssignationNotFound,
-    RevertAction,
     RevertConflict,
     RevertError,
-    RevertPlan,
+    RevertPermissionDenied,
+    missing_revert_permissions,
     revert_assignation,
 )
 
@@ -40,12 +38,9 @@ if TYPE_CHECKING:
 TIMELINE_PAGE_SIZE = 50
 #: Planned writes listed per action on the revert preview.
 PREVIEW_LIMIT = 200
-
-_ACTION_PERMISSION = {
-    RevertAction.DELETE: "delete",
-    RevertAction.RESTORE: "change",
-    RevertAction.RECREATE: "add",
-}
+#: How a refused revert's message tells the user to override it: the revert page's checkbox.
+FORCE_HOW = 'tick "Revert anyway" below and submit again'
+FORCE_NAME = '"Revert anyway" ticked'
 
 
 class _CountingChangeList(ChangeList):
@@ -201,26 +196,38 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             plan = revert_assignation(record.pk, dry_run=True, using=using)
         except AssignationNotFound as exc:  # pragma: no cover - the record exists
             raise Http404(str(exc)) from exc
-        missing = self._missing_permissions(request, plan)
+        missing = missing_revert_permissions(request.user, plan)
         error = None
+        status = 200
         if request.method == "POST":
             if missing:
                 raise PermissionDenied
             force = request.POST.get("force") == "on"
             try:
-                result = revert_assignation(record.pk, force=force, using=using)
+                # Checked again inside the revert's transaction, against the plan applied.
+                result = revert_assignation(
+                    record.pk, force=force, using=using, user=request.user, via="admin"
+                )
+            except RevertPermissionDenied as exc:
+                error, status = str(exc), 403
+                missing = list(exc.missing)
             except (RevertConflict, AlreadyReverted) as exc:
-                error = str(exc)
+                error = exc.message(how=FORCE_HOW, name=FORCE_NAME)
             except RevertError as exc:
                 error = str(exc)
             else:
-                self.message_user(
-                    request,
-                    f"Reverted: {result.deleted} deleted, {result.restored} restored, "
+                summary = (
+                    f"{result.deleted} deleted, {result.restored} restored, "
                     f"{result.recreated} re-created, as assignation "
-                    f"{result.revert_assignation_id}.",
-                    messages.SUCCESS,
+                    f"{result.revert_assignation_id}"
                 )
+                forced = (
+                    f" ({len(result.forced_conflicts)} conflict(s) overridden)"
+                    if result.forced_conflicts
+                    else ""
+                )
+                self.log_change(request, record, f"Reverted: {summary}{forced}.")
+                self.message_user(request, f"Reverted: {summary}.", messages.SUCCESS)
                 return HttpResponseRedirect(
                     self._url("change", quote(result.revert_assignation_id))
                 )
@@ -246,17 +253,7 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "changelist_url": self._url("changelist"),
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(request, self.revert_template, context)
-
-    def _missing_permissions(self, request: HttpRequest, plan: RevertPlan) -> list[str]:
-        """The permissions the user lacks for the writes of ``plan``."""
-        needed: set[str] = set()
-        for change in plan.changes:
-            meta = tracked_model(change.model_label).model._meta
-            action = _ACTION_PERMISSION[change.action]
-            needed.add(f"{meta.app_label}.{get_permission_codename(action, meta)}")
-        user: Any = request.user
-        return sorted(p for p in needed if not user.has_perm(p))
+        return TemplateResponse(request, self.revert_template, context, status=status)
 
 
 class KoherentHistoryAdmin(SimpleHistoryAdmin):  # type: ignore[misc]

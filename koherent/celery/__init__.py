@@ -14,6 +14,10 @@ This subpackage is the only part of Koherent that imports Celery.
 
 from __future__ import annotations
 
+from koherent.extras import require
+
+require("koherent.celery", "celery", "celery", "kombu")
+
 from koherent.celery.header import HEADER
 from koherent.celery.options import KoherentTask, TaskOptions, audited
 from koherent.celery.receivers import install, installed_apps

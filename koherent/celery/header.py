@@ -1,48 +1,151 @@
 """The one message header carrying the audit context, written on publish and read on arrival.
 
-The header is named :data:`HEADER`. Its value is the signed text of
-:mod:`koherent.signing`, bound to the id of the task the message starts (so it cannot be
-copied onto another task) and signed for the purpose :data:`PURPOSE`. About 100 characters.
+The header is named :data:`HEADER`. Its value is the signed text of :mod:`koherent.signing`,
+signed for the purpose :data:`PURPOSE` and bound (:func:`koherent.signing.work_binding`) to
+the message it travels in, as the worker reads it:
+
+* the task id and the task name (the ``id`` and ``task`` headers);
+* a digest of the arguments and keyword arguments, and of the canvas options that decide what
+  else runs: ``callbacks``, ``errbacks``, ``chain`` and ``chord`` (the third element of a
+  protocol 2 body), the ``group`` and ``group_index`` headers, and the ``retries`` header (a
+  task may act on its attempt number).
+
+The publisher signs what ``before_task_publish`` is given (``body`` and ``headers``); the
+worker checks against ``task.request`` (``args``, ``kwargs``, ``callbacks``, ...), so a header
+copied into another message (another task, other arguments, an added callback) is refused.
+A message replayed byte for byte is the message it copies, and runs as a redelivery would.
+About 100 characters.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
-from koherent.context import _current
-from koherent.signing import sign_context
+from koherent._logging import get_logger
+from koherent.access import leaving_context
+from koherent.exceptions import InvalidSignedContext
+from koherent.signing import sign_work, verify_work, work_binding
 
-logger = logging.getLogger("koherent.celery")
+if TYPE_CHECKING:
+    from koherent.context import AuditContext
+
+logger = get_logger("koherent.celery")
 
 #: The message header holding the signed audit context.
 HEADER: Final = "koherent_context"
 #: The signing purpose of Celery headers (a value signed for another use does not verify).
 PURPOSE: Final = "celery"
+#: The options bound with the arguments: the body's embedded canvas options, the group, and
+#: the attempt (a task may act on ``self.request.retries``).
+BOUND_OPTIONS: Final = (
+    "callbacks",
+    "errbacks",
+    "chain",
+    "chord",
+    "group",
+    "group_index",
+    "retries",
+)
+_EMBEDDED: Final = ("callbacks", "errbacks", "chain", "chord")
 
 
-def write_header(headers: dict[str, Any], task_name: object = None) -> None:
+def sign_message(
+    ctx: AuditContext,
+    *,
+    task_id: str,
+    task_name: str,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None = None,
+) -> str:
+    """The header value for ``ctx`` on the message starting ``task_name`` with these values.
+
+    ``options`` holds the :data:`BOUND_OPTIONS` the message carries (missing ones are
+    ``None``). Raises :class:`~koherent.exceptions.InvalidSignedContext` when ``ctx`` or the
+    arguments cannot be signed.
+    """
+    return sign_work(
+        ctx,
+        purpose=PURPOSE,
+        name=task_name,
+        args=args,
+        kwargs=kwargs,
+        options=_bound_options(options or {}),
+        work_id=task_id,
+    )
+
+
+def _bound_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    bound = {name: options.get(name) for name in BOUND_OPTIONS}
+    bound["retries"] = bound["retries"] or 0  # a request without the header has 0
+    return bound
+
+
+def message_binding(
+    task_id: str,
+    task_name: str,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None = None,
+) -> str:
+    """What the header of this message is bound to (:func:`koherent.signing.work_binding`)."""
+    return work_binding(
+        task_name, args, kwargs, options=_bound_options(options or {}), work_id=task_id
+    )
+
+
+def _protocol_2(body: object) -> tuple[Any, Any, Any] | None:
+    """``(args, kwargs, embed)`` of a protocol 2 body, or ``None``."""
+    if isinstance(body, tuple | list) and len(body) == 3:
+        args, kwargs, embed = body
+        if (
+            isinstance(args, tuple | list)
+            and isinstance(kwargs, Mapping)
+            and (embed is None or isinstance(embed, Mapping))
+        ):
+            return args, kwargs, embed
+    return None
+
+
+def write_header(headers: dict[str, Any], task_name: object = None, body: object = None) -> None:
     """Put the signed current context in a message's ``headers``, or take any out.
 
     Whatever the caller put under :data:`HEADER` is overwritten, or removed when no context
-    is in effect, so a message only ever carries a context its publisher was running under.
-    A context that cannot be signed is logged and the message goes without it.
+    is in effect or it may not leave the process (:func:`koherent.access.leaving_context`),
+    so a message only ever carries a context its publisher was running under. A context that
+    cannot be signed for this message is logged and the message goes without it.
     """
     nested = headers.get("headers")
-    ctx = _current.get()
-    if ctx is None or ctx.is_empty:
+    task_id = headers.get("id")
+    name = headers.get("task", task_name)
+    ctx = leaving_context("celery task", f"{name}[{task_id}]")
+    if ctx is None:
         _remove(headers, nested)
         return
-    task_id = headers.get("id")
     try:
-        value = sign_context(
-            ctx, bind=task_id if isinstance(task_id, str) else "", purpose=PURPOSE
+        message = _protocol_2(body)
+        if message is None:
+            raise InvalidSignedContext(
+                InvalidSignedContext.MALFORMED,
+                "not a Celery protocol 2 message (task_protocol=2, Celery's default, is needed)",
+            )
+        if not isinstance(task_id, str) or not isinstance(name, str):
+            raise InvalidSignedContext(
+                InvalidSignedContext.MALFORMED, "the message has no task id or task name"
+            )
+        args, kwargs, embed = message
+        options = {key: (embed or {}).get(key) for key in _EMBEDDED}
+        for key in ("group", "group_index", "retries"):
+            options[key] = headers.get(key)
+        value = sign_message(
+            ctx, task_id=task_id, task_name=name, args=args, kwargs=kwargs, options=options
         )
     except Exception as exc:
         _remove(headers, nested)
         logger.warning(
             "koherent: task %s[%s] is sent without its audit context, which cannot be signed: %s",
-            task_name,
+            name,
             task_id,
             exc,
         )
@@ -71,3 +174,59 @@ def read_header(request: Any) -> Any:
         if isinstance(nested, dict):
             value = nested.get(HEADER)
     return value
+
+
+def verify_message(
+    value: object,
+    *,
+    task_id: str,
+    task_name: str,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None = None,
+    origin: str | None = None,
+) -> AuditContext:
+    """The context in a header value :func:`sign_message` signed for exactly this message.
+
+    Raises :class:`~koherent.exceptions.InvalidSignedContext` (``bad-signature`` for a value
+    signed for another task id, task name, arguments or :data:`BOUND_OPTIONS`).
+    """
+    return verify_work(
+        value,
+        purpose=PURPOSE,
+        name=task_name,
+        args=args,
+        kwargs=kwargs,
+        options=_bound_options(options or {}),
+        work_id=task_id,
+        task_id=None,
+        origin=origin,
+    )
+
+
+def verify_request(
+    value: object,
+    task: Any,
+    request: Any,
+    *,
+    task_id: str | None,
+    origin: str,
+) -> AuditContext:
+    """The context signed in ``value`` for the message ``request`` was read from.
+
+    Checked against the running task's name, the request's id, arguments and
+    :data:`BOUND_OPTIONS` (as the worker read them from the message). Raises
+    :class:`~koherent.exceptions.InvalidSignedContext`.
+    """
+    name = getattr(task, "name", None)
+    return verify_work(
+        value,
+        purpose=PURPOSE,
+        name=name if isinstance(name, str) else "",
+        args=request.args,
+        kwargs=request.kwargs,
+        options=_bound_options({key: getattr(request, key, None) for key in BOUND_OPTIONS}),
+        work_id=request.id or "",
+        task_id=task_id,
+        origin=origin,
+    )

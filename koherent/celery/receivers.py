@@ -23,25 +23,24 @@ They are connected once per process (``weak=False``, with a ``dispatch_uid``), b
 
 from __future__ import annotations
 
-import logging
 import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
-from koherent.celery.header import PURPOSE, read_header, write_header
+from koherent._logging import get_logger
+from koherent.celery.header import read_header, verify_request, write_header
 from koherent.celery.options import PROBLEM_ATTRIBUTE, TaskOptions, options_for
 from koherent.config import get_setting
 from koherent.context import AuditContext, _current, new_assignation_id, reset_context
 from koherent.exceptions import InvalidSignedContext
-from koherent.signing import verify_context
 from koherent.validation import validate_task_id
 
 if TYPE_CHECKING:
     from celery import Celery
 
-logger = logging.getLogger("koherent.celery")
+logger = get_logger("koherent.celery")
 
 #: Attribute of a task request holding the token that undoes ``task_prerun``'s change.
 TOKEN_ATTRIBUTE = "_koherent_token"
@@ -69,12 +68,14 @@ def _options(task: Any) -> TaskOptions | None:
     return options
 
 
-def on_before_task_publish(sender: Any = None, headers: Any = None, **kwargs: Any) -> None:
+def on_before_task_publish(
+    sender: Any = None, body: Any = None, headers: Any = None, **kwargs: Any
+) -> None:
     """Write (or strip) the context header of a message about to be published."""
     if not isinstance(headers, dict):
         return
     try:
-        write_header(headers, sender)
+        write_header(headers, sender, body)
     except Exception:  # never stop a publish
         logger.exception("koherent: could not prepare the audit context header of %s", sender)
 
@@ -148,9 +149,7 @@ def _arriving_context(
             problem = "no context header"
         else:
             try:
-                return verify_context(
-                    raw, bind=request.id or "", purpose=PURPOSE, task_id=task_id, origin=ORIGIN
-                ), None
+                return verify_request(raw, task, request, task_id=task_id, origin=ORIGIN), None
             except InvalidSignedContext as exc:
                 problem = f"context header refused: {exc.reason}"
                 logger.warning(

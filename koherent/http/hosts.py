@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-logger = logging.getLogger("koherent.http")
+from koherent._logging import get_logger
+
+logger = get_logger("koherent.http")
 
 #: Ports implied by a URL's scheme when it names none.
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}

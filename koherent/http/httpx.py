@@ -24,6 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from koherent.extras import require
+
+require("koherent.http.httpx", "httpx", "httpx")
+
 import httpx
 
 from koherent.context import UNSET

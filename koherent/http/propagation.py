@@ -10,8 +10,9 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from koherent.access import leaving_context, may_leave
 from koherent.config import get_setting
-from koherent.context import UNSET, _current
+from koherent.context import UNSET, AuditContext, _current
 from koherent.http.hosts import HostAllowList, allow_list
 
 
@@ -37,9 +38,11 @@ class Propagation:
         hosts = self.hosts if self.hosts is not None else get_setting("OUTGOING_HOSTS")
         return allow_list(hosts or ())
 
-    def header_values(self) -> dict[str, str]:
-        """The headers the current context gives an allowed call (empty without a context)."""
-        ctx = _current.get()
+    def header_values(self, ctx: AuditContext | None = UNSET) -> dict[str, str]:
+        """The headers ``ctx`` (default: the current context, if it may leave the process,
+        :func:`koherent.access.leaving_context`) gives an allowed call; empty without one."""
+        if ctx is UNSET:
+            ctx = leaving_context("HTTP request")
         if ctx is None or (ctx.assignation_id is None and ctx.app is None):
             return {}
         values: dict[str, str] = {}
@@ -64,18 +67,23 @@ class Propagation:
         """Set, or take out, the context's headers of a call to ``scheme://host:port``.
 
         On an allowed host the headers are set from the current context, replacing any value
-        there. On any other host, a header holding the very value the context would send is
-        removed: an earlier hop (a redirect from an allowed host) put it there. Without a
-        context nothing is touched.
+        there, when the context may leave the process (:func:`koherent.access.may_leave`:
+        not when the request it belongs to may not join its assignation). On any other host,
+        and on an allowed host when the context is held back, a header holding the very value the
+        context would send is removed: an earlier hop (a redirect from an allowed host) put it
+        there. Without a context nothing is touched.
         """
-        values = self.header_values()
-        if not values:
+        ctx = _current.get()
+        if ctx is None or (ctx.assignation_id is None and ctx.app is None):
             return
-        if self.allow_list().allows(scheme, host, port):
-            for name, value in values.items():
+        if self.allow_list().allows(scheme, host, port) and may_leave(
+            ctx, "HTTP request to", f"{scheme}://{host}" + ("" if port is None else f":{port}")
+        ):
+            for name, value in self.header_values(ctx).items():
                 headers[name] = value
             return
-        for name, value in values.items():
+        # Off the allow-list, or held back: nothing of the context goes.
+        for name, value in self.header_values(ctx).items():
             if headers.get(name) == value:
                 del headers[name]
 

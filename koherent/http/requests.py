@@ -20,6 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from koherent.extras import require
+
+require("koherent.http.requests", "requests", "requests", "urllib3")
+
 from requests.adapters import BaseAdapter
 from urllib3.util import parse_url
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from koherent.extras import require
+
+require("koherent.strawberry", "strawberry", "strawberry", "strawberry_django", "graphql")
+
 from koherent.strawberry.extension import KoherentExtension
 
 if TYPE_CHECKING:

@@ -26,7 +26,13 @@ For each operation the extension
 4. restores the operation's context after each field, so a resolver that opens a context of
    its own and does not close it cannot leak it to the fields resolved after it;
 5. reports the operation's assignation in the result (``extensions.koherent.assignationId``)
-   and, over HTTP, in the ``X-Assignation-ID`` response header.
+   and, over HTTP, in the ``X-Assignation-ID`` response header (an operation whose
+   ``revertAssignation`` reverted reports the revert's assignation in ``extensions``: the one
+   its rows are written under, ``revertAssignationId``, not the operation's own);
+6. announces the tracked objects of each field's value (a list, a query set, a relay
+   connection, and what Django loaded with them) to the operation's loaders, so that
+   ``history_field()`` on a list of them is one query per model, in sync execution too
+   (:meth:`koherent.strawberry.loaders.Loaders.register_objects`).
 
 An operation whose ``context_value`` carries no request (``schema.execute(query)`` in a script)
 runs in the caller's context, untouched.
@@ -34,17 +40,20 @@ runs in the caller's context, untouched.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextvars import ContextVar, Token
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from koherent import access
+from koherent._logging import get_logger
 from koherent.config import GRAPHQL_FRESH_ASSIGNATION_MODES, get_setting
 from koherent.context import (
     AuditContext,
@@ -55,7 +64,7 @@ from koherent.context import (
 )
 from koherent.exceptions import AssignationAccessDenied, InvalidRequestContext
 from koherent.loop import in_event_loop
-from koherent.strawberry.loaders import close_loaders, open_loaders
+from koherent.strawberry.loaders import Loaders, close_loaders, loaders_in_effect, open_loaders
 from koherent.strawberry.operation import (
     HTTP,
     NAMED_BY_OPERATION,
@@ -70,7 +79,32 @@ if TYPE_CHECKING:
     from graphql import GraphQLResolveInfo
     from strawberry.types import ExecutionContext
 
-logger = logging.getLogger("koherent")
+logger = get_logger("koherent")
+
+#: The extension of the operation being executed (resolvers report to it).
+_operation: ContextVar[KoherentExtension | None] = ContextVar(
+    "koherent_graphql_operation", default=None
+)
+
+
+def _leave_operation(token: Token[KoherentExtension | None]) -> None:
+    """Restore the operation in effect before (tolerant, like contexts: a subscription
+    finalised in another ``contextvars.Context`` cannot use its token)."""
+    try:
+        _operation.reset(token)
+    except (ValueError, RuntimeError):
+        previous = token.old_value
+        _operation.set(None if previous is Token.MISSING else previous)
+
+
+def report_assignation_id(assignation_id: str) -> None:
+    """Report ``assignation_id`` in ``extensions.koherent.assignationId`` of the current
+    operation's result, instead of the operation's own assignation (a revert's rows are
+    written under its own assignation). Does nothing outside an operation."""
+    extension = _operation.get()
+    if extension is not None:
+        extension._reported_assignation_id = assignation_id
+
 
 #: ``extensions.code`` of the error refusing a mutation over a websocket.
 WEBSOCKET_MUTATION_REFUSED = "KOHERENT_WEBSOCKET_MUTATION_REFUSED"
@@ -118,6 +152,7 @@ class KoherentExtension(SchemaExtension):
         self._refusal: GraphQLError | None = None
         self._user_request: HttpRequest | None = None
         self._assignation_id: str | None = None
+        self._reported_assignation_id: str | None = None
         self._ctx: AuditContext | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> KoherentExtension:
@@ -131,9 +166,11 @@ class KoherentExtension(SchemaExtension):
     # -- lifecycle -------------------------------------------------------------------------
     def on_operation(self) -> Iterator[None]:
         loaders = open_loaders()
+        operation = _operation.set(self)
         try:
             yield from self._in_operation_context()
         finally:
+            _leave_operation(operation)
             close_loaders(loaders)
 
     def _in_operation_context(self) -> Iterator[None]:
@@ -213,8 +250,12 @@ class KoherentExtension(SchemaExtension):
             result = _next(root, info, *args, **kwargs)
         finally:
             reset_context(token)
+        loaders = loaders_in_effect()
         if isawaitable(result):
-            return _guarded(result)
+            return _guarded(result, loaders)
+        if loaders is not None:
+            # The objects of a list, known before their fields resolve (history_field()).
+            loaders.register_objects(result)
         return result
 
     async def _resolve_after_user(
@@ -232,9 +273,10 @@ class KoherentExtension(SchemaExtension):
         return (await result) if isawaitable(result) else result
 
     def get_results(self) -> dict[str, Any]:
-        if not self.report_assignation or self._assignation_id is None:
+        reported = self._reported_assignation_id or self._assignation_id
+        if not self.report_assignation or reported is None:
             return {}
-        return {"koherent": {"assignationId": self._assignation_id}}
+        return {"koherent": {"assignationId": reported}}
 
     # -- helpers ---------------------------------------------------------------------------
     def _operation_context(
@@ -335,9 +377,16 @@ def _denied(error: AssignationAccessDenied) -> GraphQLError:
     return GraphQLError(str(error), extensions={"code": ASSIGNATION_ACCESS_DENIED})
 
 
-async def _guarded(result: Awaitable[Any]) -> Any:
+async def _guarded(result: Awaitable[Any], loaders: Loaders | None) -> Any:
     token = set_context(_current.get())
     try:
-        return await result
+        value = await result
     finally:
         reset_context(token)
+    if loaders is not None:
+        if isinstance(value, QuerySet) and value._result_cache is None:
+            # What graphql-core's `async for` over it would do next, done first: its
+            # objects (and those prefetched with them) are known before their fields resolve.
+            await sync_to_async(value._fetch_all)()
+        loaders.register_objects(value, evaluate=False)
+    return value

@@ -13,6 +13,11 @@ and its objects can be filtered by the changes they went through::
 An object matches when **one** of its history rows meets every condition given. The filter is
 one ``IN (subquery)`` on the history table (using its indexes), also when the filter type is
 nested under a relation (``items(filters: {order: {history: {...}}})``).
+
+The filter reads the audit trail, so it asks ``KOHERENT["GRAPHQL_READ_PERMISSION"]`` as the
+history fields do: for ``assignationId`` when given, else for a listing (``None``). A refusal
+is a GraphQL error with code ``FORBIDDEN``: which objects a user, an app or an assignation
+touched, and when, is not told to whom the trail is closed.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from django.db.models import Q
 
 from koherent import query
 from koherent.registry import tracked_model
+from koherent.strawberry.permissions import require_read
+from koherent.validation import validate_assignation_id
 
 
 @strawberry.input(description="Conditions on one history row (every condition given holds).")
@@ -90,6 +97,12 @@ class HistoryFilterMixin:
     def history(
         self, info: strawberry.Info, value: HistoryFilter, prefix: str, queryset: Any
     ) -> Q:
+        assignation_id = (
+            None
+            if value.assignation_id is None
+            else validate_assignation_id(str(value.assignation_id))
+        )
+        require_read(info, assignation_id)
         definition = getattr(self, "__strawberry_django_definition__", None)
         model = getattr(definition, "model", None) or queryset.model
         tracked = tracked_model(model)

@@ -11,6 +11,13 @@ runs a constant number of queries (:func:`koherent.query.effective_changes`, one
   resolver of a list *registers* the keys its items will ask for (:meth:`Batch.register`), and
   the first item's field computes them all at once.
 
+The lists of the project's own types (``history_field()``) are resolved by strawberry-django,
+not by Koherent: :class:`~koherent.strawberry.KoherentExtension` registers the objects of every
+value a field resolves to (a list, a query set, a relay connection) and the objects Django
+loaded with them (prefetched relations, ``select_related``), so a nested list's objects are
+known before the first of them asks for its history (:meth:`Loaders.register_objects`). A
+registered key joins the next batch of its model, in sync and async execution alike.
+
 The loaders live for one operation: :class:`~koherent.strawberry.KoherentExtension` makes a
 fresh :class:`Loaders` for each and puts it in effect with a ``ContextVar`` (a loader shared by
 operations would run one request's batch in another's context and serve stale values). Without
@@ -22,18 +29,19 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.db.models import Model, QuerySet
+from strawberry import relay
 from strawberry.dataloader import DataLoader
 
 from koherent import query
 
 if TYPE_CHECKING:
-    from django.db.models import Model
-
     from koherent.models import Assignation
+    from koherent.registry import TrackedModel
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -58,9 +66,13 @@ class Batch(Generic[K, V]):
         self,
         batch_fn: Callable[[list[K]], Sequence[V]],
         cache_key: Callable[[K], Hashable] = lambda key: key,
+        group: Callable[[K], Hashable] | None = None,
     ) -> None:
         self._batch_fn = batch_fn
         self._cache_key = cache_key
+        # Registered keys join a batch of keys of their group only (the histories of one
+        # model: a batch for orders leaves the items' keys for the batch of items).
+        self._group = group
         self._values: dict[Hashable, V] = {}
         self._pending: dict[Hashable, K] = {}
         self._lock = threading.Lock()
@@ -96,12 +108,21 @@ class Batch(Generic[K, V]):
         with self._lock:
             if cache_key in self._values:
                 return self._values[cache_key]
-            wanted = dict(self._pending)
-            wanted[cache_key] = key
-            self._pending.clear()
+            wanted = {cache_key: key}
+            self._take_pending(wanted)
             values = self._call(list(wanted.values()))
             self._values.update(zip(wanted, values, strict=True))
             return self._values[cache_key]
+
+    def _take_pending(self, wanted: dict[Hashable, K]) -> None:
+        """Add the registered keys that may join a batch of ``wanted`` to it (lock held)."""
+        if self._group is None:
+            taken = list(self._pending)
+        else:
+            groups = {self._group(key) for key in wanted.values()}
+            taken = [c for c, key in self._pending.items() if self._group(key) in groups]
+        for cache_key in taken:
+            wanted.setdefault(cache_key, self._pending.pop(cache_key))
 
     def _call(self, keys: list[K]) -> Sequence[V]:
         self.calls += 1
@@ -122,17 +143,18 @@ class Batch(Generic[K, V]):
 
     def _call_and_keep(self, keys: list[K]) -> Sequence[V]:
         with self._lock:
-            known = [self._cache_key(key) in self._values for key in keys]
-            missing = [key for key, hit in zip(keys, known, strict=True) if not hit]
-            fetched = iter(self._call(missing) if missing else ())
-            result: list[V] = []
-            for key, hit in zip(keys, known, strict=True):
-                cache_key = self._cache_key(key)
-                if not hit:
-                    self._values[cache_key] = next(fetched)
-                    self._pending.pop(cache_key, None)
-                result.append(self._values[cache_key])
-            return result
+            missing = {
+                self._cache_key(key): key
+                for key in keys
+                if self._cache_key(key) not in self._values
+            }
+            if missing:
+                # The registered keys join the batch: fields that resolve later (the items
+                # of the next order of a list) then find their values ready.
+                self._take_pending(missing)
+                values = self._call(list(missing.values()))
+                self._values.update(zip(missing, values, strict=True))
+            return [self._values[self._cache_key(key)] for key in keys]
 
 
 async def _ready(value: V) -> V:
@@ -178,8 +200,11 @@ def _model_counts(keys: list[str]) -> list[dict[str, int]]:
     if not keys or not tracked:
         return [counts[key] for key in keys]
     limit = connection.features.max_query_params
-    per_query = _MODELS_PER_QUERY if limit is None else max(1, limit // len(keys))
-    for start in range(0, len(tracked), min(per_query, _MODELS_PER_QUERY)):
+    if limit is not None:
+        _model_counts_limited(keys, tracked, counts, limit)
+        return [counts[key] for key in keys]
+    per_query = _MODELS_PER_QUERY
+    for start in range(0, len(tracked), per_query):
         chunk = tracked[start : start + min(per_query, _MODELS_PER_QUERY)]
         parts = [
             t.history_model._default_manager.filter(assignation_id__in=keys)
@@ -194,6 +219,37 @@ def _model_counts(keys: list[str]) -> list[dict[str, int]]:
         for assignation_id, label, n in parts[0].union(*parts[1:], all=True):
             counts[assignation_id][label] = n
     return [counts[key] for key in keys]
+
+
+def _model_counts_limited(
+    keys: list[str], tracked: Sequence[TrackedModel], counts: dict[str, dict[str, int]], limit: int
+) -> None:
+    """:func:`_model_counts` where parameters are limited (SQLite): the keys go once per
+    statement, in a common table expression every branch reads, so the number of statements
+    does not grow with the number of keys times the number of tracked tables."""
+    from django.db import connection
+
+    qn = connection.ops.quote_name
+    per_query = max(1, min(_MODELS_PER_QUERY, limit // 2))
+    for start in range(0, len(tracked), per_query):
+        chunk = tracked[start : start + per_query]
+        for key_start in range(0, len(keys), limit - len(chunk)):
+            part = keys[key_start : key_start + limit - len(chunk)]
+            values = ", ".join(["(%s)"] * len(part))
+            branches = []
+            for t in chunk:
+                hm = t.history_model
+                field: Any = hm._meta.get_field("assignation_id")
+                column = qn(str(field.column))
+                branches.append(
+                    f"SELECT {column}, %s, COUNT(*) FROM {qn(hm._meta.db_table)} "
+                    f"WHERE {column} IN (SELECT id FROM koherent_ids) GROUP BY {column}"
+                )
+            sql = f"WITH koherent_ids(id) AS (VALUES {values}) " + " UNION ALL ".join(branches)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [*part, *(t.label for t in chunk)])
+                for assignation_id, label, n in cursor.fetchall():
+                    counts[assignation_id][label] = int(n)
 
 
 #: History tables per ``UNION ALL`` (SQLite allows 500 compound terms).
@@ -214,8 +270,57 @@ class Loaders:
         #: Permission decisions of the operation, by (setting, assignation id).
         self.permissions: dict[tuple[str, str | None], bool] = {}
         self.object_histories: Batch[tuple[str, Any], list[query.HistoryEntry]] = Batch(
-            _object_histories
+            self._object_histories, group=lambda key: key[0]
         )
+        #: The tracked model's label of each model class met, ``None`` for untracked ones.
+        self._labels: dict[type[Model], str | None] = {}
+        #: The objects :meth:`register_objects` went through (kept alive: their ids are keys).
+        self._seen: dict[int, Model] = {}
+
+    def _object_histories(self, keys: list[tuple[str, Any]]) -> list[list[query.HistoryEntry]]:
+        from koherent.strawberry.fields import load_object_histories
+
+        histories = load_object_histories(keys)
+        # Their entries' changes and users will be asked for: all in the next batches.
+        self.register_entries(entry for entries in histories for entry in entries)
+        return histories
+
+    def register_objects(self, value: Any, *, evaluate: bool | None = None) -> None:
+        """Announce the tracked objects of a field's value, and those loaded with them.
+
+        ``value`` is what a field resolved to: a model instance, a list or query set of them,
+        or a relay connection. Besides these objects, the objects Django loaded with them
+        (``prefetch_related``, ``select_related``, a ``Prefetch(to_attr=...)`` list) are
+        announced too, however deep: in sync execution the fields of a nested list (the items
+        of the next order) resolve only after the first one's history was asked for, so their
+        keys must be known before. strawberry-django's optimizer loads nested lists this way.
+        A query set not yet evaluated is evaluated when ``evaluate`` (by default: outside of
+        an event loop, i.e. in sync execution, where graphql-core reads the field's list from
+        it right after, from its cache), else left alone: async code cannot run a query.
+        """
+        stack = list(_objects_in(value, evaluate=evaluate))
+        keys: list[tuple[str, Any]] = []
+        while stack:
+            obj = stack.pop()
+            if id(obj) in self._seen or obj.pk is None:
+                continue
+            self._seen[id(obj)] = obj
+            label = self._label_of(type(obj))
+            if label is not None:
+                keys.append((label, obj.pk))
+            stack.extend(_loaded_with(obj))
+        if keys:
+            self.object_histories.register(keys)
+
+    def _label_of(self, model: type[Model]) -> str | None:
+        if model not in self._labels:
+            from koherent.registry import tracked_model
+
+            try:
+                self._labels[model] = tracked_model(model).label
+            except LookupError:
+                self._labels[model] = None
+        return self._labels[model]
 
     def register_entries(self, entries: Iterable[query.HistoryEntry]) -> None:
         """Announce the entries of a list: their changes and users will be asked for."""
@@ -232,10 +337,45 @@ class Loaders:
         self.model_counts.register(r.pk for r in records)
 
 
-def _object_histories(keys: list[tuple[str, Any]]) -> list[list[query.HistoryEntry]]:
-    from koherent.strawberry.fields import load_object_histories
+def _objects_in(value: Any, *, evaluate: bool | None) -> Iterator[Model]:
+    """The model instances a field's value holds: itself, a list's or query set's items, a
+    relay connection's nodes."""
+    if isinstance(value, Model):
+        yield value
+        return
+    if isinstance(value, relay.Connection):
+        value = value.edges
+    elif isinstance(value, QuerySet):
+        if value._result_cache is None:
+            if evaluate is None:
+                evaluate = not in_async_execution()
+            if not evaluate:
+                return
+            value._fetch_all()
+        value = value._result_cache
+    if not isinstance(value, list | tuple):
+        return
+    for item in value:
+        if isinstance(item, relay.Edge):
+            item = item.node
+        if isinstance(item, Model):
+            yield item
 
-    return load_object_histories(keys)
+
+def _loaded_with(obj: Model) -> Iterator[Model]:
+    """The objects Django loaded with ``obj``: its prefetched relations, its cached foreign
+    keys (``select_related``) and its ``Prefetch(to_attr=...)`` lists. Never a query."""
+    prefetched = getattr(obj, "_prefetched_objects_cache", None) or {}
+    for related in prefetched.values():
+        cached = getattr(related, "_result_cache", related)
+        if isinstance(cached, list):
+            yield from (o for o in cached if isinstance(o, Model))
+    for related in obj._state.fields_cache.values():
+        if isinstance(related, Model):
+            yield related
+    for attribute in vars(obj).values():
+        if isinstance(attribute, list) and attribute and isinstance(attribute[0], Model):
+            yield from (o for o in attribute if isinstance(o, Model))
 
 
 def _change_counts(keys: list[str]) -> list[int]:
@@ -246,6 +386,11 @@ def _change_counts(keys: list[str]) -> list[int]:
 _current_loaders: contextvars.ContextVar[Loaders | None] = contextvars.ContextVar(
     "koherent_graphql_loaders", default=None
 )
+
+
+def loaders_in_effect() -> Loaders | None:
+    """The loaders of the operation running here, ``None`` outside of one."""
+    return _current_loaders.get()
 
 
 def current_loaders() -> Loaders:

@@ -8,7 +8,11 @@ Add it to a schema by inheriting :class:`KoherentMutation`::
 
 It runs :func:`koherent.revert_assignation` for the users
 ``KOHERENT["GRAPHQL_REVERT_PERMISSION"]`` allows (active staff users by default; others get a
-GraphQL error with code ``FORBIDDEN``, dry runs included). It answers one of
+GraphQL error with code ``FORBIDDEN``, dry runs included), on their behalf: the revert is
+recorded as theirs, and a revert (not a dry run) also needs the model permissions of every
+write it makes, cascades included (:func:`koherent.revert.check_revert_permissions`, the
+admin's check); without them it is a ``FORBIDDEN`` error whose
+``extensions.missingPermissions`` lists them, and nothing is changed. It answers one of
 
 * ``RevertPlan``: what the revert would do (``dryRun: true``), conflicts listed;
 * ``RevertResult``: what it did, and the assignation it ran as;
@@ -24,12 +28,16 @@ In every error case nothing was changed.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from django.contrib.auth.models import AnonymousUser
+from graphql import GraphQLError
 
 from koherent import revert
-from koherent.strawberry.permissions import require_revert
+from koherent.strawberry.extension import report_assignation_id
+from koherent.strawberry.operation import user_of
+from koherent.strawberry.permissions import FORBIDDEN, require_read, require_revert
 from koherent.strawberry.types import Assignation, described, run_db
 
 strawberry.enum(revert.RevertAction, name="RevertAction", description="What a revert does.")
@@ -66,6 +74,9 @@ class RevertConflictItem:
         description="The assignation that changed the object later, if known."
     )
     date: dt.datetime | None = strawberry.field(description="When it did, if known.")
+    fields: list[str] = strawberry.field(
+        description="For an unrecorded change: the fields it changed."
+    )
     message: str
 
     @classmethod
@@ -76,6 +87,7 @@ class RevertConflictItem:
             object_id=strawberry.ID(str(conflict.object_id)),
             assignation_id=conflict.assignation_id,
             date=conflict.date,
+            fields=list(conflict.fields),
             message=str(conflict),
         )
 
@@ -95,6 +107,9 @@ class RevertPlan:
     reverted_by: list[strawberry.ID] = strawberry.field(
         description="Live reverts of this assignation."
     )
+    required_permissions: list[str] = strawberry.field(
+        description="The model permissions a user needs to make this revert, cascades included."
+    )
     summary: str
 
     @classmethod
@@ -109,6 +124,7 @@ class RevertPlan:
             unchanged=plan.unchanged,
             conflicts=[RevertConflictItem.of(c) for c in plan.conflicts],
             reverted_by=[strawberry.ID(r) for r in plan.reverted_by],
+            required_permissions=list(plan.required_permissions),
             summary=plan.summary(),
         )
 
@@ -129,13 +145,16 @@ class RevertResult:
     summary: str
 
     @described("The assignation the revert ran as.")
-    def revert_assignation(self) -> Assignation | None:
+    def revert_assignation(self, info: strawberry.Info) -> Assignation | None:
         from koherent.models import Assignation as Record
 
         assignation_id = self.revert_assignation_id
-        return run_db(  # type: ignore[no-any-return]
-            lambda: Assignation.of(Record.objects.filter(pk=assignation_id).first())
-        )
+
+        def fetch() -> Assignation | None:
+            require_read(info, assignation_id)
+            return Assignation.of(Record.objects.filter(pk=assignation_id).first())
+
+        return run_db(fetch)  # type: ignore[no-any-return]
 
     @classmethod
     def of(cls, result: revert.RevertResult) -> RevertResult:
@@ -190,12 +209,26 @@ RevertOutcome = Annotated[
 ]
 
 
-def revert_outcome(assignation_id: str, *, dry_run: bool, force: bool) -> RevertOutcome:
-    """Revert (or plan to) and turn Koherent's answer or refusal into a GraphQL value."""
+def revert_outcome(
+    assignation_id: str, *, dry_run: bool, force: bool, user: Any = None
+) -> RevertOutcome:
+    """Revert (or plan to) and turn Koherent's answer or refusal into a GraphQL value.
+
+    ``user`` (``AnonymousUser`` for nobody) is the user the revert runs for: recorded, and
+    checked by :func:`koherent.revert.check_revert_permissions`; a refusal is a GraphQL error
+    with code ``FORBIDDEN`` and ``extensions.missingPermissions``.
+    """
     try:
         if dry_run:
             return RevertPlan.of(revert.revert_assignation(assignation_id, dry_run=True))
-        return RevertResult.of(revert.revert_assignation(assignation_id, force=force))
+        result = revert.revert_assignation(assignation_id, force=force, user=user, via="graphql")
+        report_assignation_id(result.revert_assignation_id)
+        return RevertResult.of(result)
+    except revert.RevertPermissionDenied as error:
+        raise GraphQLError(
+            str(error),
+            extensions={"code": FORBIDDEN, "missingPermissions": list(error.missing)},
+        ) from None
     except revert.RevertConflict as error:
         return RevertConflictError(
             message=str(error),
@@ -220,7 +253,8 @@ class KoherentMutation:
 
     @described(
         "Undo every change of an assignation, in one transaction (`dryRun`: only say what it "
-        "would do). Allowed by the GRAPHQL_REVERT_PERMISSION setting (staff users by default)."
+        "would do). Allowed by the GRAPHQL_REVERT_PERMISSION setting (staff users by default); "
+        "a revert also needs the model permissions of everything it writes, cascades included."
     )
     def revert_assignation(
         self,
@@ -233,6 +267,7 @@ class KoherentMutation:
 
         def run() -> RevertOutcome:
             require_revert(info, assignation_id)
-            return revert_outcome(assignation_id, dry_run=dry_run, force=force)
+            user = user_of(info.context) or AnonymousUser()
+            return revert_outcome(assignation_id, dry_run=dry_run, force=force, user=user)
 
         return run_db(run)  # type: ignore[no-any-return]

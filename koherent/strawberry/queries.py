@@ -7,7 +7,9 @@ Add them to a schema by inheriting :class:`KoherentQuery`::
         ...
 
 Both read through :mod:`koherent.query`, for the users ``KOHERENT["GRAPHQL_READ_PERMISSION"]``
-allows (authenticated users by default).
+allows (authenticated users by default): ``assignation(id)`` asks the hook for that id,
+``assignations`` for the listing (``None``) and then for each assignation listed, leaving out
+those it refuses.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from strawberry_django.pagination import OffsetPaginationInput  # noqa: TC002 (r
 
 from koherent import query
 from koherent.strawberry.loaders import current_loaders
-from koherent.strawberry.permissions import require_read
+from koherent.strawberry.permissions import may_read, require_read
 from koherent.strawberry.types import MAX_PAGE_SIZE, Assignation, described, run_db
+from koherent.validation import validate_assignation_id
 
 if TYPE_CHECKING:
     from koherent.models import Assignation as AssignationRecord
@@ -78,13 +81,18 @@ class KoherentQuery:
 
     @described("One assignation: what one logical operation changed.")
     def assignation(self, info: strawberry.Info, id: strawberry.ID) -> Assignation | None:
+        assignation_id = validate_assignation_id(str(id))  # a clear error, before the hook
+
         def fetch() -> Assignation | None:
-            require_read(info)
-            return Assignation.of(load_assignation(str(id)))
+            require_read(info, assignation_id)
+            return Assignation.of(load_assignation(assignation_id))
 
         return run_db(fetch)  # type: ignore[no-any-return]
 
-    @described("Assignations, newest first.")
+    @described(
+        "Assignations, newest first (those the read permission refuses are left out, so a "
+        "page may hold fewer than `limit`)."
+    )
     def assignations(
         self,
         info: strawberry.Info,
@@ -106,6 +114,8 @@ class KoherentQuery:
                 limit=limit,
                 offset=offset,
             )
+            # The hook decides per assignation too: an item it refuses is left out.
+            summaries = [s for s in summaries if may_read(info, s.assignation.pk)]
             loaders = current_loaders()
             for summary in summaries:
                 loaders.change_counts.prime(summary.assignation.pk, summary.change_count)

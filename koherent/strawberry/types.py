@@ -22,6 +22,7 @@ from strawberry.scalars import JSON  # noqa: TC002 (strawberry reads annotations
 from koherent import query
 from koherent.models import Assignation as AssignationRecord  # noqa: TC001 (read at run time)
 from koherent.strawberry.loaders import current_loaders, in_async_execution
+from koherent.strawberry.permissions import arequire_read, require_read
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -234,19 +235,21 @@ class Assignation:
         parent_id = self.record.parent_id
         return None if parent_id is None else strawberry.ID(parent_id)
 
-    @described("The assignation this one was opened under.")
-    def parent(self) -> Assignation | None:
+    @described("The assignation this one was opened under (the read permission asked for it).")
+    def parent(self, info: strawberry.Info) -> Assignation | None:
         parent_id = self.record.parent_id
         if parent_id is None:
             return None
-        value = current_loaders().assignations.load(parent_id)
         if in_async_execution():
+            value = current_loaders().assignations.load(parent_id)
 
             async def wrap() -> Assignation | None:
+                await arequire_read(info, parent_id)
                 return Assignation.of(await value)
 
             return wrap()  # type: ignore[return-value]
-        return Assignation.of(value)
+        require_read(info, parent_id)
+        return Assignation.of(current_loaders().assignations.load(parent_id))
 
     @described("The number of changes, across all tracked models.")
     def change_count(self) -> int:
@@ -267,12 +270,15 @@ class Assignation:
         "Its changes across all tracked models, oldest first, "
         f"`first` at a time (at most {MAX_PAGE_SIZE}), after the cursor `after`."
     )
-    def changes(self, first: int = 100, after: str | None = None) -> HistoryEntryPage:
+    def changes(
+        self, info: strawberry.Info, first: int = 100, after: str | None = None
+    ) -> HistoryEntryPage:
         if not 1 <= first <= MAX_PAGE_SIZE:
             raise ValueError(f"first must be between 1 and {MAX_PAGE_SIZE}, not {first}")
         assignation_id = self.record.pk
 
         def fetch() -> HistoryEntryPage:
+            require_read(info, assignation_id)
             try:
                 page = query.history_for_assignation(assignation_id).page(first, after=after)
             except query.InvalidCursor as exc:

@@ -9,18 +9,17 @@ arguments. It is taken out before the task function is called, which never sees 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from koherent.context import AuditContext, _current
+from koherent._logging import get_logger
+from koherent.access import leaving_context
+from koherent.context import AuditContext
 from koherent.exceptions import InvalidSignedContext
-from koherent.signing import sign_context, verify_context
+from koherent.signing import sign_work, verify_work, work_binding
 from koherent.validation import validate_task_id
 
-logger = logging.getLogger("koherent.tasks")
+logger = get_logger("koherent.tasks")
 
 #: The reserved keyword argument.
 KWARG: Final = "_koherent_context"
@@ -30,39 +29,13 @@ PURPOSE: Final = "tasks"
 ORIGIN: Final = "tasks"
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as JSON stores it: tuples as lists, keys as strings, bytes as text."""
-    if isinstance(value, Mapping):
-        return {_key(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, (str, int, float)) or value is None:
-        return value
-    if isinstance(value, Sequence):
-        return [_plain(v) for v in value]
-    raise TypeError(f"{type(value).__name__} values are not JSON")
-
-
-def _key(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    return json.dumps(_plain(key))  # what json makes of an int, float, bool or None key
-
-
 def binding(module_path: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     """What the signature is bound to: the task and its arguments (without :data:`KWARG`).
 
-    The same before the task is stored and after it is read back: the framework requires
-    arguments to round-trip through JSON.
+    :func:`koherent.signing.work_binding`, the same before the task is stored and after it is
+    read back (the framework requires arguments to round-trip through JSON).
     """
-    text = json.dumps(
-        [_plain(list(args)), _plain(kwargs)],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        allow_nan=True,
-    )
-    return f"{module_path}:{hashlib.sha256(text.encode()).hexdigest()}"
+    return work_binding(module_path, args, kwargs)
 
 
 def outgoing_kwargs(
@@ -70,16 +43,17 @@ def outgoing_kwargs(
 ) -> dict[str, Any]:
     """``kwargs`` to enqueue: with the signed current context, or without any :data:`KWARG`.
 
-    A value the caller put under :data:`KWARG` is never passed on. A context that cannot be
-    signed is logged, and the task goes without it.
+    A value the caller put under :data:`KWARG` is never passed on. A context that may not
+    leave the process (:func:`koherent.access.leaving_context`) or cannot be signed is
+    logged, and the task goes without it.
     """
     sent = dict(kwargs)
     sent.pop(KWARG, None)
-    ctx = _current.get()
-    if ctx is None or ctx.is_empty:
+    ctx = leaving_context("task", module_path)
+    if ctx is None:
         return sent
     try:
-        sent[KWARG] = sign_context(ctx, bind=binding(module_path, args, sent), purpose=PURPOSE)
+        sent[KWARG] = sign_work(ctx, purpose=PURPOSE, name=module_path, args=args, kwargs=sent)
     except (InvalidSignedContext, TypeError, ValueError) as exc:
         logger.warning(
             "koherent: task %s is enqueued without its audit context, which cannot be signed: %s",
@@ -113,17 +87,17 @@ def arriving_context(
             return KEEP
         return AuditContext(task_id=own_id, origin=ORIGIN)
     try:
-        return verify_context(
+        return verify_work(
             raw,
-            bind=binding(module_path, args, kwargs),
             purpose=PURPOSE,
+            name=module_path,
+            args=args,
+            kwargs=kwargs,
             task_id=own_id,
             origin=ORIGIN,
         )
     except InvalidSignedContext as exc:
         reason, detail = exc.reason, exc.detail
-    except (TypeError, ValueError) as exc:  # arguments that are not JSON
-        reason, detail = InvalidSignedContext.MALFORMED, str(exc)
     logger.warning(
         "koherent: task %s[%s]: audit context refused (%s): %s; the task runs without it",
         module_path,

@@ -8,13 +8,13 @@ seen once, by that call only; ``task_finished`` clears anything left over.
 
 from __future__ import annotations
 
-import logging
 from contextvars import ContextVar
 from typing import Any
 
+from koherent._logging import get_logger
 from koherent.tasks.compat import FRAMEWORKS
 
-logger = logging.getLogger("koherent.tasks")
+logger = get_logger("koherent.tasks")
 
 #: ``(module path, result id)`` of the audited task a backend is about to call here.
 _starting: ContextVar[tuple[str, str] | None] = ContextVar("koherent_tasks_starting", default=None)

@@ -114,6 +114,24 @@ def test_bulk_scenario_rows_and_history_match(tiny_run: dict[str, Any]) -> None:
                 assert check["without_assignation"] == 0
 
 
+def test_update_scenario_every_contender_did_the_same_work(tiny_run: dict[str, Any]) -> None:
+    update = _scenario(tiny_run, "update")
+    rows = update["sizes"]["rows"]
+    sums = set()
+    for contender, checks in update["checks"].items():
+        assert checks, contender
+        for check in checks:
+            assert check["rows"] == rows
+            sums.add(check["value_sum"])
+            # update() then bulk_update(): two recorded updates per row, none for plain Django.
+            expected = 0 if contender == "plain" else 2 * rows
+            assert check["updates_recorded"] == expected, contender
+            if contender != "plain":
+                assert check["unattributed"] == 0
+    assert len(sums) == 1  # every contender's rows ended in the same state
+    assert all(t["met"] for t in update["targets"]), update["targets"]
+
+
 def test_report_and_readme_table(tiny_run: dict[str, Any]) -> None:
     markdown = tiny_run["_markdown"]
     assert markdown.startswith("# Koherent benchmarks")

@@ -39,7 +39,7 @@ def _write_some_of_everything(user: Any) -> str:
 
 def test_every_field_of_every_model_reads_as_the_orm_reads_it(user: Any) -> None:
     assignation_id = _write_some_of_everything(user)
-    rows = list(history_for_assignation(assignation_id))
+    rows = list(history_for_assignation(assignation_id).rows())
     assert len(rows) == 8  # the invoice deletion also deletes (and records) its line
     assert len({type(row) for row in rows}) == 5
     for row in rows:
@@ -76,7 +76,7 @@ def test_load_query_text_does_not_depend_on_the_number_of_rows(user: Any) -> Non
     for ctx in (small, large):
         assert ctx.assignation_id is not None
         with capture_sql() as statements:
-            rows = list(history_for_assignation(ctx.assignation_id))
+            rows = list(history_for_assignation(ctx.assignation_id).rows())
         assert len(statements) == 1  # a first page: the rows in one query
         texts.append(statements[0])
         assert len(rows) in (1, 5)
@@ -84,7 +84,7 @@ def test_load_query_text_does_not_depend_on_the_number_of_rows(user: Any) -> Non
     # Later pages load their rows by key: pages of 2 and of 1 row send the same text.
     assert large.assignation_id is not None
     with capture_sql() as statements:
-        rows = list(history_for_assignation(large.assignation_id, batch_size=2))
+        rows = list(history_for_assignation(large.assignation_id, batch_size=2).rows())
     assert len(rows) == 5
     assert len(statements) == 5  # the first page, then keys and rows for each of two more
     assert statements[2] == statements[4]

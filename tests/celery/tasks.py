@@ -93,6 +93,16 @@ def register_tasks(app: Celery) -> SimpleNamespace:
             raise self.retry(countdown=countdown, max_retries=attempts)
         return seen
 
+    @app.task(shared=False, name="kt.retry_args", bind=True)
+    def retry_args(self: Any, label: str, step: int = 0, **extra: Any) -> dict[str, Any]:
+        """Retry twice with other arguments (``retry(args=..., kwargs=...)``): each attempt is
+        a message with its own arguments, signed again by the worker that publishes it."""
+        seen = observe(self, f"{label}-{step}", total=step)
+        if step < 2:
+            raise self.retry(args=(label, step + 1), kwargs={"note": f"after {step}"}, countdown=0)
+        seen["kwargs"] = extra
+        return seen
+
     @app.task(
         shared=False,
         name="kt.autoretrying",
@@ -204,8 +214,15 @@ def register_tasks(app: Celery) -> SimpleNamespace:
             cursor.execute("UPDATE capture_product SET stock = stock + 1 WHERE name = %s", [name])
         return observe(self, f"capture-{name}")
 
+    @app.task(shared=False, name="kt.reserve", bind=True)
+    def reserve(self: Any, label: str) -> dict[str, Any]:
+        """``queryset.update()`` of the order ``label`` (captured: its history row is stamped)."""
+        count = Order.objects.filter(reference=label).update(status="reserving")
+        return {"task_id": self.request.id, "updated": count}
+
     return SimpleNamespace(
         capture_update=capture_update,
+        reserve=reserve,
         ping=ping,
         soak=soak,
         hold=hold,
@@ -213,6 +230,7 @@ def register_tasks(app: Celery) -> SimpleNamespace:
         spawn=spawn,
         spawn_eager=spawn_eager,
         retrying=retrying,
+        retry_args=retry_args,
         autoretrying=autoretrying,
         failing=failing,
         errback_inline=errback_inline,

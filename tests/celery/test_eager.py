@@ -12,7 +12,7 @@ import pytest
 from celery import Celery
 
 import koherent
-from koherent.celery.header import HEADER, PURPOSE
+from koherent.celery.header import HEADER, PURPOSE, message_binding
 from koherent.context import _current
 from koherent.exceptions import AuditContextRequired
 from koherent.signing import sign_context
@@ -89,7 +89,8 @@ def test_header_given_eagerly_is_ignored_and_does_not_reach_the_caller(
 ) -> None:
     task_id = str(uuid.uuid4())
     valid = koherent.AuditContext(assignation_id="claimed", user_ref=None)
-    header = sign_context(valid, bind=task_id, purpose=PURPOSE)
+    bind = message_binding(task_id, "kt.write", ["eager-header"], {})
+    header = sign_context(valid, bind=bind, purpose=PURPOSE)
     seen = eager.write.apply_async(("eager-header",), task_id=task_id, headers={HEADER: header})
     assert seen.get()["assignation_id"] is None
     assert _current.get() is None

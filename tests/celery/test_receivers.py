@@ -15,7 +15,7 @@ from celery.signals import after_task_publish, before_task_publish, task_postrun
 
 import koherent
 import koherent.celery
-from koherent.celery.header import HEADER, PURPOSE, read_header
+from koherent.celery.header import HEADER, read_header, verify_message
 from koherent.celery.options import KoherentTask, TaskOptions
 from koherent.celery.receivers import (
     _installed_apps,
@@ -25,7 +25,7 @@ from koherent.celery.receivers import (
 )
 from koherent.checks import check_celery_protocol, check_signing_keys
 from koherent.context import AuditContext, _current, use
-from koherent.signing import verify_context
+from koherent.exceptions import InvalidSignedContext
 from koherent.users import StaticUserRef
 
 
@@ -33,12 +33,48 @@ def message_headers(task_id: str | None = None) -> dict[str, Any]:
     return {"id": task_id or str(uuid.uuid4()), "task": "kt.write"}
 
 
+#: A protocol 2 body: (args, kwargs, embedded canvas options).
+BODY = (("x",), {"n": 1}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+
+
 def test_header_is_written_from_the_context_and_bound_to_the_task() -> None:
     headers = message_headers()
     with koherent.context(user=5, app="web", assignation_id="op-1"):
-        on_before_task_publish(sender="kt.write", headers=headers)
-    back = verify_context(headers[HEADER], bind=headers["id"], purpose=PURPOSE)
+        on_before_task_publish(sender="kt.write", body=BODY, headers=headers)
+    back = verify_message(
+        headers[HEADER], task_id=headers["id"], task_name="kt.write", args=["x"], kwargs={"n": 1}
+    )
     assert (back.user_id, back.app, back.assignation_id) == (5, "web", "op-1")
+    # Bound to the message: another id, task name, arguments or callback is refused.
+    for changed in (
+        {"task_id": str(uuid.uuid4())},
+        {"task_name": "kt.spawn"},
+        {"args": ["y"]},
+        {"kwargs": {"n": 2}},
+        {"options": {"callbacks": [{"task": "kt.write", "args": ["z"]}]}},
+        {"options": {"group": "g-1"}},
+        {"options": {"retries": 3}},
+    ):
+        given: dict[str, Any] = {
+            "task_id": headers["id"],
+            "task_name": "kt.write",
+            "args": ["x"],
+            "kwargs": {"n": 1},
+            **changed,
+        }
+        with pytest.raises(InvalidSignedContext) as refused:
+            verify_message(headers[HEADER], **given)
+        assert refused.value.reason == "bad-signature", changed
+
+
+def test_a_body_that_is_not_protocol_2_sends_no_context(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    headers = message_headers()
+    with koherent.context(app="web"), caplog.at_level(logging.WARNING):
+        on_before_task_publish(sender="kt.write", body={"args": []}, headers=headers)
+    assert HEADER not in headers
+    assert "not a Celery protocol 2 message" in caplog.text
 
 
 def test_header_is_overwritten_and_stripped() -> None:
@@ -46,10 +82,10 @@ def test_header_is_overwritten_and_stripped() -> None:
     headers[HEADER] = "caller's value"
     headers["headers"] = {HEADER: "nested value", "sentry-trace": "t"}
     with koherent.context(app="web"):
-        on_before_task_publish(sender="kt.write", headers=headers)
+        on_before_task_publish(sender="kt.write", body=BODY, headers=headers)
     assert headers[HEADER] != "caller's value"
     assert headers["headers"][HEADER] == headers[HEADER]
-    on_before_task_publish(sender="kt.write", headers=headers)  # no context now
+    on_before_task_publish(sender="kt.write", body=BODY, headers=headers)  # no context now
     assert HEADER not in headers
     assert headers["headers"] == {"sentry-trace": "t"}
 
@@ -70,7 +106,7 @@ def test_publishing_never_raises(caplog: pytest.LogCaptureFixture) -> None:
         headers = message_headers()
         headers[HEADER] = "stale"
         with use(broken), caplog.at_level(logging.WARNING):
-            on_before_task_publish(sender="kt.write", headers=headers)
+            on_before_task_publish(sender="kt.write", body=BODY, headers=headers)
         assert HEADER not in headers
         assert f"kt.write[{headers['id']}] is sent without its audit context" in caplog.text
     on_before_task_publish(sender="kt.write", headers=None)  # protocol 1: nothing to do
@@ -114,7 +150,10 @@ def test_install_twice_connects_once_and_sends_one_header() -> None:
             result = app.send_task("kt.write", args=["x"])
         [headers] = published
         assert [key for key in headers if "koherent" in key] == [HEADER]
-        assert verify_context(headers[HEADER], bind=result.id, purpose=PURPOSE).app == "web"
+        back = verify_message(
+            headers[HEADER], task_id=result.id, task_name="kt.write", args=["x"], kwargs={}
+        )
+        assert back.app == "web"
     finally:
         after_task_publish.disconnect(dispatch_uid="tests.capture")
         _installed_apps.discard(app)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import koherent
-from koherent.celery.header import HEADER, PURPOSE
+from koherent.celery.header import HEADER, PURPOSE, message_binding
 from koherent.context import AuditContext, use
 from koherent.signing import _bound, _current_signer, sign_context
 from koherent.users import StaticUserRef
@@ -36,9 +36,14 @@ def claim(user: Any) -> AuditContext:
     )
 
 
-def signed_raw(payload: str, task_id: str) -> str:
-    """``payload`` correctly signed for ``task_id``, whatever it holds."""
-    return f"{payload}:{_current_signer(PURPOSE).signature(_bound(task_id, payload))}"
+def write_binding(task_id: str, label: str) -> str:
+    """What the header of ``kt.write(label)`` with id ``task_id`` is bound to."""
+    return message_binding(task_id, "kt.write", [label], {})
+
+
+def signed_raw(payload: str, bind: str) -> str:
+    """``payload`` correctly signed for the message ``bind`` names, whatever it holds."""
+    return f"{payload}:{_current_signer(PURPOSE).signature(_bound(bind, payload))}"
 
 
 json_values = st.one_of(
@@ -81,8 +86,10 @@ def forgeries(draw: Any) -> tuple[str, Any]:
     return kind, None
 
 
-def forge_value(kind: str, how: Any, task_id: str, ctx: AuditContext) -> Any:
-    valid = sign_context(ctx, bind=task_id, purpose=PURPOSE)
+def forge_value(kind: str, how: Any, bind: str, ctx: AuditContext) -> Any:
+    """The forged header value of ``kind`` for the message whose binding is ``bind``
+    (:func:`koherent.celery.header.message_binding`)."""
+    valid = sign_context(ctx, bind=bind, purpose=PURPOSE)
     if kind == "tampered":
         position, character = how
         index = int(position * len(valid))
@@ -93,19 +100,20 @@ def forge_value(kind: str, how: Any, task_id: str, ctx: AuditContext) -> Any:
         return valid[: int(how * len(valid))]
     if kind == "wrong-key":
         with override_settings(KOHERENT={"SIGNING_KEY": f"not-the-key-{how}"}):
-            return sign_context(ctx, bind=task_id, purpose=PURPOSE)
+            return sign_context(ctx, bind=bind, purpose=PURPOSE)
     if kind == "other-task":
-        return sign_context(ctx, bind=str(uuid.uuid4()), purpose=PURPOSE)
+        other = message_binding(str(uuid.uuid4()), "kt.write", ["x"], {})
+        return sign_context(ctx, bind=other, purpose=PURPOSE)
     if kind == "other-purpose":
-        return sign_context(ctx, bind=task_id, purpose="tasks")
+        return sign_context(ctx, bind=bind, purpose="tasks")
     if kind == "unsigned":
         return valid.rpartition(":")[0]
     if kind == "oversized":
         return valid + "x" * 2000
     if kind == "signed-garbage":
-        return signed_raw(f"9|{how}", task_id)
+        return signed_raw(f"9|{how}", bind)
     if kind == "signed-invalid":
-        return signed_raw(f"1|not a valid id|app||{ctx.user_id}", task_id)
+        return signed_raw(f"1|not a valid id|app||{ctx.user_id}", bind)
     return how  # garbage
 
 
@@ -132,7 +140,8 @@ def test_forged_headers_are_refused(
     sent = []
     for kind, how in cases:
         task_id = str(uuid.uuid4())
-        forge[task_id] = forge_value(kind, how, task_id, claim(user))
+        bind = write_binding(task_id, f"f-{task_id}")
+        forge[task_id] = forge_value(kind, how, bind, claim(user))
         result = redis_worker.tasks.write.apply_async((f"f-{task_id}",), task_id=task_id)
         sent.append((kind, result))
     for kind, result in sent:
@@ -166,7 +175,8 @@ def test_each_reason_is_logged(redis_worker: Worker, forge: dict[str, object], u
     results = {}
     for kind in expected:
         task_id = str(uuid.uuid4())
-        forge[task_id] = forge_value(kind, hows.get(kind), task_id, claim(user))
+        bind = write_binding(task_id, f"f-{task_id}")
+        forge[task_id] = forge_value(kind, hows.get(kind), bind, claim(user))
         results[kind] = redis_worker.tasks.write.apply_async((f"f-{task_id}",), task_id=task_id)
     for kind, result in results.items():
         result.get(timeout=TIMEOUT)
@@ -185,14 +195,16 @@ def test_valid_header_below_koherent_is_accepted(
     """Control for the forgery tests: a correctly signed value put there the same way is
     accepted, so the refusals above come from the checks, not from the way of sending."""
     task_id = str(uuid.uuid4())
-    forge[task_id] = sign_context(claim(user), bind=task_id, purpose=PURPOSE)
+    forge[task_id] = sign_context(
+        claim(user), bind=write_binding(task_id, "genuine"), purpose=PURPOSE
+    )
     seen = redis_worker.tasks.write.apply_async(("genuine",), task_id=task_id).get(timeout=TIMEOUT)
     assert (seen["user_id"], seen["assignation_id"]) == (user.pk, "forged-op")
 
 
 def test_caller_header_without_context_is_stripped(redis_worker: Worker, user: Any) -> None:
     task_id = str(uuid.uuid4())
-    valid = sign_context(claim(user), bind=task_id, purpose=PURPOSE)
+    valid = sign_context(claim(user), bind=write_binding(task_id, "stripped"), purpose=PURPOSE)
     assert koherent.current().is_empty
     result = redis_worker.tasks.write.apply_async(
         ("stripped",), task_id=task_id, headers={HEADER: valid}
@@ -204,7 +216,7 @@ def test_caller_header_without_context_is_stripped(redis_worker: Worker, user: A
 
 def test_caller_header_is_overwritten_by_the_context(redis_worker: Worker, user: Any) -> None:
     task_id = str(uuid.uuid4())
-    forged = sign_context(claim(user), bind=task_id, purpose=PURPOSE)
+    forged = sign_context(claim(user), bind=write_binding(task_id, "overwritten"), purpose=PURPOSE)
     with koherent.assignation(app="real-app") as ctx:
         result = redis_worker.tasks.write.apply_async(
             ("overwritten",), task_id=task_id, headers={HEADER: forged}

@@ -92,6 +92,24 @@ def test_child_delay_inside_a_task(worker: Worker, sending: Any, user: Any) -> N
     assert child["root_id"] == parent["task_id"]
 
 
+def test_a_tasks_queryset_update_is_recorded_under_the_senders_assignation(
+    worker: Worker, sending: Any, user: Any
+) -> None:
+    Order.objects.create(reference="to-reserve")
+    done = worker.tasks.reserve.delay("to-reserve").get(timeout=TIMEOUT)
+
+    assert done["updated"] == 1
+    row = Order.history.get(reference="to-reserve", history_type="~")
+    assert row.status == "reserving"
+    assert (row.assignation_id, row.app, row.history_user_id, row.task_id) == (
+        sending.assignation_id,
+        "sender",
+        user.pk,
+        done["task_id"],
+    )
+    assert row.history_changed_fields == "status"
+
+
 def test_send_task_by_name(redis_worker: Worker, sending: Any, user: Any) -> None:
     result = redis_worker.app.send_task("kt.write", args=["by-name"])
     result.get(timeout=TIMEOUT)
@@ -137,6 +155,16 @@ def test_retry_with_countdown(worker: Worker, sending: Any, user: Any) -> None:
     lengths = {Order.objects.get(reference=f"retry-{n}").status for n in range(3)}
     assert lengths == {str(last["header_length"])}
     assert int(lengths.pop()) < 120
+    assert [row.total for row in rows] == [0, 1, 2]
+
+
+def test_retry_with_other_arguments(worker: Worker, sending: Any, user: Any) -> None:
+    """``retry(args=..., kwargs=...)`` sends a message with other arguments: the worker signs
+    it for them, so the header (bound to the arguments) still verifies on each attempt."""
+    result = worker.tasks.retry_args.delay("retry-args")
+    last = result.get(timeout=TIMEOUT)
+    assert last["kwargs"] == {"note": "after 1"}
+    rows = [assert_stamped(f"retry-args-{n}", sending, user, task_id=result.id) for n in range(3)]
     assert [row.total for row in rows] == [0, 1, 2]
 
 

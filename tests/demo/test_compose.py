@@ -97,12 +97,13 @@ def test_the_dockerfile_copies_what_exists_and_installs_real_extras() -> None:
     assert sources
     for source in sources:
         assert (ROOT / source).exists(), source
-    extras = re.search(r'pip install "\.\[([a-z,]+)\]"', "\n".join(lines))
+    extras = re.search(r'pip install "\.\[([a-z,]+)\]"((?: --group [a-z]+)*)', "\n".join(lines))
     assert extras is not None
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"
-    ]
-    assert set(extras.group(1).split(",")) <= set(declared)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(extras.group(1).split(",")) <= set(pyproject["project"]["optional-dependencies"])
+    groups = extras.group(2).split()[1::2]
+    assert groups == ["example"]
+    assert set(groups) <= set(pyproject["dependency-groups"])
     assert "WORKDIR /app/examples" in lines
     assert (EXAMPLES / "manage.py").is_file()
     cmd = next(line for line in lines if line.startswith("CMD "))

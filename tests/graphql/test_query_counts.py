@@ -92,10 +92,9 @@ def test_listing_entries_with_changes_and_users_is_constant(
     assert large <= 14, large
 
 
-def test_object_histories_are_loaded_together_in_async_execution(user: Any) -> None:
-    """In async execution the objects' history fields land in one batch (a DataLoader).
-    In sync execution each object's history is a query of its own (see docs/graphql.md)."""
-    gql_client = GraphQLClient("async")
+def test_object_histories_are_loaded_together(gql_client: GraphQLClient, user: Any) -> None:
+    """The objects' history fields land in one batch, in sync and async execution (more
+    shapes of lists in test_object_history_counts.py)."""
     query = "{ orders { reference history { kind user { username } changes { field } } } }"
 
     def orders(n: int) -> int:

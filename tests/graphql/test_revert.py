@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
 
 import koherent
 from tests.graphql.conftest import GraphQLClient
@@ -40,7 +42,15 @@ REVERT = """mutation($id: ID!, $dryRun: Boolean! = false, $force: Boolean! = fal
 
 @pytest.fixture
 def staff(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="carol", is_staff=True)
+    """A staff user with the add, change and delete permissions of the test app's models."""
+    carol = django_user_model.objects.create_user(username="carol", is_staff=True)
+    carol.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="testapp",
+            codename__regex=r"^(add|change|delete)_(order|item)$",
+        )
+    )
+    return carol
 
 
 @pytest.fixture
@@ -56,7 +66,14 @@ def created(user: Any) -> Order:
 def revert(client: GraphQLClient, **variables: Any) -> dict[str, Any]:
     result = client.post(REVERT, variables)
     assert result.errors == [], result.errors
-    return dict(result.data["revertAssignation"])
+    data = dict(result.data["revertAssignation"])
+    reported = result.assignation_id
+    if data["__typename"] == "RevertResult":
+        # The result names the assignation the revert's rows are written under, once.
+        assert reported == data["revertAssignationId"], (reported, data)
+    else:
+        assert reported != "made"
+    return data
 
 
 def test_only_staff_users_may_revert(
@@ -157,6 +174,34 @@ def test_conflicts_come_back_as_a_typed_error(
     forced = revert(gql_client, id="made", force=True)
     assert forced["__typename"] == "RevertResult"
     assert not Order.objects.filter(pk=created.pk).exists()
+
+
+def test_an_unrecorded_change_comes_back_as_a_conflict_with_its_fields(
+    gql_client: GraphQLClient, staff: Any, created: Order
+) -> None:
+    table = connection.ops.quote_name(Order._meta.db_table)
+    with connection.cursor() as cursor:  # a change no history row records
+        cursor.execute(f"UPDATE {table} SET total = 7 WHERE id = %s", [created.pk])
+    gql_client.login(staff)
+    result = gql_client.post(
+        """mutation($id: ID!) { revertAssignation(id: $id) {
+          __typename ... on RevertConflictError { conflicts { kind objectId fields message } }
+        } }""",
+        {"id": "made"},
+    )
+    assert result.errors == [], result.errors
+    refused = result.data["revertAssignation"]
+    assert refused["__typename"] == "RevertConflictError"
+    assert refused["conflicts"] == [
+        {
+            "kind": "UNRECORDED_CHANGE",
+            "objectId": str(created.pk),
+            "fields": ["total"],
+            "message": refused["conflicts"][0]["message"],
+        }
+    ]
+    assert "no history row recorded" in refused["conflicts"][0]["message"]
+    assert Order.objects.get(pk=created.pk).total == 7
 
 
 def test_unknown_assignation(gql_client: GraphQLClient, staff: Any) -> None:

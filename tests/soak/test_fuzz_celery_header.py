@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import koherent.celery
-from koherent.celery.header import HEADER, PURPOSE
+from koherent.celery.header import HEADER, PURPOSE, message_binding
 from koherent.celery.receivers import _installed_apps, on_task_postrun, on_task_prerun
 from koherent.context import AuditContext, _current
 from koherent.signing import MAX_SIGNED_LENGTH, sign_context
@@ -40,9 +40,15 @@ claims = st.builds(
 )
 
 
+def binding(task_id: str) -> str:
+    """What the header of a ``fuzz.write()`` message with id ``task_id`` is bound to."""
+    return message_binding(task_id, "fuzz.write", [], {})
+
+
 def swapped(task_id: str, claim: AuditContext, field: int, replacement: str) -> str:
     """A genuine value for ``task_id`` with one payload field replaced, signature kept."""
-    payload, _, signature = sign_context(claim, bind=task_id, purpose=PURPOSE).rpartition(":")
+    signed = sign_context(claim, bind=binding(task_id), purpose=PURPOSE)
+    payload, _, signature = signed.rpartition(":")
     parts = payload.split("|")
     parts[field] = replacement
     return "|".join(parts) + ":" + signature
@@ -71,11 +77,11 @@ def header_cases(draw: Any) -> tuple[str, Any]:
 
 
 def header_value(kind: str, how: Any, task_id: str, claim: AuditContext) -> Any:
-    genuine = sign_context(claim, bind=task_id, purpose=PURPOSE)
+    genuine = sign_context(claim, bind=binding(task_id), purpose=PURPOSE)
     if kind == "genuine":
         return genuine
     if kind == "forgery":
-        return forge_value(how[0], how[1], task_id, claim)
+        return forge_value(how[0], how[1], binding(task_id), claim)
     if kind == "swapped":
         field, replacement = how
         value = swapped(task_id, claim, field, replacement)
@@ -110,9 +116,9 @@ def test_fuzz_celery_context_header() -> None:
         kind, how = case
         task_id = str(task_uuid)
         value = header_value(kind, how, task_id, claim)
-        genuine = value == sign_context(claim, bind=task_id, purpose=PURPOSE)
+        genuine = value == sign_context(claim, bind=binding(task_id), purpose=PURPOSE)
         handler.lines.clear()
-        write.push_request(id=task_id, is_eager=False, **{HEADER: value})
+        write.push_request(id=task_id, args=[], kwargs={}, is_eager=False, **{HEADER: value})
         try:
             on_task_prerun(task_id=task_id, task=write)  # must not raise
             ctx = _current.get()

@@ -147,6 +147,9 @@ def test_revert_with_conflicts_needs_force(admin_client: Client, scenario: Scena
     refused = admin_client.post(_revert(scenario.assignation_id))
     assert refused.status_code == 200
     assert "conflict" in refused.context["error"]
+    # The message points at the page's checkbox, not at the Python API's argument.
+    assert 'Tick "Revert anyway" below and submit again' in refused.context["error"]
+    assert "force=True" not in refused.context["error"]
     assert snapshot() == scenario.after
     forced = admin_client.post(_revert(scenario.assignation_id), {"force": "on"})
     assert forced.status_code == 302

@@ -63,7 +63,7 @@ def test_rows_of_every_model_in_stable_order(user: Any) -> None:
         Invoice.objects.create(number="B-1")  # another assignation: not listed
     Invoice.objects.create(number="C-1")  # no assignation: not listed
 
-    rows = list(koherent.history_for_assignation(ctx.assignation_id))
+    rows = list(koherent.history_for_assignation(ctx.assignation_id).rows())
     assert [_key(r) for r in rows] == sorted(_key(r) for r in rows)
     labels = [tracked_model(type(r)).label for r in rows]
     assert labels == [
@@ -75,7 +75,7 @@ def test_rows_of_every_model_in_stable_order(user: Any) -> None:
     ]
     assert {r.assignation_id for r in rows} == {ctx.assignation_id}
     # The same order again, however often it is read.
-    assert [r.pk for r in koherent.history_for_assignation(ctx.assignation_id)] == [
+    assert [r.pk for r in koherent.history_for_assignation(ctx.assignation_id).rows()] == [
         r.pk for r in rows
     ]
 
@@ -87,7 +87,18 @@ def test_entries_carry_the_audit_columns(user: Any) -> None:
         invoice.total = 7
         invoice.save()
         invoice.delete()
-    entries = list(koherent.history_for_assignation(ctx.assignation_id).entries())
+    history = koherent.history_for_assignation(ctx.assignation_id)
+    entries = list(history.entries())
+    # Iterating the history yields the same entries (what a reader of the name expects),
+    # each wrapping its history row; .rows() gives the rows themselves.
+    assert list(history) == entries
+    assert all(isinstance(e, koherent.HistoryEntry) for e in history)
+    assert [e.row for e in history] == list(history.rows())
+    assert [(e.model_label, e.kind) for e in history] == [
+        ("undoapp.Invoice", koherent.ChangeKind.CREATE),
+        ("undoapp.Invoice", koherent.ChangeKind.UPDATE),
+        ("undoapp.Invoice", koherent.ChangeKind.DELETE),
+    ]
     assert [e.kind for e in entries] == [
         koherent.ChangeKind.CREATE,
         koherent.ChangeKind.UPDATE,
@@ -120,7 +131,7 @@ def _many(count: int) -> str:
 def test_pages_cover_every_row_once_first_in_one_query_then_two() -> None:
     assignation_id = _many(25)
     history = koherent.history_for_assignation(assignation_id)
-    everything = [r.pk for r in history]
+    everything = [r.pk for r in history.rows()]
     seen: list[tuple[str, Any]] = []
     after = None
     pages = 0
@@ -156,7 +167,7 @@ def test_page_ties_across_models_do_not_skip_rows() -> None:
         if not page.has_next:
             break
         after = page.end_cursor
-    assert walked == sorted(_key(r) for r in history)
+    assert walked == sorted(_key(r) for r in history.rows())
     assert len(walked) == 5
 
 

@@ -70,3 +70,13 @@ class Contract(Document):
     party = models.CharField(max_length=50)
 
     history = HistoryField()
+
+
+class Reminder(models.Model):
+    """Not tracked, and let go (``SET_NULL``) when its invoice is deleted: a deletion that
+    changes rows of another model."""
+
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.SET_NULL, related_name="reminders"
+    )
+    text = models.CharField(max_length=50)

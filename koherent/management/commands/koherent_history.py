@@ -1,6 +1,8 @@
 """``manage.py koherent_history <assignation_id>``: every change of an assignation.
 
-Prints a table (date, change, object, user, app, task, fields), or with ``--json`` one JSON
+Prints a table (date in UTC, change, object, user, app, task, fields) whose columns are as wide
+as the header and the first batch of rows need (a longer cell of a later batch pushes the rest
+of its line right), or with ``--json`` one JSON
 document: ``{"assignation": {...} | null, "changes": [{"kind", "date", "model", "object_id",
 "history_id", "user_id", "app", "assignation_id", "task_id", "fields": [{"field", "old",
 "new"}]}]}``. An unknown id exits with status 1.
@@ -8,7 +10,9 @@ document: ``{"assignation": {...} | null, "changes": [{"kind", "date", "model", 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -18,7 +22,7 @@ from koherent.management.commands._options import EXIT_USAGE, add_database_optio
 from koherent.models import Assignation
 from koherent.query import FieldChange, HistoryEntry, effective_changes, history_for_assignation
 
-_COLUMNS = ("date", "change", "object", "user", "app", "task", "fields")
+_COLUMNS = ("date (UTC)", "change", "object", "user", "app", "task", "fields")
 
 
 def _text(value: Any) -> str:
@@ -31,6 +35,26 @@ def _fields(entry: HistoryEntry, changes: list[FieldChange]) -> str:
     if entry.kind.value == "DELETE":
         return "; ".join(f"{c.field}={_text(c.old)}" for c in changes)
     return "; ".join(f"{c.field}: {_text(c.old)} → {_text(c.new)}" for c in changes) or "-"
+
+
+def _cells(entry: HistoryEntry, changes: list[FieldChange]) -> tuple[list[str], str]:
+    date = entry.date.astimezone(dt.UTC) if entry.date.tzinfo else entry.date
+    cells = [
+        date.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        entry.kind.value.lower(),
+        f"{entry.model_label} {entry.object_id}",
+        entry.user_id or "-",
+        entry.app or "-",
+        entry.task_id or "-",
+    ]
+    return cells, _fields(entry, changes)
+
+
+def _chain(
+    first: list[tuple[list[str], str]], rest: Iterator[tuple[list[str], str]]
+) -> Iterator[tuple[list[str], str]]:
+    yield from first
+    yield from rest
 
 
 class Command(BaseCommand):
@@ -87,22 +111,20 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"Assignation {assignation_id} (no record)")
         count = 0
-        widths = [26, 6, 24, 8, 12, 12]
-        header = "  ".join(name.ljust(w) for name, w in zip(_COLUMNS, [*widths, 0], strict=False))
+        # The first batch sets the widths (every row of an assignation of up to --batch-size
+        # changes lines up); the rows stream, so a later batch cannot widen the columns.
+        first_lines = [_cells(entry, changes) for entry, changes in self._rows(first, using)]
+        widths = [len(name) for name in _COLUMNS[:-1]]
+        for cells, _ in first_lines:
+            widths = [max(w, len(cell)) for w, cell in zip(widths, cells, strict=True)]
+        header = "  ".join(name.ljust(w) for name, w in zip(_COLUMNS, [*widths, 0], strict=True))
         self.stdout.write(header.rstrip())
         self.stdout.write("-" * len(header.rstrip()))
-        for entry, changes in self._rows([*first, *rest], using):
+        later = (_cells(entry, changes) for entry, changes in self._rows(rest, using))
+        for cells, fields in _chain(first_lines, later):
             count += 1
-            cells = [
-                entry.date.isoformat(sep=" "),
-                entry.kind.value.lower(),
-                f"{entry.model_label} {entry.object_id}",
-                entry.user_id or "-",
-                entry.app or "-",
-                entry.task_id or "-",
-            ]
             line = "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True))
-            self.stdout.write(f"{line}  {_fields(entry, changes)}")
+            self.stdout.write(f"{line}  {fields}")
         self.stdout.write(f"{count} change(s)")
 
     def _json(
