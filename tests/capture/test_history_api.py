@@ -79,11 +79,11 @@ def test_history_manager_as_of_and_most_recent(product: Product) -> None:
 
 
 def test_history_for_assignation(product: Product, user: Any) -> None:
-    entries = list(koherent.history_for_assignation("user-stock"))
+    entries = list(koherent.history_for_assignation("user-stock").rows())
     assert len(entries) == 1
     assert entries[0].history_type == "~"
     assert entries[0].history_user_id == user.pk
-    assert next(iter(koherent.history_for_assignation("task-raise"))).price == 11
+    assert next(iter(koherent.history_for_assignation("task-raise").rows())).price == 11
 
 
 def test_assignation_records_written_by_the_trigger(product: Product, user: Any) -> None:

@@ -52,7 +52,13 @@ def test_migrating_back_and_forth_switches_capture_and_keeps_every_row() -> None
         assert triggers_on("capture_switch") == []
         assert len(triggers_on("capture_product")) == 3  # other models keep theirs
         raw(f"UPDATE capture_switch SET level = 3 WHERE id = {switch.pk}")
-        assert [r.level for r in rows(Switch)] == [1, 2]  # kept; the raw write unseen
+        # Kept; the raw write unseen. (Read in SQL: at 0001 the history table has no
+        # history_changed_fields column yet, which the model's queries select.)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT level FROM capture_historicalswitch ORDER BY history_date, history_id"
+            )
+            assert [level for (level,) in cursor.fetchall()] == [1, 2]
     finally:
         call_command("migrate", "capture", verbosity=0)
     assert triggers_on("capture_switch") == names
