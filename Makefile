@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Koherent needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
-	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,httpx,requests,tasks]' \
+	$(BIN)/python -m pip install --quiet -e '.[celery,strawberry,httpx,requests,tasks,postgres]' \
 	  --group test --group lint --group dev --group bench --group example --group docs
 	touch $(STAMP)
 

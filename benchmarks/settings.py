@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "benchmarks.contenders.plain",
     "benchmarks.contenders.simplehistory",
     "benchmarks.contenders.koherentapp",
+    "benchmarks.contenders.koherenttrigger",
     "benchmarks.contenders.auditlogapp",
     "benchmarks.contenders.reversionapp",
     "benchmarks.contenders.pghistoryapp",
@@ -65,7 +66,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 KOHERENT = {"APP": "bench"}
 
 # The contender apps have no migrations: the runner creates their tables with
-# ``migrate --run-syncdb`` and then installs pghistory's triggers (``pgtrigger install``).
+# ``migrate --run-syncdb`` and then installs the triggers of pghistory and of Koherent's trigger
+# capture (``pgtrigger install``).
 PGHISTORY_INSTALL_CONTEXT_FUNC_ON_MIGRATE = True
 PGTRIGGER_INSTALL_ON_MIGRATE = False
 PGTRIGGER_MIGRATIONS = False

@@ -31,6 +31,14 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "undo": {"objects": 1_000, "changes": 10_000, "repetitions": 5},
         "graphql": {"entries": 100, "repetitions": 30},
+        "capture": {
+            "saves": 2_000,
+            "chunk": 200,
+            "repetitions": 3,
+            "rows": 10_000,
+            "bulk_repetitions": 5,
+            "statements": 2_000,
+        },
     },
     "tiny": {
         "request": {"requests": 20, "chunk": 10, "repetitions": 1},
@@ -48,6 +56,14 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "query_wide": {"rows": 2_000, "models": 10, "changes_per_assignation": 20, "lookups": 5},
         "undo": {"objects": 20, "changes": 100, "repetitions": 2},
         "graphql": {"entries": 10, "repetitions": 2},
+        "capture": {
+            "saves": 20,
+            "chunk": 10,
+            "repetitions": 1,
+            "rows": 50,
+            "bulk_repetitions": 2,
+            "statements": 20,
+        },
     },
 }
 

@@ -11,10 +11,14 @@ class KoherentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
         from django.db.models.signals import pre_migrate
 
-        from koherent import checks  # noqa: F401  (registers the system checks)
+        from koherent import _handoff, checks  # noqa: F401  (registers the system checks)
         from koherent.upgrade import refuse_unsafe_client_removals
 
         # koherent 0.2's client column is never dropped before it is carried into app.
         pre_migrate.connect(refuse_unsafe_client_removals, sender=self)
+        # Every new PostgreSQL connection hands the audit context to the capture triggers.
+        connection_created.connect(_handoff.on_connection_created, dispatch_uid="koherent.capture")
+        _handoff.install_on_open_connections()

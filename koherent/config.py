@@ -58,6 +58,9 @@ class KoherentSettings(TypedDict, total=False):
     OUTGOING_ASSIGNATION_HEADER: str | None
     #: Header carrying the app on outgoing calls; ``None``: the app is not sent.
     OUTGOING_APP_HEADER: str | None
+    #: How the history of a ``HistoryField`` that does not say is written: ``"signal"``
+    #: (simple-history's signals) or ``"trigger"`` (PostgreSQL triggers). Read when models load.
+    CAPTURE: str
 
 
 DEFAULTS: KoherentSettings = {
@@ -79,6 +82,7 @@ DEFAULTS: KoherentSettings = {
     "OUTGOING_HOSTS": (),
     "OUTGOING_ASSIGNATION_HEADER": None,
     "OUTGOING_APP_HEADER": None,
+    "CAPTURE": "signal",
 }
 
 #: Keys whose value is a dotted import path (checked by ``koherent.E003``).

@@ -346,8 +346,11 @@ def _page_keys(
                     where.append(f"{date} >= %s")
                     params.append(when)
                 else:
-                    # A row comparison: a range of the (assignation, date, id) index.
-                    where.append(f"({date}, {hid}) > (%s, %s)")
+                    # A row comparison: a range of the (assignation, date, id) index. The id
+                    # compared is the table's own column (never cast: the cursor's id has its
+                    # type, and the index is on the column).
+                    own_id = _history_id_sql(t, connection, False)
+                    where.append(f"({date}, {own_id}) > (%s, %s)")
                     params.extend([when, _id_param(t, after.history_id, connection)])
             select = (
                 f"SELECT {index} AS koherent_m, {hid} AS koherent_id, {date} AS koherent_date "

@@ -642,12 +642,14 @@ def _read_unrecorded(
 
     Each update row (``~``) written by a capture that knows which fields its write changed
     (``history_changed_fields``: signal saves of loaded instances, captured ``update()`` and
-    ``bulk_update()``) is compared with the object's previous row: a field that differs
-    between the two but that the write did not change was changed in between by something no
-    row recorded (raw SQL, another process). From the row before the assignation's first
-    change onward, every such gap is found, and the object's live state is compared with its
-    last row (a change since then). Rows that do not say (trigger capture, the bulk helpers,
-    rows older than the column) are taken as complete.
+    ``bulk_update()``, the update trigger of trigger capture) is compared with the object's
+    previous row: a field that differs between the two but that the write did not change was
+    changed in between by something no row recorded (raw SQL, another process). From the row
+    before the assignation's first change onward, every such gap is found, and the object's
+    live state is compared with its last row (a change since then). Rows that do not say
+    (the bulk helpers, rows older than the column) are taken as complete. Under trigger
+    capture every write has its row, so nothing is found unless a write skipped its row
+    (``save_without_historical_record``).
     """
     t = work.tracked
     if not work.objects:

@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import connections, models, router, transaction
 
+from koherent import _handoff, capture
 from koherent.access import CheckedLaterUserRef
 from koherent.config import get_setting
 from koherent.context import peek
@@ -45,6 +46,13 @@ def make_saves_atomic(model: type[models.Model]) -> None:
             # A request authenticated after the middleware: may its user join the assignation?
             # Asked before anything is written.
             ctx.user_ref.check()
+        if getattr(type(self), capture.MODE_ATTRIBUTE, None) == "trigger":
+            using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+            if capture.captured_by_trigger(type(self), using):
+                # The statement itself writes the history row: nothing to make atomic. Only
+                # the instance's change reason (or skip flag) is handed to the trigger.
+                with _handoff.row_context(self, adding=self._state.adding):
+                    return original(self, *args, **kwargs)
         if not get_setting("ATOMIC_SAVES"):
             return original(self, *args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
@@ -64,3 +72,21 @@ def make_saves_atomic(model: type[models.Model]) -> None:
 
     setattr(save_base, _MARK, True)
     model.save_base = save_base  # type: ignore[method-assign]
+
+
+_DELETE_MARK = "_koherent_delete_hand_off"
+
+
+def make_deletes_hand_off(model: type[models.Model]) -> None:
+    """Wrap ``model.delete`` so trigger capture sees the instance's ``_change_reason``."""
+    original: Callable[..., Any] = model.delete
+    if getattr(original, _DELETE_MARK, False):
+        return
+
+    @functools.wraps(original)
+    def delete(self: models.Model, *args: Any, **kwargs: Any) -> Any:
+        with _handoff.row_context(self, adding=False):
+            return original(self, *args, **kwargs)
+
+    setattr(delete, _DELETE_MARK, True)
+    model.delete = delete  # type: ignore[method-assign]

@@ -99,6 +99,10 @@ INSTALLED_APPS = [
     "tests.captureapp",
 ]
 
+# Trigger capture (koherent.capture) runs on PostgreSQL only: its test app is installed there.
+if TEST_DB == "postgres":
+    INSTALLED_APPS += ["pgtrigger", "tests.capture"]
+
 # Django's tasks framework (koherent.tasks): Django's own from 6.0, else the django-tasks
 # backport; the database backend of django-tasks-db, run by its db_worker command in the tests.
 _TASKS_PACKAGE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"

@@ -124,7 +124,15 @@ def test_the_wheel_publishes_only_the_public_extras(fresh: FreshInstall) -> None
         metadata = email.message_from_bytes(wheel.read(name))
         files = wheel.namelist()
     extras = set(metadata.get_all("Provides-Extra") or [])
-    assert extras == {"celery", "strawberry", "httpx", "requests", "tasks", "authentikate"}
+    assert extras == {
+        "celery",
+        "strawberry",
+        "httpx",
+        "requests",
+        "tasks",
+        "authentikate",
+        "postgres",
+    }
     requires = " ".join(metadata.get_all("Requires-Dist") or [])
     for tool in ("pytest", "ruff", "mypy", "nox", "django-auditlog", "mkdocs", "uvicorn"):
         assert tool not in requires, tool

@@ -36,6 +36,7 @@ SCENARIOS = (
     ),
     Scenario("undo", "Undo", "benchmarks.scenarios.undo"),
     Scenario("graphql", "GraphQL", "benchmarks.scenarios.graphql"),
+    Scenario("capture", "Trigger capture", "benchmarks.scenarios.capture"),
 )
 
 BY_ID = {scenario.id: scenario for scenario in SCENARIOS}

@@ -7,7 +7,8 @@ Everything comes from the environment, with defaults that need no server at all:
   ``EXAMPLE_DATA_DIR``); ``CELERY_RESULT_BACKEND`` (default: the Redis broker itself, else
   Celery's filesystem backend, which is enough for chords);
 - ``EXAMPLE_DATA_DIR``: where the embedded defaults keep their files (default ``examples/.data``);
-- ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``, ``KOHERENT_SIGNING_KEY``.
+- ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``, ``KOHERENT_SIGNING_KEY``;
+- ``KOHERENT_CAPTURE``: ``trigger`` for trigger capture on PostgreSQL (signal capture otherwise).
 
 compose/.env.example lists them for a deployment.
 """
@@ -105,6 +106,19 @@ KOHERENT = {
     "APP": "shop-web",
     "SIGNING_KEY": os.environ.get("KOHERENT_SIGNING_KEY") or None,  # None: SECRET_KEY
 }
+
+# Trigger capture (KOHERENT_CAPTURE=trigger, as compose/.env.example sets it): on PostgreSQL,
+# the database writes the history of every change, queryset.update() and raw SQL included.
+# The shop's migrations are the same for both modes, so pgtrigger installs the triggers after
+# each ``migrate`` (PGTRIGGER_INSTALL_ON_MIGRATE); a project with one mode would let
+# makemigrations write them instead. The embedded SQLite default keeps signal capture.
+if os.environ.get("KOHERENT_CAPTURE") == "trigger" and DATABASES["default"]["ENGINE"].endswith(
+    "postgresql"
+):
+    KOHERENT["CAPTURE"] = "trigger"
+    INSTALLED_APPS.append("pgtrigger")
+    PGTRIGGER_INSTALL_ON_MIGRATE = True
+    PGTRIGGER_MIGRATIONS = False
 
 # Celery (example/celery.py reads every CELERY_* setting).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://localhost/"

@@ -243,3 +243,36 @@ def test_propagation_scenario_carries_each_context_and_nothing_without_hooks(
         assert net["koherent"] > 0
         assert net["guid"] > 0
     assert all(r["gc_us"] >= 0 for r in hooks[2]["rows"])
+
+
+def test_capture_scenario_every_contender_wrote_its_stamped_history(
+    tiny_run: dict[str, Any],
+) -> None:
+    capture = _scenario(tiny_run, "capture")
+    assert [g["name"] for g in capture["groups"]] == [
+        "save-autocommit",
+        "save-transaction",
+        "bulk_create",
+        "update",
+        "handoff",
+    ]
+    checks = capture["checks"]
+    for saved in checks["saves"]:
+        history = saved["history_rows"]
+        assert history.pop("plain") == 0
+        assert history == dict.fromkeys(history, saved["expected"])
+        for contender in ("simplehistory", "koherent", "koherent-signal"):
+            assert saved["unstamped"][contender] == 0, contender
+    # Trigger capture and pghistory see bulk_create() and update(): one row each per object.
+    for contender in ("koherent", "pghistory"):
+        for check in checks["bulk"][contender]:
+            assert check == {"history_rows": checks["bulk_expected"], "unstamped": 0}
+    assert checks["handoff"]["stamped"] == checks["handoff"]["expected_stamped"]
+    # With no context, and with the wrapper off, the trigger still wrote each row.
+    assert checks["handoff"]["updates"] == 3 * checks["handoff"]["expected_stamped"]
+    queries = {
+        (g["name"], r["contender"]): r["queries"] for g in capture["groups"][:2] for r in g["rows"]
+    }
+    # The trigger writes the history row inside the save's own statement.
+    assert queries["save-autocommit", "koherent"] == 1
+    assert queries["save-transaction", "koherent"] == 1

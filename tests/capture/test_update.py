@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from simple_history.utils import bulk_update_with_history
 
 import koherent
-from koherent import capture
+from koherent import _update, capture
 from koherent.models import Assignation
 from tests.captureapp.models import (
     Category,
@@ -358,7 +358,7 @@ def test_history_written_by_caller_writes_no_row(products: list[Product]) -> Non
 def test_the_capture_mode_is_decided_in_one_place(
     products: list[Product], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(capture, "_captures_updates_in_python", lambda model: False)
+    monkeypatch.setattr(_update, "_captures_updates_in_python", lambda model, using=None: False)
     assert Product.objects.update(stock=1) == 3
     assert not _updates()
 

@@ -246,6 +246,19 @@ def register_tasks(app: Celery) -> SimpleNamespace:
         Order.objects.create(reference=f"{label}.0")
         keep()
 
+    @app.task(shared=False, name="kt.capture_update", bind=True)
+    def capture_update(self: Any, name: str) -> dict[str, Any]:
+        """Change a trigger-captured product with update() and with raw SQL (PostgreSQL)."""
+        from django.db import connection
+        from django.db.models import F
+
+        from tests.capture.models import Product
+
+        Product.objects.filter(name=name).update(price=F("price") + 1)
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE capture_product SET stock = stock + 1 WHERE name = %s", [name])
+        return observe(self, f"capture-{name}")
+
     @app.task(shared=False, name="kt.reserve", bind=True)
     def reserve(self: Any, label: str) -> dict[str, Any]:
         """``queryset.update()`` of the order ``label`` (captured: its history row is stamped)."""
@@ -253,6 +266,7 @@ def register_tasks(app: Celery) -> SimpleNamespace:
         return {"task_id": self.request.id, "updated": count}
 
     return SimpleNamespace(
+        capture_update=capture_update,
         reserve=reserve,
         ping=ping,
         fault_write=fault_write,

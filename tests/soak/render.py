@@ -57,6 +57,10 @@ SCENARIOS: dict[str, str] = {
     "running tasks under fresh assignations",
     "memory-celery-prefork": "The same, prefork pool (main and pool processes)",
     "memory-uvicorn": "The same for a uvicorn server serving requests under fresh assignations",
+    "capture-soak-threads": "Trigger capture, threads pool: tasks under random contexts (one in "
+    "four without) write with queryset.update() and raw SQL; every history row held against "
+    "its sender",
+    "capture-soak-prefork": "Trigger capture, prefork pool: the same",
 }
 _META = ("scenario", "at", "python", "size")
 #: Figures that are identifiers, not quantities: shown as they are.

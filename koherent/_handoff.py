@@ -1,0 +1,332 @@
+"""Trigger capture: handing the audit context to the PostgreSQL triggers.
+
+The triggers (:mod:`koherent.triggers`) read the audit context from transaction-local settings
+(``koherent.assignation_id``, ``koherent.app``, ...). This module puts them there: a Django
+``execute_wrapper``, installed on every PostgreSQL connection when it is created, prefixes each
+writing statement with ``SELECT set_config('koherent.…', '…', true), …;``. The values are read
+from Koherent's context variable *when the statement runs*, and every writing statement sets
+all of them (to empty strings when there is no context), so
+
+* nothing is left on a connection: ``set_config(..., true)`` ends with the transaction, which in
+  autocommit mode is the statement itself (persistent connections, Django's pool, PgBouncer in
+  transaction mode, threads reusing a connection);
+* inside one transaction, a statement without context after one with context is recorded
+  unattributed, not under the earlier statement's context.
+
+Statements that cannot take a prefix are left alone: reads, DDL (``CREATE INDEX
+CONCURRENTLY`` cannot run in a transaction block), named (server-side) cursors, and statements
+sent in a transaction that has already failed. ``executemany`` sets the context with a
+statement of its own, in a transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections, transaction
+
+from koherent._logging import get_logger
+from koherent.capture import MODE_ATTRIBUTE
+from koherent.config import get_setting
+from koherent.context import peek
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import Model
+
+logger = get_logger("koherent")
+
+#: The transaction-local settings the triggers read, in the order the prefix sets them.
+SETTING_NAMES: tuple[str, ...] = (
+    "koherent.assignation_id",
+    "koherent.app",
+    "koherent.task_id",
+    "koherent.user_id",
+    "koherent.user_pk",
+    "koherent.record",
+    "koherent.parent",
+    "koherent.row",
+    "koherent.reason",
+    "koherent.skip",
+)
+
+
+# -- the context of one row: change reason and skip flag ------------------------------------
+
+#: ``(db_table, primary key or "", reason, skip)`` of the instance being saved or deleted.
+_row: ContextVar[tuple[str, str, str, bool] | None] = ContextVar("koherent_row", default=None)
+
+
+@contextmanager
+def row_context(instance: Model, *, adding: bool) -> Iterator[None]:
+    """Hand ``instance``'s ``_change_reason`` and ``skip_history_when_saving`` to the trigger.
+
+    Applies to the rows of the instance's table the statements of the block write: the row of
+    that primary key, or any row of the table when the key is not known yet (an insert).
+    """
+    reason = getattr(instance, "_change_reason", None)
+    skip = hasattr(instance, "skip_history_when_saving")
+    if not reason and not skip:
+        yield
+        return
+    pk = instance.pk
+    key = "" if adding or pk is None else str(pk)
+    token = _row.set((instance._meta.db_table, key, str(reason or ""), skip))
+    try:
+        yield
+    finally:
+        _row.reset(token)
+
+
+# -- the statement prefix -------------------------------------------------------------------
+
+_WRITES = ("insert", "update", "delete", "with", "merge", "call")
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*\n|/\*.*?\*/)+", re.DOTALL)
+
+
+def _writes(sql: str) -> bool:
+    """Whether ``sql`` starts like a statement that can write rows (and take a prefix)."""
+    head = sql[:12].lstrip(" \t\r\n(").lower()
+    if head.startswith(_WRITES):
+        return True
+    if head.startswith(("--", "/*")):
+        stripped = _LEADING_COMMENTS.sub("", sql, count=1)
+        return stripped[:12].lstrip(" \t\r\n(").lower().startswith(_WRITES)
+    return False
+
+
+def _literal(value: str) -> str:
+    """``value`` as an escape-string literal (valid whatever ``standard_conforming_strings``)."""
+    cleaned = value.replace("\x00", "").replace("\\", "\\\\").replace("'", "''")
+    return f"E'{cleaned}'"
+
+
+def _prefix(values: tuple[str, ...]) -> str:
+    calls = ", ".join(
+        f"set_config('{name}', {_literal(value)}, true)"
+        for name, value in zip(SETTING_NAMES, values, strict=True)
+    )
+    return f"SELECT {calls}; "
+
+
+_EMPTY_VALUES: tuple[str, ...] = ("",) * len(SETTING_NAMES)
+_EMPTY_PREFIX = _prefix(_EMPTY_VALUES)
+
+
+def context_values() -> tuple[str, ...]:
+    """The values of :data:`SETTING_NAMES` for a statement run now (empty strings: none)."""
+    from koherent.exceptions import AssignationAccessDenied
+
+    ctx = peek()
+    row = _row.get()
+    if ctx is None or (ctx.is_empty and ctx.task_id is None):
+        if row is None:
+            return _EMPTY_VALUES
+        assignation_id = app = task_id = user_id = user_pk = record = parent = ""
+    else:
+        user_id = user_pk = ""
+        ref = ctx.user_ref
+        if ref is not None:
+            try:
+                pk = ref.pk
+                user = ref.for_history()
+            except AssignationAccessDenied:
+                logger.warning(
+                    "koherent: the request's user may not join assignation %r; the rows this "
+                    "statement writes are recorded unattributed",
+                    ctx.assignation_id,
+                )
+                return _EMPTY_VALUES if row is None else (*_EMPTY_VALUES[:7], *_row_values(row))
+            user_pk = "" if pk is None else str(pk)
+            user_id = "" if user is None or user.pk is None else str(user.pk)
+        assignation_id = ctx.assignation_id or ""
+        app = ctx.app or ""
+        task_id = ctx.task_id or ""
+        parent = ctx.parent_assignation_id or ""
+        record = (ctx.origin or "manual") if get_setting("RECORD_ASSIGNATIONS") else ""
+    values = (assignation_id, app, task_id, user_id, user_pk, record, parent)
+    return (*values, *_row_values(row))
+
+
+def _row_values(row: tuple[str, str, str, bool] | None) -> tuple[str, str, str]:
+    if row is None:
+        return ("", "", "")
+    table, key, reason, skip = row
+    return (f"{table}:{key}", reason, "1" if skip else "")
+
+
+def context_prefix(*, escape_percent: bool) -> str:
+    """The ``SELECT set_config(...);`` that hands the context in effect to the triggers."""
+    values = context_values()
+    if values is _EMPTY_VALUES:
+        return _EMPTY_PREFIX
+    prefix = _prefix(values)
+    return prefix.replace("%", "%%") if escape_percent else prefix
+
+
+def _in_failed_transaction(cursor: Any) -> bool:
+    info = getattr(cursor.connection, "info", None)
+    if info is not None:  # psycopg 3
+        from psycopg.pq import TransactionStatus
+
+        return bool(info.transaction_status == TransactionStatus.INERROR)
+    status = cursor.connection.get_transaction_status()  # psycopg2
+    return bool(status == 3)  # psycopg2.extensions.TRANSACTION_STATUS_INERROR
+
+
+_HANDED_OFF = "_koherent_handed_off"
+
+
+def hand_off(
+    execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    """Django ``execute_wrapper``: prefix writing statements with the audit context.
+
+    A writing statement naming the table of a trigger-captured model gets the context in
+    effect. Any other statement gets nothing, except inside a transaction in which this
+    connection handed a context over already: there the next statement, whatever it is
+    (a ``SELECT`` of a function that writes, say), gets empty values, so that a trigger it sets
+    off indirectly cannot read the earlier statement's context.
+    """
+    cursor = context["cursor"]
+    if isinstance(sql, bytes):
+        text = sql.decode()
+    elif isinstance(sql, str):
+        text = sql
+    else:  # a psycopg sql.Composed: left alone
+        return execute(sql, params, many, context)
+    if getattr(cursor, "name", None) or _in_failed_transaction(cursor):
+        return execute(sql, params, many, context)
+    writes = _writes(text)
+    connection: BaseDatabaseWrapper = context["connection"]
+    if not writes and not getattr(connection, _HANDED_OFF, False):
+        return execute(sql, params, many, context)  # the common read: nothing to do
+    in_transaction = connection.in_atomic_block or not connection.get_autocommit()
+    handed_off = in_transaction and getattr(connection, _HANDED_OFF, False)
+    if writes and _names_captured_table(text):
+        prefix = context_prefix(escape_percent=params is not None)
+        if prefix is _EMPTY_PREFIX and not handed_off:
+            # Nothing to hand over, and nothing to clear: the settings are unset here.
+            setattr(connection, _HANDED_OFF, False)
+            return execute(sql, params, many, context)
+        setattr(connection, _HANDED_OFF, in_transaction and prefix is not _EMPTY_PREFIX)
+    elif handed_off:
+        prefix = _EMPTY_PREFIX
+        setattr(connection, _HANDED_OFF, False)
+    else:
+        if not in_transaction:
+            setattr(connection, _HANDED_OFF, False)
+        return execute(sql, params, many, context)
+    if many:
+        return _hand_off_many(execute, sql, params, context, prefix)
+    prefixed = prefix + text
+    statement = prefixed.encode() if isinstance(sql, bytes) else prefixed
+    result = execute(statement, params, many, context)
+    if _PSYCOPG3:
+        cursor.nextset()  # the caller sees the result of its own statement
+    return result
+
+
+_captured_tables: re.Pattern[str] | None = None
+
+
+def _names_captured_table(sql: str) -> bool:
+    """Whether ``sql`` names the table of a model captured by triggers."""
+    global _captured_tables
+    if _captured_tables is None:
+        from django.apps import apps
+
+        if not apps.ready:  # a statement while models load: hand over, remember nothing
+            return True
+        _captured_tables = _tables_pattern()
+    return _captured_tables.search(sql) is not None
+
+
+def _tables_pattern() -> re.Pattern[str]:
+    from django.apps import apps
+
+    names = sorted(
+        {
+            model._meta.db_table.rsplit('"."', 1)[-1].strip('"')
+            for model in apps.get_models()
+            if getattr(model, MODE_ATTRIBUTE, None) == "trigger"
+        },
+        key=len,
+        reverse=True,
+    )
+    if not names:
+        return re.compile(r"(?!x)x")  # matches nothing
+    alternatives = "|".join(re.escape(name) for name in names)
+    return re.compile(rf"(?<![\w$])(?:{alternatives})(?![\w$])", re.IGNORECASE)
+
+
+def forget_tables() -> None:
+    """Forget the captured tables (after models were added at run time, in tests)."""
+    global _captured_tables
+    _captured_tables = None
+
+
+def _hand_off_many(
+    execute: Callable[..., Any], sql: Any, params: Any, context: dict[str, Any], prefix: str
+) -> Any:
+    """``executemany``: psycopg sends each set of parameters as a prepared statement, which
+    cannot hold two statements; the context goes first, in a statement of its own."""
+    connection: BaseDatabaseWrapper = context["connection"]
+    cursor = context["cursor"]
+    setter = prefix.replace("%%", "%").rstrip("; ")
+    if connection.in_atomic_block or not connection.get_autocommit():
+        cursor.execute(setter)
+        return execute(sql, params, True, context)
+    # In autocommit mode each statement is its own transaction: put both in one.
+    with transaction.atomic(using=connection.alias):
+        cursor.execute(setter)
+        return execute(sql, params, True, context)
+
+
+def _is_psycopg3() -> bool:
+    try:
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+    except ImportError:  # pragma: no cover - no PostgreSQL driver installed
+        return False
+    return bool(is_psycopg3)
+
+
+_PSYCOPG3 = _is_psycopg3()
+
+#: Set when a model configured for trigger capture is prepared (connections need the wrapper).
+_trigger_models_declared = False
+
+
+def declare_trigger_model() -> None:
+    """Called when a model configured for trigger capture is prepared."""
+    global _trigger_models_declared
+    _trigger_models_declared = True
+
+
+def install(connection: BaseDatabaseWrapper) -> None:
+    """Install :func:`hand_off` on ``connection`` (PostgreSQL, once)."""
+    if connection.vendor != "postgresql" or not _trigger_models_declared:
+        return
+    if connection.settings_dict.get("OPTIONS", {}).get("server_side_binding") is True:
+        # Cannot send two statements in one (system check koherent.E074 when a captured
+        # model writes there): writes through this connection are recorded unattributed.
+        return
+    if hand_off not in connection.execute_wrappers:
+        # First, so that it wraps every other wrapper, and so that the pop() of an
+        # ``execute_wrapper()`` block entered before the connection opened removes its own.
+        connection.execute_wrappers.insert(0, hand_off)
+
+
+def on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """``connection_created`` receiver: every new PostgreSQL connection hands off the context."""
+    install(connection)
+
+
+def install_on_open_connections() -> None:
+    """Install the wrapper on connections opened before Koherent's app was ready."""
+    for connection in connections.all(initialized_only=True):
+        install(connection)

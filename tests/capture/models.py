@@ -1,0 +1,82 @@
+"""Models captured by PostgreSQL triggers (installed on the PostgreSQL test pass only)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from koherent.fields import HistoricForeignKey, HistoryField
+
+
+class Product(models.Model):
+    """Captured by triggers: the issue's misattribution example."""
+
+    name = models.CharField(max_length=50)
+    price = models.IntegerField(default=0)
+    stock = models.IntegerField(default=0)
+
+    history = HistoryField(capture="trigger")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Part(models.Model):
+    """Captured by triggers, with a UUID key, a historic foreign key, an excluded field, a
+    UUID history id, its own history table name and a text change reason."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    product = HistoricForeignKey(Product, on_delete=models.CASCADE, related_name="parts")
+    code = models.CharField(max_length=20)
+    weight = models.IntegerField(default=0)
+    scratch = models.CharField(max_length=50, blank=True, default="")
+
+    history = HistoryField(
+        capture="trigger",
+        excluded_fields=["scratch"],
+        history_id_field=models.UUIDField(default=uuid.uuid4),
+        table_name="capture_part_audit",
+        history_change_reason_field=models.TextField(null=True),
+    )
+
+
+class Counter(models.Model):
+    """Captured by triggers, with a row written for every UPDATE, changed or not."""
+
+    name = models.CharField(max_length=50)
+    value = models.IntegerField(default=0)
+
+    history = HistoryField(capture="trigger", capture_unchanged=True)
+
+
+class Ledger(models.Model):
+    """Captured by signals, next to the trigger-captured models."""
+
+    name = models.CharField(max_length=50)
+    amount = models.IntegerField(default=0)
+
+    history = HistoryField(capture="signal")
+
+
+class Switch(models.Model):
+    """Captured by signals in migration 0001, by triggers from migration 0002 on."""
+
+    name = models.CharField(max_length=50)
+    level = models.IntegerField(default=0)
+
+    history = HistoryField(capture="trigger")
+
+
+class Gadget(models.Model):
+    """Captured by signals, with its history inherited by a multi-table child."""
+
+    name = models.CharField(max_length=50)
+
+    history = HistoryField(capture="signal", inherit=True)
+
+
+class Widget(Gadget):
+    """Multi-table inheritance: trigger capture would refuse it (koherent.E073)."""
+
+    size = models.IntegerField(default=0)
