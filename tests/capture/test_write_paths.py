@@ -348,3 +348,34 @@ def test_no_record_when_records_are_off(user: Any, settings: Any) -> None:
     assert not Assignation.objects.filter(pk="a-off").exists()
     (row,) = rows(Product)
     assert row.assignation_id == "a-off"
+
+
+def test_a_trigger_written_record_lists_the_tables_it_wrote_to(user: Any) -> None:
+    """The trigger puts each table on the assignation's list, so reading the assignation
+    reads only those tables (the list is complete: ``models_recorded``)."""
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    from koherent.records import model_key, touched_models
+
+    with koherent.assignation("a-touched", user=user, app="shop"):
+        Product.objects.create(name="lamp", price=10)
+        with db.cursor() as cursor:  # raw SQL: the trigger writes this row too
+            cursor.execute(
+                f"UPDATE {Product._meta.db_table} SET price = price + 1 WHERE name = %s", ["lamp"]
+            )
+        Counter.objects.create(name="bolts")
+    record = Assignation.objects.get(pk="a-touched")
+    assert record.models_recorded
+    listed = touched_models("a-touched", "default")
+    assert listed == {model_key(Product.history.model), model_key(Counter.history.model)}
+    with CaptureQueriesContext(db) as queries:
+        entries = list(koherent.history_for_assignation("a-touched"))
+    assert [(e.model_label, e.kind.value) for e in entries] == [
+        ("capture.Product", "CREATE"),
+        ("capture.Product", "UPDATE"),
+        ("capture.Counter", "CREATE"),
+    ]
+    read = " ".join(q["sql"] for q in queries.captured_queries)
+    assert Ledger.history.model._meta.db_table not in read  # an untouched tracked table
+    assert Product.history.model._meta.db_table in read
