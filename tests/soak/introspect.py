@@ -20,6 +20,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from django.apps import apps
+
 #: A module-level place where the negative control leaks contexts on purpose.
 LEAKED: list[Any] = []
 
@@ -58,6 +60,7 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
         "http.hosts": hosts,
         "query": query,
         "signing": signing,
+        "records": records,
     }
     found: dict[str, Callable[[], tuple[int, int | None]]] = {}
     for prefix, module in lru.items():
@@ -73,6 +76,23 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
     found["query._BUILDERS"] = lambda: (len(query._BUILDERS), 64)
     found["strawberry.extension._async_variants"] = lambda: (len(extension._async_variants), 64)
     found["tasks.audited._classes"] = lambda: (len(audited._classes), 64)
+    # Built once per model class, or once per process (no argument): bounded by the models.
+    model_count = len(apps.get_models(include_auto_created=True))
+    found["records.model_key"] = lambda: (records.model_key.cache_info().currsize, model_count)
+    legacy = importlib.import_module("koherent.legacy")
+    found["legacy.provenance_entry_model"] = lambda: (
+        legacy.provenance_entry_model.cache_info().currsize,
+        1,
+    )
+    try:
+        strawberry_legacy = importlib.import_module("koherent.strawberry.legacy")
+    except ImportError:  # without the strawberry extra
+        pass
+    else:
+        found["strawberry.legacy.provenance_entry_type"] = lambda: (
+            strawberry_legacy.provenance_entry_type.cache_info().currsize,
+            1,
+        )
     return found
 
 
