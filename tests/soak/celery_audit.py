@@ -320,6 +320,8 @@ class RabbitServer:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
             "RABBITMQ_PID_FILE": str(base / "pid"),
+            # A node killed on purpose writes its crash dump here, not in the working directory.
+            "ERL_CRASH_DUMP": str(base / "erl_crash.dump"),
         }
 
     def start(self) -> None:
@@ -337,6 +339,7 @@ class RabbitServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=self.directory,
             )
         wait_for(self.answers, timeout=120, what=f"RabbitMQ on port {self.port}")
 
