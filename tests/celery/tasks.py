@@ -212,16 +212,22 @@ def register_tasks(app: Celery) -> SimpleNamespace:
         autoretry_for=(OperationalError, InterfaceError),
         retry_kwargs={"max_retries": 60, "countdown": 0.25},
     )
-    def fault_write(self: Any, label: str, pause: float = 0.0) -> str:
+    def fault_write(self: Any, label: str, pause: float = 0.0, capture: str = "signal") -> str:
         """Write the order ``label`` and change it, in one transaction with ``pause`` seconds
         (in the database) between on the first attempt; retried when the database connection
         fails. Idempotent: an attempt finding the order written (its predecessor committed,
-        the answer was lost) writes nothing."""
+        the answer was lost) writes nothing. ``capture="trigger"`` writes a trigger-captured
+        order (``tests.capture``'s ``FaultOrder``, PostgreSQL) instead of ``Order``."""
+        model: Any = Order
+        if capture == "trigger":
+            from tests.capture.models import FaultOrder
+
+            model = FaultOrder
         with transaction.atomic():
-            if Order.objects.filter(reference=label).exists():
+            if model.objects.filter(reference=label).exists():
                 logger.info("fault_write %s: committed by an earlier attempt", label)
                 return "already"
-            order = Order.objects.create(reference=label, total=self.request.retries)
+            order = model.objects.create(reference=label, total=self.request.retries)
             if pause and not self.request.retries:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_sleep(%s)", [pause])
