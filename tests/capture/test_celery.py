@@ -23,7 +23,7 @@ from tests.celery.conftest import (  # noqa: F401  (fixtures)
 from tests.celery.harness import Worker
 from tests.soak import support
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 TIMEOUT = 60
 
@@ -122,7 +122,6 @@ def audit(
 
 
 @support.soak
-@pytest.mark.processes
 @pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_many_tasks_with_mixed_contexts_none_misattributed_none_lost(
     pool: str, request: pytest.FixtureRequest, django_user_model: Any

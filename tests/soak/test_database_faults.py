@@ -60,7 +60,12 @@ from tests.soak.own_postgres import PostgresServer, own_postgres
 
 # The test database is copied (its schema) into the server of our own; the test writes nothing
 # in it, but pytest-django creates it only for tests that ask for it.
-pytestmark = [support.soak, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    support.soak,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 
 #: ``CONN_MAX_AGE``, ``CONN_HEALTH_CHECKS`` of the worker and the server.
 CONNECTIONS = {
