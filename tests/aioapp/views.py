@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from django.contrib.auth import authenticate, login
 from django.db import connection, transaction
@@ -92,11 +93,17 @@ def whoami_sync(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 def fault_write(request: HttpRequest) -> HttpResponse:
     """Write an order and change it in one transaction, ``pause`` seconds (in the database)
-    between (the database-fault scenario terminates backends meanwhile)."""
+    between (the database-fault scenario terminates backends meanwhile). ``capture=trigger``
+    writes a trigger-captured order (``tests.capture``'s ``FaultOrder``, PostgreSQL)."""
     reference = request.POST["reference"]
     pause = float(request.POST.get("pause", "0"))
+    model: Any = Order
+    if request.POST.get("capture") == "trigger":
+        from tests.capture.models import FaultOrder
+
+        model = FaultOrder
     with transaction.atomic():
-        order = Order.objects.create(reference=reference)
+        order = model.objects.create(reference=reference)
         if pause:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_sleep(%s)", [pause])

@@ -80,3 +80,17 @@ class Widget(Gadget):
     """Multi-table inheritance: trigger capture would refuse it (koherent.E073)."""
 
     size = models.IntegerField(default=0)
+
+
+class FaultOrder(models.Model):
+    """Captured by triggers: the order of the database-fault scenario's ``trigger`` variant
+    (``tests/soak/test_database_faults.py``), with the fields of ``testapp.Order`` it checks."""
+
+    reference = models.CharField(max_length=50)
+    status = models.CharField(max_length=20, default="new")
+    total = models.IntegerField(default=0)
+
+    history = HistoryField(capture="trigger")
+
+    def __str__(self) -> str:
+        return self.reference

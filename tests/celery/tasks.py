@@ -212,16 +212,22 @@ def register_tasks(app: Celery) -> SimpleNamespace:
         autoretry_for=(OperationalError, InterfaceError),
         retry_kwargs={"max_retries": 60, "countdown": 0.25},
     )
-    def fault_write(self: Any, label: str, pause: float = 0.0) -> str:
+    def fault_write(self: Any, label: str, pause: float = 0.0, capture: str = "signal") -> str:
         """Write the order ``label`` and change it, in one transaction with ``pause`` seconds
         (in the database) between on the first attempt; retried when the database connection
         fails. Idempotent: an attempt finding the order written (its predecessor committed,
-        the answer was lost) writes nothing."""
+        the answer was lost) writes nothing. ``capture="trigger"`` writes a trigger-captured
+        order (``tests.capture``'s ``FaultOrder``, PostgreSQL) instead of ``Order``."""
+        model: Any = Order
+        if capture == "trigger":
+            from tests.capture.models import FaultOrder
+
+            model = FaultOrder
         with transaction.atomic():
-            if Order.objects.filter(reference=label).exists():
+            if model.objects.filter(reference=label).exists():
                 logger.info("fault_write %s: committed by an earlier attempt", label)
                 return "already"
-            order = Order.objects.create(reference=label, total=self.request.retries)
+            order = model.objects.create(reference=label, total=self.request.retries)
             if pause and not self.request.retries:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_sleep(%s)", [pause])
@@ -259,6 +265,25 @@ def register_tasks(app: Celery) -> SimpleNamespace:
             cursor.execute("UPDATE capture_product SET stock = stock + 1 WHERE name = %s", [name])
         return observe(self, f"capture-{name}")
 
+    @app.task(shared=False, name="kt.capture_three_ways", bind=True)
+    def capture_three_ways(self: Any, name: str) -> dict[str, Any]:
+        """Change a trigger-captured product three times, through ``save()`` (price + 10),
+        ``queryset.update()`` (stock + 1) and raw SQL (price + 1): three history rows, each
+        told apart by its values (PostgreSQL)."""
+        from django.db import connection
+        from django.db.models import F
+
+        from tests.capture.models import Product
+
+        product = Product.objects.get(name=name)
+        product.price += 10
+        product.save()
+        Product.objects.filter(name=name).update(stock=F("stock") + 1)
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE capture_product SET price = price + 1 WHERE name = %s", [name])
+        ctx = koherent.current()
+        return {"task_id": self.request.id, "assignation_id": ctx.assignation_id}
+
     @app.task(shared=False, name="kt.reserve", bind=True)
     def reserve(self: Any, label: str) -> dict[str, Any]:
         """``queryset.update()`` of the order ``label`` (captured: its history row is stamped)."""
@@ -267,6 +292,7 @@ def register_tasks(app: Celery) -> SimpleNamespace:
 
     return SimpleNamespace(
         capture_update=capture_update,
+        capture_three_ways=capture_three_ways,
         reserve=reserve,
         ping=ping,
         fault_write=fault_write,

@@ -33,6 +33,8 @@ SCENARIOS: dict[str, str] = {
     "published and consumed",
     "graphql-http": "Concurrent async GraphQL mutations through uvicorn, distinct users and "
     "assignations",
+    "graphql-http-trigger": "The same, the mutations writing a model captured by a PostgreSQL "
+    "trigger (HistoryField(capture='trigger'))",
     "fuzz-celery-context-header": "Property-based fuzzing of the Celery context header "
     "(hypothesis)",
     "fuzz-http-assignation-header": "Property-based fuzzing of the HTTP assignation header "
@@ -53,13 +55,20 @@ SCENARIOS: dict[str, str] = {
     "database-faults-signal-on": "The same, CONN_MAX_AGE 60 with CONN_HEALTH_CHECKS",
     "database-faults-signal-persistent-unchecked": "The same, CONN_MAX_AGE 60 without health "
     "checks",
+    "database-faults-trigger-off": "The same database faults, the tasks and requests writing a "
+    "model captured by a PostgreSQL trigger (HistoryField(capture='trigger')); CONN_MAX_AGE 0",
+    "database-faults-trigger-on": "The same (trigger capture), CONN_MAX_AGE 60 with "
+    "CONN_HEALTH_CHECKS",
+    "database-faults-trigger-persistent-unchecked": "The same (trigger capture), CONN_MAX_AGE 60 "
+    "without health checks",
     "memory-celery-threads": "Resident memory, caches and live contexts of a worker (threads) "
     "running tasks under fresh assignations",
     "memory-celery-prefork": "The same, prefork pool (main and pool processes)",
     "memory-uvicorn": "The same for a uvicorn server serving requests under fresh assignations",
     "capture-soak-threads": "Trigger capture, threads pool: tasks under random contexts (one in "
-    "four without) write with queryset.update() and raw SQL; every history row held against "
-    "its sender",
+    "four without) write through save(), queryset.update() and raw SQL; every history row held "
+    "against its sender (none lost, none misattributed, none of a task with a context "
+    "unattributed, none of a task without one stamped)",
     "capture-soak-prefork": "Trigger capture, prefork pool: the same",
 }
 _META = ("scenario", "at", "python", "size")

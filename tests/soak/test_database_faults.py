@@ -24,8 +24,9 @@ without history, a history row without its order, a record without rows, a row w
 record, a row moved to another assignation).
 
 ``capture`` is the way history rows are written: ``signal`` (simple-history's receivers, in
-the save's transaction) and ``trigger`` (a PostgreSQL trigger), the latter when this version
-has it (``HistoryField(capture="trigger")``).
+the save's transaction; the orders are ``testapp.Order``) and ``trigger`` (a PostgreSQL
+trigger; the orders are ``tests.capture``'s ``FaultOrder``, ``HistoryField(capture="trigger")``,
+with the same fields). The task and the view write the model of the variant.
 """
 
 from __future__ import annotations
@@ -59,7 +60,12 @@ from tests.soak.own_postgres import PostgresServer, own_postgres
 
 # The test database is copied (its schema) into the server of our own; the test writes nothing
 # in it, but pytest-django creates it only for tests that ask for it.
-pytestmark = [support.soak, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    support.soak,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 
 #: ``CONN_MAX_AGE``, ``CONN_HEALTH_CHECKS`` of the worker and the server.
 CONNECTIONS = {
@@ -83,6 +89,14 @@ RECORD_WARNING = "could not write the record of assignation"
 
 def trigger_capture_available() -> bool:
     return "capture" in inspect.signature(HistoryField.__init__).parameters
+
+
+#: The order table and its history table each capture writes: ``testapp.Order`` (signals),
+#: ``tests.capture``'s ``FaultOrder`` (a PostgreSQL trigger, the same fields).
+TABLES = {
+    "signal": ("testapp_order", "testapp_historicalorder"),
+    "trigger": ("capture_faultorder", "capture_historicalfaultorder"),
+}
 
 
 @dataclass(frozen=True)
@@ -145,13 +159,17 @@ class Found:
         return "\n".join(lines) or "clean"
 
 
-def check(conn: psycopg.Connection[Any], expected: dict[str, Expected]) -> Found:
-    """Hold the orders, their history rows and the assignation records against ``expected``."""
+def check(
+    conn: psycopg.Connection[Any], expected: dict[str, Expected], capture: str = "signal"
+) -> Found:
+    """Hold the orders, their history rows and the assignation records against ``expected``
+    (the tables of ``capture``, :data:`TABLES`)."""
     found = Found()
-    orders = conn.execute("SELECT id, reference, status FROM testapp_order").fetchall()
+    order_table, history_table = TABLES[capture]
+    orders = conn.execute(f"SELECT id, reference, status FROM {order_table}").fetchall()
     rows = conn.execute(
         "SELECT id, reference, status, history_type, assignation_id, app, user_pk, task_id "
-        "FROM testapp_historicalorder"
+        f"FROM {history_table}"
     ).fetchall()
     records = dict(
         conn.execute(
@@ -221,8 +239,10 @@ def sleeping(server: PostgresServer) -> bool:
     """Whether a task is in the pause of its write that the restart waits for."""
     with server.connect(application=CHECKER) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
-            [f"SELECT pg_sleep({RESTART_PAUSE}%"],
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s "
+            "AND application_name <> %s",
+            # Anywhere in the statement: trigger capture sends the context's settings with it.
+            [f"%SELECT pg_sleep({RESTART_PAUSE}%", CHECKER],
         ).fetchone()
     return bool(row and row[0])
 
@@ -272,11 +292,11 @@ class Request:
     failure: str | None = None
 
 
-def post(client: httpx.Client, request: Request, pause: float) -> None:
+def post(client: httpx.Client, request: Request, pause: float, capture: str) -> None:
     try:
         response = client.post(
             "/aio/fault-write/",
-            data={"reference": request.reference, "pause": str(pause)},
+            data={"reference": request.reference, "pause": str(pause), "capture": capture},
             headers={"X-Assignation-ID": request.assignation_id},
         )
         request.status = response.status_code
@@ -291,14 +311,9 @@ def post(client: httpx.Client, request: Request, pause: float) -> None:
 def test_no_change_without_its_history_row_when_the_database_goes_away(
     connections: str, capture: str, database: PostgresServer, tmp_path: Path
 ) -> None:
-    if capture == "trigger":
-        if not trigger_capture_available():
-            pytest.skip("trigger capture (HistoryField(capture='trigger')) is not in this version")
-        # Not run against Order (signal capture) under a false name.
-        pytest.skip(
-            "the task (kt.fault_write) and the view (/aio/fault-write/) write Order, captured "
-            "by signals: give them a model with HistoryField(capture='trigger') for this variant"
-        )
+    if capture == "trigger" and not trigger_capture_available():
+        pytest.skip("trigger capture (HistoryField(capture='trigger')) is not in this version")
+    order_table, history_table = TABLES[capture]
     services.need("redis")
     tasks = support.size(3_000, 30)
     requests = support.size(3_000, 30)
@@ -314,7 +329,7 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
     }
     with database.connect(application=CHECKER) as conn:
         conn.execute(
-            "TRUNCATE testapp_order, testapp_historicalorder, koherent_assignation, testapp_user "
+            f"TRUNCATE {order_table}, {history_table}, koherent_assignation, testapp_user "
             "RESTART IDENTITY CASCADE"
         )
         users = make_users(conn, 8)
@@ -350,7 +365,7 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
                         with koherent.assignation(user=user, app=app) as ctx:
                             assert ctx.assignation_id is not None
                             label = f"t{n}"
-                            result = worker.tasks.fault_write.delay(label, pause)
+                            result = worker.tasks.fault_write.delay(label, pause, capture)
                         results[label] = result
                         expected[label] = Expected(
                             label, ctx.assignation_id, app, str(user), result.id
@@ -358,7 +373,7 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
                     if n < requests:
                         request = Request(f"q{n}", str(uuid.uuid4()))
                         sent_requests.append(request)
-                        pool.submit(post, client, request, rng.uniform(0, 0.05))
+                        pool.submit(post, client, request, rng.uniform(0, 0.05), capture)
                     if n in restart_at:
                         wait_for(lambda: sleeping(database), timeout=60, what="a task mid-write")
                         database.restart("immediate")
@@ -385,14 +400,14 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
             request.reference, request.assignation_id, SERVER_APP, None, None
         )
     with database.connect(application=CHECKER) as conn:
-        found = check(conn, expected)
+        found = check(conn, expected, capture)
         committed = {
-            reference for (reference,) in conn.execute("SELECT reference FROM testapp_order")
+            reference for (reference,) in conn.execute(f"SELECT reference FROM {order_table}")
         }
         # Orders written by a task's retry (``total`` holds the attempt's retry count): their
         # rows are held against the task's original context like the others.
         row = conn.execute(
-            "SELECT count(*) FROM testapp_order WHERE reference LIKE 't%%' AND total > 0"
+            f"SELECT count(*) FROM {order_table} WHERE reference LIKE 't%%' AND total > 0"
         ).fetchone()
         committed_by_a_retry = int(row[0]) if row else 0
         records = dict(conn.execute("SELECT id, user_pk FROM koherent_assignation"))
@@ -459,8 +474,8 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
 
     # Negative control: each kind of damage, made on this very database, is caught.
     with database.connect(application=CHECKER) as conn:
-        damage(conn, expected)
-        damaged = check(conn, expected)
+        damage(conn, capture)
+        damaged = check(conn, expected, capture)
     assert len(damaged.change_without_history) == 1, damaged.summary()
     assert len(damaged.history_without_change) == 1, damaged.summary()
     assert len(damaged.record_without_rows) == 1, damaged.summary()
@@ -469,25 +484,32 @@ def test_no_change_without_its_history_row_when_the_database_goes_away(
     assert damaged.orphans == 4
 
 
-def damage(conn: psycopg.Connection[Any], expected: dict[str, Expected]) -> None:
+def damage(conn: psycopg.Connection[Any], capture: str) -> None:
     """An order without history, a history row without its order, a record without rows, a
-    row naming an assignation without record, a row moved to another assignation."""
+    row naming an assignation without record, a row moved to another assignation. Made with
+    the capture's triggers off (``session_replication_role``): a trigger would write history
+    rows of the damage itself."""
+    order_table, history_table = TABLES[capture]
+    conn.execute("SET session_replication_role = replica")
     first, second, third = sorted(
         reference
-        for (reference,) in conn.execute("SELECT reference FROM testapp_order ORDER BY id LIMIT 3")
+        for (reference,) in conn.execute(
+            f"SELECT reference FROM {order_table} ORDER BY id LIMIT 3"
+        )
     )
     # An order whose history rows are gone.
-    conn.execute("DELETE FROM testapp_historicalorder WHERE reference = %s", [first])
+    conn.execute(f"DELETE FROM {history_table} WHERE reference = %s", [first])
     # A history row whose order is gone (its history rows stay).
-    conn.execute("DELETE FROM testapp_order WHERE reference = %s", [second])
+    conn.execute(f"DELETE FROM {order_table} WHERE reference = %s", [second])
     conn.execute(
-        "DELETE FROM testapp_historicalorder WHERE reference = %s AND history_type = '~'",
+        f"DELETE FROM {history_table} WHERE reference = %s AND history_type = '~'",
         [second],
     )
     # The record of ``first``'s assignation now has no rows; move ``third``'s change to an
     # assignation without record (a misattribution and a row without record at once).
     conn.execute(
-        "UPDATE testapp_historicalorder SET assignation_id = 'nowhere' "
+        f"UPDATE {history_table} SET assignation_id = 'nowhere' "
         "WHERE reference = %s AND history_type = '~'",
         [third],
     )
+    conn.execute("SET session_replication_role = DEFAULT")
