@@ -13,6 +13,9 @@ from django.db import connections
 from koherent import records
 from tests import services
 
+#: The Celery workers are session fixtures of one plugin, whichever folder asks for them.
+pytest_plugins = ["tests.celery.fixtures"]
+
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     db = settings.DATABASES["default"]

@@ -14,12 +14,6 @@ import pytest
 import koherent
 from tests.capture.models import Product
 from tests.capture.support import UNATTRIBUTED, rows, stamp
-from tests.celery.conftest import (  # noqa: F401  (fixtures)
-    prefork_worker,
-    redis_worker,
-    start_worker,
-    threads_worker,
-)
 from tests.celery.harness import Worker
 from tests.soak import support
 

@@ -10,9 +10,6 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
 
-# The Celery tests' real-worker fixtures, for the request-and-its-tasks test.
-from tests.celery.conftest import redis_worker, start_worker  # noqa: F401
-
 KOHERENT_MIDDLEWARE = "koherent.middleware.KoherentMiddleware"
 
 

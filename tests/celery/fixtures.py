@@ -1,4 +1,6 @@
-"""Fixtures of the Celery tests: real workers, shared per configuration for the session."""
+"""Fixtures of the tests that run real Celery workers, shared per configuration for the whole
+session (a plugin of the root conftest, so that every folder gets the same workers: two
+workers of one configuration would consume the same queue)."""
 
 from __future__ import annotations
 
