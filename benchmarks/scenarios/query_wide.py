@@ -1,8 +1,9 @@
-"""Scenario 5, many tracked models, few touched: the query scenario in a project tracking 63.
+"""Scenario 5, many tracked models, few touched: the query scenario in a project tracking 64.
 
 The same kept data set as :mod:`benchmarks.scenarios.query` (every operation touched the 10
 ``Tracked`` models), in a project that also tracks the 50 ``Extra`` models of
-``contenders/koherentwide``, whose tables are empty: 63 tracked models instead of 13. An
+``contenders/koherentwide``, whose tables are empty: 64 tracked models (with the trigger
+capture contender's) instead of 13. An
 assignation's history reads the tables on its record's list of touched models
 (:mod:`koherent.records`), so its cost should not move; without the list (records written
 before it existed, rows without a record) every tracked table is read.
@@ -11,7 +12,7 @@ before it existed, rows without a record) every tracked table is read.
 * ``koherent_13``: the same lookup with Koherent's registry limited to the 13 models of the
   query scenario's project (as if the 50 were not tracked), in the same process;
 * ``koherent_scan``: the same with ``RECORD_ASSIGNATIONS`` off, so no list is read: the full
-  scan of the 63 tables, the fallback;
+  scan of the 64 tables, the fallback;
 * ``reversion``: ``Version.objects.filter(revision_id=id)``, the reference.
 """
 
