@@ -449,7 +449,10 @@ def _insert_together(
             if not returning_fields:
                 return []
             ops: Any = connection.ops  # PostgreSQL's operations
-            values = ops.fetch_returned_insert_columns(cursor, compiler.returning_params)
+            if hasattr(ops, "fetch_returned_rows"):  # Django 6.0
+                rows: list[Any] = list(ops.fetch_returned_rows(cursor, compiler.returning_params))
+            else:  # Django 5.2
+                rows = [ops.fetch_returned_insert_columns(cursor, compiler.returning_params)]
     except DatabaseError as exc:
         if not _rolled_back(connection):
             raise  # the row's own INSERT failed (after the savepoint was released)
@@ -458,7 +461,6 @@ def _insert_together(
     meta = type(row)._meta
     cols = [f.get_col(meta.db_table) for f in returning_fields]
     converters = compiler.get_converters(cols)
-    rows: list[Any] = [values]
     if converters:
         rows = list(compiler.apply_converters(rows, converters))
     return rows
