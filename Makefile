@@ -54,7 +54,7 @@ matrix: $(STAMP) ## Every cell of the Python x Django matrix (nox)
 bench: $(STAMP) ## Benchmarks vs the peers: writes benchmarks/results.md, results.json, README table
 	$(BIN)/python -m benchmarks $(ARGS)
 
-soak: $(STAMP) ## Soak, crash, restart and fuzz scenarios at full size (minutes; PostgreSQL, Redis)
+soak: $(STAMP) ## Soak, crash, restart and fuzz scenarios at full size (about two hours; PostgreSQL, Redis, RabbitMQ)
 	rm -f tests/soak/last-run.jsonl
 	KOHERENT_SOAK=full $(BIN)/python scripts/run_tests.py --no-lint --no-matrix --backend postgres -- -m soak -s $(ARGS)
 	$(BIN)/python -m tests.soak.render

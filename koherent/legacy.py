@@ -194,11 +194,11 @@ class _AssignationIdVar:
         return default if value is None else value
 
     def set(self, value: str | None) -> Token[Any]:
-        from koherent.context import AuditContext, _current, set_context
+        from koherent.context import AuditContext, peek, set_context
         from koherent.validation import validate_assignation_id
 
         checked = None if value is None else validate_assignation_id(value)
-        ctx = _current.get() or AuditContext()
+        ctx = peek() or AuditContext()
         return set_context(ctx.evolve(assignation_id=checked))
 
     def reset(self, token: Token[Any]) -> None:
@@ -239,11 +239,9 @@ def get_assignation_id_or_none(headers: Any) -> str | None:
     Reads ``KOHERENT["ASSIGNATION_HEADER"]`` (``X-Assignation-ID``, 0.2.0's header) in any
     case, and validates it (``ValueError`` for a malformed id).
     """
-    from koherent.config import get_setting
-    from koherent.validation import validate_assignation_id
+    from django.utils.datastructures import CaseInsensitiveMapping
 
-    wanted = str(get_setting("ASSIGNATION_HEADER")).lower()
-    for name, value in headers.items():
-        if isinstance(name, str) and name.lower() == wanted:
-            return validate_assignation_id(value.strip() if isinstance(value, str) else value)
-    return None
+    from koherent.resolvers import assignation_id_from_headers
+
+    # InvalidRequestContext, raised for a malformed id, is a ValueError.
+    return assignation_id_from_headers(CaseInsensitiveMapping(dict(headers)))

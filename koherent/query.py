@@ -702,7 +702,8 @@ class AssignationHistory:
     def page(self, first: int = DEFAULT_PAGE_SIZE, after: str | None = None) -> HistoryPage:
         """Up to ``first`` rows after the cursor ``after`` (from the start without one).
 
-        One query for the first page, two for a later one, whatever ``first`` and the depth
+        After one lookup of the tables the assignation touched: one query for the first
+        page, two for a later one, whatever ``first`` and the depth
         of the page. Raises
         :class:`InvalidCursor` for a cursor this module did not make.
         """

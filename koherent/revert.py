@@ -73,7 +73,6 @@ from koherent.validation import validate_assignation_id
 if TYPE_CHECKING:
     from koherent.context import AuditContext
 
-logger = get_logger("koherent")
 #: Every revert that writes, and every refusal, at WARNING: who reverted what, through what.
 revert_logger = get_logger("koherent.revert")
 

@@ -28,6 +28,7 @@ from django.db import models, router, transaction
 from django.db.models import Min
 from django.db.models.functions import Cast
 
+from koherent.routing import record_database
 from koherent.validation import validate_app
 
 #: The origin of the records written for assignations found in koherent 0.2's rows.
@@ -214,7 +215,7 @@ def backfill_assignations(
     from koherent.models import Assignation
 
     result = StepResult("assignations", history_model._meta.label)
-    records = Assignation._default_manager.db_manager(using)
+    records = Assignation._default_manager.db_manager(record_database(using, write=True))
     grouped = (
         history_model._default_manager.db_manager(using)
         .filter(assignation_id__isnull=False)

@@ -31,7 +31,6 @@ with the same fields). The task and the view write the model of the variant.
 
 from __future__ import annotations
 
-import inspect
 import random
 import re
 import threading
@@ -50,7 +49,6 @@ import pytest
 from django.db import connection
 
 import koherent
-from koherent.fields import HistoryField
 from tests import services
 from tests.aio.servers import running_server
 from tests.celery.harness import Worker, WorkerConfig, wait_for
@@ -85,10 +83,6 @@ RETRY = re.compile(r"Task kt\.fault_write\[[^\]]+\] retry: Retry in")
 #: The warning of a record that could not be written while its change was kept. A record
 #: write failing with the connection fails the change with it, and says nothing of the kind.
 RECORD_WARNING = "could not write the record of assignation"
-
-
-def trigger_capture_available() -> bool:
-    return "capture" in inspect.signature(HistoryField.__init__).parameters
 
 
 #: The order table and its history table each capture writes: ``testapp.Order`` (signals),
@@ -311,8 +305,6 @@ def post(client: httpx.Client, request: Request, pause: float, capture: str) -> 
 def test_no_change_without_its_history_row_when_the_database_goes_away(
     connections: str, capture: str, database: PostgresServer, tmp_path: Path
 ) -> None:
-    if capture == "trigger" and not trigger_capture_available():
-        pytest.skip("trigger capture (HistoryField(capture='trigger')) is not in this version")
     order_table, history_table = TABLES[capture]
     services.need("redis")
     tasks = support.size(3_000, 30)

@@ -13,12 +13,11 @@ EXIT_REFUSED = 2  # conflicts, or already reverted (without --force)
 EXIT_FAILED = 3  # the database refused a write; nothing was changed
 
 
-def add_database_option(parser: CommandParser) -> None:
-    parser.add_argument(
-        "--database",
-        default=None,
-        help="The database to read and write (default: the one the database router picks).",
-    )
+def add_database_option(
+    parser: CommandParser,
+    help: str = "The database to read and write (default: the one the database router picks).",
+) -> None:
+    parser.add_argument("--database", default=None, help=help)
 
 
 def resolve_user(value: str | None, using: str | None) -> Any:

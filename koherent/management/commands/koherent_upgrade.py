@@ -31,7 +31,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        add_database_option(parser)
+        add_database_option(
+            parser, help="The database whose history rows to upgrade (default: default)."
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would be written; write nothing."
         )
