@@ -199,12 +199,12 @@ def hand_off(
         text = sql
     else:  # a psycopg sql.Composed: left alone
         return execute(sql, params, many, context)
-    if getattr(cursor, "name", None) or _in_failed_transaction(cursor):
-        return execute(sql, params, many, context)
     writes = _writes(text)
     connection: BaseDatabaseWrapper = context["connection"]
     if not writes and not getattr(connection, _HANDED_OFF, False):
         return execute(sql, params, many, context)  # the common read: nothing to do
+    if getattr(cursor, "name", None) or _in_failed_transaction(cursor):
+        return execute(sql, params, many, context)
     in_transaction = connection.in_atomic_block or not connection.get_autocommit()
     handed_off = in_transaction and getattr(connection, _HANDED_OFF, False)
     if writes and _names_captured_table(text):
@@ -276,14 +276,16 @@ def _hand_off_many(
     """``executemany``: psycopg sends each set of parameters as a prepared statement, which
     cannot hold two statements; the context goes first, in a statement of its own."""
     connection: BaseDatabaseWrapper = context["connection"]
-    cursor = context["cursor"]
+    # The driver's own cursor: through Django's, this wrapper would see the setter as the
+    # statement after a hand-off and forget that the context is in effect.
+    driver_cursor = context["cursor"].cursor
     setter = prefix.replace("%%", "%").rstrip("; ")
     if connection.in_atomic_block or not connection.get_autocommit():
-        cursor.execute(setter)
+        driver_cursor.execute(setter)
         return execute(sql, params, True, context)
     # In autocommit mode each statement is its own transaction: put both in one.
     with transaction.atomic(using=connection.alias):
-        cursor.execute(setter)
+        driver_cursor.execute(setter)
         return execute(sql, params, True, context)
 
 

@@ -64,8 +64,6 @@ from django.db.models import sql
 from django.db.models.query import QuerySet
 from django.utils import timezone
 
-from koherent.context import peek
-from koherent.records import ensure_record
 from koherent.stamping import _changed_fields
 
 if TYPE_CHECKING:
@@ -333,10 +331,7 @@ def _write_rows(
         # The history user is asked once, of the first object: a real instance, for a
         # ``get_user`` hook of the project's that reads the tracked model's attributes.
         objects[0] = t.model(**dict(zip(attnames, rows[0], strict=True)))
-    ctx = peek()
-    if ctx is not None and ctx.assignation_id:
-        # The record and the model on its list, in one go (see koherent.records).
-        ensure_record(ctx, ctx.assignation_id, using, t.history_model)
+    # The assignation's record and this model on its list: written by _write_history.
     token = _changed_fields.set(changed)
     try:
         written = _write_history(t, objects, "~", using, timezone.now(), None, HISTORY_BATCH_SIZE)

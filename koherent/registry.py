@@ -157,6 +157,10 @@ def tracked_model(model_or_label: type[models.Model] | str) -> TrackedModel:
 
 
 def clear_cache() -> None:
-    """Forget the tracked models (after models were added at run time, in tests)."""
+    """Forget the tracked models (after models were added at run time, in tests), and the
+    tables the trigger capture hands the context over for."""
+    from koherent import _handoff
+
     _all.cache_clear()
     _per_database.clear()
+    _handoff.forget_tables()

@@ -1429,4 +1429,4 @@ def _describe_context() -> str:
 def _ensure_revert_record(ctx: AuditContext, using: str) -> None:
     """The revert's record, written even when it changes nothing (it marks the revert)."""
     if ctx.assignation_id:
-        ensure_record(ctx, ctx.assignation_id, record_database(using, write=True))
+        ensure_record(ctx, ctx.assignation_id, using)  # on the records' database (routing)

@@ -132,6 +132,21 @@ def test_executemany(user: Any, atomic: bool) -> None:
     assert {stamp(r) for r in history} == {_stamp_of(user, "many", "a-many")}
 
 
+def test_a_statement_without_context_after_an_executemany_with_context_is_unattributed(
+    user: Any,
+) -> None:
+    """The context ``executemany`` hands over in a transaction is cleared for the next
+    statement, as after a plain statement."""
+    product = Product.objects.create(name="n", price=1)
+    with transaction.atomic():
+        with koherent.assignation("a-many", user=user, app="many"), connection.cursor() as c:
+            c.executemany("UPDATE capture_product SET price = %s WHERE id = %s", [(2, product.pk)])
+        Product.objects.filter(pk=product.pk).update(price=3)  # no context any more
+    first, second = rows(Product, history_type="~")
+    assert stamp(first) == _stamp_of(user, "many", "a-many")
+    assert stamp(second) == UNATTRIBUTED
+
+
 class _nothing:
     def __enter__(self) -> None:
         return None
