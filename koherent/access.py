@@ -39,17 +39,15 @@ request share that one query.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
-from django.utils.module_loading import import_string
 
 from koherent._logging import get_logger
-from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting
+from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting, import_hook
 from koherent.context import peek
 from koherent.exceptions import AssignationAccessDenied
 from koherent.loop import in_event_loop
@@ -142,12 +140,6 @@ def anyone(user: Any, assignation_id: str, record: Assignation | None) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=16)
-def _import_policy(path: str) -> AccessPolicy:
-    policy: AccessPolicy = import_string(path)
-    return policy
-
-
 def current_policy() -> tuple[str, AccessPolicy | None]:
     """The configured policy's name, and its function (``None`` for ``"any"``)."""
     name = get_setting("ASSIGNATION_ACCESS")
@@ -157,7 +149,7 @@ def current_policy() -> tuple[str, AccessPolicy | None]:
         return name, owner_only
     if isinstance(name, str) and "." in name:
         try:
-            return name, _import_policy(name)
+            return name, cast("AccessPolicy", import_hook(name))
         except ImportError as exc:
             raise ImproperlyConfigured(
                 f"KOHERENT['ASSIGNATION_ACCESS'] = {name!r} does not import: {exc}"

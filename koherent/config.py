@@ -8,9 +8,11 @@ Unknown keys are reported by the system check ``koherent.E002``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, TypedDict, cast
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 
 class KoherentSettings(TypedDict, total=False):
@@ -117,3 +119,12 @@ def get_setting(name: str) -> Any:
     if name in overrides:
         return overrides[name]
     return DEFAULTS[name]  # type: ignore[literal-required]
+
+
+@functools.lru_cache(maxsize=32)
+def import_hook(path: str) -> Any:
+    """The object a dotted path in the settings names (a policy, resolver or permission hook).
+
+    Imported once per path; the callers type the result with the protocol of their hook.
+    """
+    return import_string(path)

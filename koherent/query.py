@@ -51,6 +51,7 @@ from django.db import connections, router
 from django.db.models import signals
 from django.db.models.base import ModelState
 
+from koherent._sql import chunks, typed_values
 from koherent.exceptions import KoherentError
 from koherent.registry import TrackedModel, tracked_model, tracked_models
 from koherent.routing import history_database, history_databases, record_database
@@ -236,11 +237,6 @@ def _decode_cursor(value: str) -> _Cursor:
 # -- SQL building blocks -----------------------------------------------------------------------
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _quoted(f: Any, connection: BaseDatabaseWrapper) -> str:
     """The quoted column name of a concrete field."""
     return connection.ops.quote_name(str(f.column))
@@ -326,9 +322,9 @@ def _page_keys(
     connection = connections[using]
     cast = _mixed_history_ids(tracked)
     merged: list[tuple[Any, str, Any, TrackedModel, Any]] = []
-    chunks = list(_chunks(tracked, _TABLES_PER_QUERY))
+    groups = list(chunks(tracked, _TABLES_PER_QUERY))
     date_converters: dict[type[Model], Any] = {}
-    for chunk in chunks:
+    for chunk in groups:
         branches: list[str] = []
         params: list[Any] = []
         for index, t in enumerate(chunk):
@@ -368,7 +364,7 @@ def _page_keys(
             branches.append(select)
         # Wrapped in a subquery, the union is ordered by the date without sending it back,
         # unless chunks must be merged here.
-        merging = len(chunks) > 1
+        merging = len(groups) > 1
         sql = (
             f"SELECT koherent_m, koherent_id{', koherent_date' if merging else ''} FROM ("
             + " UNION ALL ".join(branches)
@@ -806,7 +802,7 @@ def _counts_for(
 ) -> dict[str, int]:
     connection = connections[using]
     counts: dict[str, int] = {}
-    for chunk in _chunks(tracked, _TABLES_PER_QUERY):
+    for chunk in chunks(tracked, _TABLES_PER_QUERY):
         branches = []
         params: list[Any] = []
         for index, t in enumerate(chunk):
@@ -907,12 +903,7 @@ def previous_rows(
     columns = ", ".join(f"p.{_quoted(f, connection)}" for f in hm._meta.concrete_fields)
     latest = f"ORDER BY q.{date} DESC, q.{hid} DESC LIMIT 1"
     if connection.vendor == "postgresql":
-        first = (
-            f"(CAST(%s AS {key_field.cast_db_type(connection)}), "
-            f"CAST(%s AS {date_field.cast_db_type(connection)}), "
-            f"CAST(%s AS {pk.cast_db_type(connection)}))"
-        )
-        values = ", ".join([first, *["(%s, %s, %s)"] * (len(points) - 1)])
+        values = typed_values([key_field, date_field, pk], len(points), connection)
         sql = (
             f"SELECT {columns} FROM (VALUES {values}) e(k, d, h) CROSS JOIN LATERAL "
             f"(SELECT q.* FROM {table} q WHERE q.{key} = e.k "
@@ -1074,7 +1065,7 @@ def change_counts(assignation_ids: Iterable[str], *, using: str | None = None) -
         return counts
     connection = connections[db]
     limit = connection.features.max_query_params
-    for id_part in _chunks(ids, 5_000 if limit is None else limit):
+    for id_part in chunks(ids, 5_000 if limit is None else limit):
         placeholders = ", ".join(["%s"] * len(id_part))
         if limit is None:
             prefix, id_list = "", placeholders
@@ -1087,7 +1078,7 @@ def change_counts(assignation_ids: Iterable[str], *, using: str | None = None) -
                 f"WITH koherent_ids(id) AS (VALUES {values}) ",
                 ("SELECT id FROM koherent_ids"),
             )
-        for chunk in _chunks(tracked, _TABLES_PER_QUERY):
+        for chunk in chunks(tracked, _TABLES_PER_QUERY):
             branches = []
             params: list[Any] = list(id_part) if limit is not None else []
             for t in chunk:

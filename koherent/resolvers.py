@@ -15,14 +15,11 @@ path to ``fn(request) -> str | None``. Built in:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.utils.module_loading import import_string
-
 from koherent import access
-from koherent.config import get_setting
+from koherent.config import get_setting, import_hook
 from koherent.context import AuditContext, new_assignation_id
 from koherent.exceptions import AssignationAccessDenied, InvalidRequestContext
 from koherent.users import RequestUserRef
@@ -53,15 +50,10 @@ def oauth2_app(request: HttpRequest) -> str | None:
     return str(client_id) if client_id else static_app(request)
 
 
-@functools.lru_cache(maxsize=16)
-def _import_resolver(path: str) -> AppResolver:
-    resolver: AppResolver = import_string(path)
-    return resolver
-
-
 def resolve_app(request: HttpRequest) -> str | None:
     """The request's app, from the configured resolver, validated."""
-    value = _import_resolver(get_setting("APP_RESOLVER"))(request)
+    resolver: AppResolver = import_hook(get_setting("APP_RESOLVER"))
+    value = resolver(request)
     if value is None:
         return None
     try:

@@ -49,7 +49,7 @@ import datetime as dt
 import enum
 import graphlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -61,6 +61,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from koherent._logging import get_logger
+from koherent._sql import chunks, typed_values
 from koherent.capture import history_written_by_caller
 from koherent.context import assignation as open_assignation
 from koherent.exceptions import KoherentError
@@ -448,11 +449,6 @@ def _concrete(model: type[models.Model]) -> type[models.Model]:
     return model._meta.concrete_model or model
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _batch_size(using: str, wanted: int | None) -> int:
     size = wanted or DEFAULT_BATCH_SIZE
     if size < 1:
@@ -519,7 +515,7 @@ def _lock_and_read_current(work: _ModelWork, using: str, batch: int, lock: bool)
     t = work.tracked
     manager = t.model._base_manager.using(using)
     pks = list(work.objects)
-    for chunk in _chunks(pks, batch):
+    for chunk in chunks(pks, batch):
         qs = manager.filter(pk__in=chunk)
         if lock:
             qs = qs.select_for_update()
@@ -543,12 +539,12 @@ def _read_targets(work: _ModelWork, using: str, batch: int) -> None:
         if o.first_type == "~" or (o.first_type == "-" and t.m2m)
     ]
     deletion_rows: dict[Any, models.Model] = {}
-    for chunk in _chunks(deleted, batch):
+    for chunk in chunks(deleted, batch):
         for row in manager.filter(pk__in=chunk):
             deletion_rows[getattr(row, pk)] = row
     before: dict[Any, models.Model] = {}
     limited = connections[using].features.max_query_params is not None
-    for part in _chunks(points, max(1, batch // 3) if limited else batch):  # 3 params a point
+    for part in chunks(points, max(1, batch // 3) if limited else batch):  # 3 params a point
         for row in previous_rows(using, t, part):
             before[getattr(row, pk)] = row
     for obj in work.objects.values():
@@ -579,13 +575,13 @@ def _read_m2m(work: _ModelWork, using: str, batch: int) -> None:
     for m2m in t.m2m:
         name = m2m.field.name
         history_ids = list(by_history)
-        for chunk in _chunks(history_ids, batch):
+        for chunk in chunks(history_ids, batch):
             rows = m2m.history_model._default_manager.using(using).filter(history_id__in=chunk)
             for row in rows:
                 by_history[row.history_id].m2m_target.setdefault(name, []).append(row)  # type: ignore[attr-defined]
         present = [o.pk for o in work.objects.values() if o.current is not None]
         through = m2m.through._base_manager.using(using)
-        for chunk in _chunks(present, batch):
+        for chunk in chunks(present, batch):
             for row in through.filter(**{f"{m2m.source_attname}__in": chunk}):
                 work.objects[getattr(row, m2m.source_attname)].m2m_current.setdefault(
                     name, []
@@ -603,7 +599,7 @@ def _read_conflicts(
     pk = t.pk_attname
     since = min(o.first_date for o in work.objects.values())
     earliest: dict[tuple[Any, str | None], dt.datetime] = {}
-    for chunk in _chunks(list(work.objects), batch):
+    for chunk in chunks(list(work.objects), batch):
         rows = (
             manager.filter(**{f"{pk}__in": chunk}, history_date__gte=since)
             .exclude(assignation_id=assignation_id)
@@ -657,7 +653,7 @@ def _read_unrecorded(
     pk = t.pk_attname
     since = min(o.first_date for o in work.objects.values())
     chains: dict[Any, list[models.Model]] = defaultdict(list)
-    for chunk in _chunks(list(work.objects), batch):
+    for chunk in chunks(list(work.objects), batch):
         rows = manager.filter(**{f"{pk}__in": chunk}, history_date__gte=since).order_by(
             pk, "history_date", "pk"
         )
@@ -1008,16 +1004,14 @@ def _insert_history(
     names = [f"koherent_v{i}" for i in range(len(per_object))]
     columns = ", ".join(qn(str(f.column)) for f in [*per_object, *shared])
     select = ", ".join([*names, *(f"CAST(%s AS {f.cast_db_type(connection)})" for f in shared)])
-    first = "(" + ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in per_object) + ")"
-    other = "(" + ", ".join(["%s"] * len(per_object)) + ")"
     key: Any = hm._meta.get_field(t.history_key)
     returning = f"{qn(str(pk.column))}, {qn(str(key.column))}"
     written: list[tuple[Any, Any]] = []
-    for chunk in _chunks(instances, batch):
+    for chunk in chunks(instances, batch):
         params = list(shared_params)
         for obj in chunk:
             params.extend(value(f, obj) for f in per_object)
-        rows = ", ".join([first, *[other] * (len(chunk) - 1)])
+        rows = typed_values(per_object, len(chunk), connection)
         sql = (
             f"INSERT INTO {qn(hm._meta.db_table)} ({columns}) SELECT {select} "
             f"FROM (VALUES {rows}) koherent_v({', '.join(names)}) RETURNING {returning}"
@@ -1042,7 +1036,7 @@ def _write_m2m_history(
         through = m2m.through._base_manager.using(using)
         names = [f.attname for f in m2m.through._meta.concrete_fields]
         snapshot = []
-        for chunk in _chunks(list(by_object), batch):
+        for chunk in chunks(list(by_object), batch):
             for link in through.filter(**{f"{m2m.source_attname}__in": chunk}):
                 values = {name: getattr(link, name) for name in names}
                 history_id = by_object[getattr(link, m2m.source_attname)]
@@ -1068,7 +1062,7 @@ def _set_m2m(t: TrackedModel, objects: Sequence[_Object], using: str, batch: int
                     values = {a: getattr(row, a) for a in m2m.value_attnames}
                     values[m2m.source_attname] = obj.pk
                     missing.append(m2m.through(**values))
-        for chunk in _chunks(stale, batch):
+        for chunk in chunks(stale, batch):
             through.filter(pk__in=chunk)._raw_delete(using)  # no signals: history is ours
         if missing:
             through.bulk_create(missing, batch_size=batch)
@@ -1098,15 +1092,13 @@ def _bulk_update(
     table = qn(model._meta.db_table)
     assignments = ", ".join(f"{qn(str(f.column))} = v.{qn(str(f.column))}" for f in fields)
     names_sql = ", ".join(qn(str(f.column)) for f in columns)
-    first_row = "(" + ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in columns) + ")"
-    other_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    for chunk in _chunks(objs, batch):
+    for chunk in chunks(objs, batch):
         params: list[Any] = []
         for obj in chunk:
             params.extend(
                 f.get_db_prep_save(getattr(obj, str(f.attname)), connection) for f in columns
             )
-        rows = ", ".join([first_row, *[other_row] * (len(chunk) - 1)])
+        rows = typed_values(columns, len(chunk), connection)
         sql = (
             f"UPDATE {table} SET {assignments} FROM (VALUES {rows}) AS v({names_sql}) "
             f"WHERE {table}.{qn(str(pk.column))} = v.{qn(str(pk.column))}"
@@ -1138,7 +1130,7 @@ def _apply(
     for w in work.models:
         t = w.tracked
         objs = w.of(RevertAction.RECREATE)
-        for chunk in _chunks(objs, batch):
+        for chunk in chunks(objs, batch):
             instances = [_target_instance(t, o.target) for o in chunk if o.target is not None]
             if t.model._meta.parents:
                 # Multi-table children cannot be bulk-created; save() inserts the parent
@@ -1157,7 +1149,7 @@ def _apply(
     for w in work.models:
         t = w.tracked
         objs = w.of(RevertAction.RESTORE)
-        for chunk in _chunks(objs, batch):
+        for chunk in chunks(objs, batch):
             instances = []
             fields: set[str] = set()
             m2m_names = {m.field.name for m in t.m2m}
@@ -1207,7 +1199,7 @@ def _delete(
     models_in_order = [m for m in collector.data if collector.data[m]]
     for model in models_in_order:
         pks = [obj.pk for obj in collector.data[model]]
-        for chunk in _chunks(pks, batch):
+        for chunk in chunks(pks, batch):
             model._base_manager.using(using).filter(pk__in=chunk)._raw_delete(using)
     by_model: dict[type[models.Model], list[models.Model]] = defaultdict(list)
     for (_, _pk), obj in doomed.items():

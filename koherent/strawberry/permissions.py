@@ -20,16 +20,14 @@ A refusal is a GraphQL error with ``extensions.code`` ``FORBIDDEN``; nothing is 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.utils.module_loading import import_string
 from graphql import GraphQLError
 
 from koherent._logging import get_logger
-from koherent.config import get_setting
+from koherent.config import get_setting, import_hook
 from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.operation import user_of
 
@@ -87,9 +85,8 @@ _BUILT_IN: tuple[Permission, ...] = (
 )
 
 
-@functools.lru_cache(maxsize=16)
 def _import(path: str) -> Permission:
-    hook: Permission = import_string(path)
+    hook: Permission = import_hook(path)
     return hook
 
 

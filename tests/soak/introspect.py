@@ -37,6 +37,7 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
         name: importlib.import_module(f"koherent.{name}")
         for name in (
             "access",
+            "config",
             "query",
             "records",
             "registry",
@@ -49,11 +50,13 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
         )
     }
     access, query, records = modules["access"], modules["query"], modules["records"]
+    config = modules["config"]
     registry, resolvers, signing = modules["registry"], modules["resolvers"], modules["signing"]
     hosts, permissions = modules["http.hosts"], modules["strawberry.permissions"]
     extension, audited = modules["strawberry.extension"], modules["tasks.audited"]
 
     lru = {
+        "config": config,
         "access": access,
         "resolvers": resolvers,
         "strawberry.permissions": permissions,
