@@ -316,7 +316,8 @@ def _write_rows(
     t: TrackedModel, rows: Sequence[tuple[Any, ...]], using: str, changed: str
 ) -> None:
     """One history row per updated object, in bulk, stamped by the context."""
-    from koherent.revert import _write_history, _write_m2m_history
+    from koherent._history_rows import write_history as _write_history
+    from koherent._history_rows import write_m2m_history as _write_m2m_history
 
     attnames = [f.attname for f in t.fields]
     pk_index = attnames.index(t.pk_attname)

@@ -292,12 +292,12 @@ def test_queryset_delete_writes_a_row_per_object(products: list[Product]) -> Non
 def test_the_update_and_its_rows_commit_or_fail_together(
     products: list[Product], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from koherent import revert
+    from koherent import _history_rows
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise DatabaseError("history table unavailable")
 
-    monkeypatch.setattr(revert, "_write_history", broken)
+    monkeypatch.setattr(_history_rows, "write_history", broken)
     with pytest.raises(DatabaseError):
         Product.objects.filter(name="pan").update(stock=99)  # autocommit: its own transaction
     assert Product.everything.get(name="pan").stock == 5

@@ -10,7 +10,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 import koherent
-from koherent import revert as revert_module
+from koherent import _history_rows
 from koherent.models import Assignation
 from koherent.revert import ConflictKind, RevertAction
 from tests.undo.conftest import Scenario, snapshot
@@ -171,7 +171,7 @@ def test_reverting_twice_is_refused_unless_forced(scenario: Scenario) -> None:
 
 def test_failure_midway_changes_nothing(scenario: Scenario, monkeypatch: Any) -> None:
     """A failure in the last stage (deletion) undoes the re-creations and restores before it."""
-    original = revert_module._write_history
+    original = _history_rows.write_history
     calls: list[str] = []
 
     def failing(t: Any, instances: Any, history_type: str, *args: Any) -> Any:
@@ -180,7 +180,7 @@ def test_failure_midway_changes_nothing(scenario: Scenario, monkeypatch: Any) ->
             raise DatabaseError("injected failure")
         return original(t, instances, history_type, *args)
 
-    monkeypatch.setattr(revert_module, "_write_history", failing)
+    monkeypatch.setattr(_history_rows, "write_history", failing)
     with pytest.raises(koherent.RevertError, match="injected failure"):
         koherent.revert_assignation(scenario.assignation_id)
     assert {"+", "~", "-"} <= set(calls)  # it did get midway
