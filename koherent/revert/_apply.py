@@ -42,22 +42,25 @@ def apply(work: Work, *, force: bool, progress: ProgressCallback | None) -> tupl
             progress(stage, done, total)
 
     writer = _Writer(work.using, work.batch_size, timezone.now(), work.assignation_id)
-    recreated = restored = deleted = 0
-    # 1. Re-create, referenced models first.
-    for w in work.models:
-        for chunk in chunks(w.of(RevertAction.RECREATE), work.batch_size):
-            recreated += writer.recreate(w.tracked, chunk)
-            advance("recreate", len(chunk))
-    # 2. Restore, same order.
-    for w in work.models:
-        for chunk in chunks(w.of(RevertAction.RESTORE), work.batch_size):
-            restored += writer.restore(w.tracked, chunk)
-            advance("restore", len(chunk))
+    written = dict.fromkeys(RevertAction, 0)
+    # 1. Re-create, referenced models first; 2. restore, same order.
+    for action, write in (
+        (RevertAction.RECREATE, writer.recreate),
+        (RevertAction.RESTORE, writer.restore),
+    ):
+        for w in work.models:
+            for chunk in chunks(w.of(action), work.batch_size):
+                written[action] += write(w.tracked, chunk)
+                advance(action.value, len(chunk))
     # 3. Delete, referring models first.
     if work.deletion is not None:
-        deleted = writer.delete(work, work.deletion, force=force)
-        advance("delete", deleted)
-    return deleted, restored, recreated
+        written[RevertAction.DELETE] = writer.delete(work, work.deletion, force=force)
+        advance("delete", written[RevertAction.DELETE])
+    return (
+        written[RevertAction.DELETE],
+        written[RevertAction.RESTORE],
+        written[RevertAction.RECREATE],
+    )
 
 
 @dataclass
