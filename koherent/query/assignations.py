@@ -35,7 +35,8 @@ def get_assignation(assignation_id: str, *, using: str | None = None) -> Assigna
     (rows written with ``RECORD_ASSIGNATIONS`` off, or by raw SQL) gets a stand-in: an unsaved
     :class:`~koherent.models.Assignation` (``_state.adding`` is true) made from its first
     history row (user, app, task, date; origin ``"unknown"``), read where the router reads
-    the assignation's history (:func:`koherent.routing.history_database`, or ``using``).
+    the assignation's history (:func:`koherent.routing.history_database`, or ``using``); its
+    ``_state.db`` is the database its record would be on.
     ``None`` when there is neither: each front end says "not found" its own way.
 
     One query when there is a record; else that one, the lookup of the touched tables and the
@@ -60,7 +61,7 @@ def get_assignation(assignation_id: str, *, using: str | None = None) -> Assigna
         created=first.date,
         task_id=first.task_id,
     )
-    stand_in._state.db = history.using
+    stand_in._state.db = records.db  # where its record would be
     return stand_in
 
 
