@@ -60,22 +60,26 @@ from koherent.query.timeline import DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE
 from koherent.query.timeline import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE
 from koherent.query.timeline import AssignationHistory, history_for_assignation, load_entries
 
-__all__ = [
-    "AssignationFilters",
-    "AssignationHistory",
-    "AssignationSummary",
+__all__ = [  # noqa: RUF022 (by concern)
+    # the values
     "ChangeKind",
-    "FieldChange",
     "HistoryEntry",
     "HistoryPage",
+    "FieldChange",
     "InvalidCursor",
-    "assignations",
-    "change_counts",
-    "effective_changes",
-    "get_assignation",
+    # an assignation's history, and its changes
+    "AssignationHistory",
     "history_for_assignation",
-    "list_assignations",
     "load_entries",
+    "effective_changes",
+    # finding, listing and counting assignations
+    "get_assignation",
+    "AssignationFilters",
+    "AssignationSummary",
+    "assignations",
+    "list_assignations",
     "model_counts",
+    "change_counts",
+    # the history of given objects
     "object_histories",
 ]

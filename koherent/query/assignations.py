@@ -127,7 +127,8 @@ def list_assignations(
     **filters: Unpack[AssignationFilters],
 ) -> list[AssignationSummary]:
     """A page of :func:`assignations` (filtered by the same keyword arguments) with their
-    change counts: two queries per database holding tracked history."""
+    change counts: two queries (the count is one more on each further database the router
+    reads tracked history from)."""
     records = list(assignations(using=using, **filters)[offset : offset + limit])
     counts = change_counts([r.pk for r in records], using=using)
     return [AssignationSummary(assignation=r, change_count=counts.get(r.pk, 0)) for r in records]
