@@ -36,25 +36,25 @@ origin and time; :func:`model_counts` and :func:`change_counts` count their chan
 The package, by concern: :mod:`~koherent.query.entries` (the values),
 :mod:`~koherent.query.timeline` (an assignation's history, pages and cursors),
 :mod:`~koherent.query.changes` (field changes), :mod:`~koherent.query.counts`,
-:mod:`~koherent.query.assignations`, :mod:`~koherent.query.objects`; the SQL behind them in
+:mod:`~koherent.query.lookup`, :mod:`~koherent.query.objects`; the SQL behind them in
 the internal ``_cursor``, ``_sql``, ``_rows`` and ``_page``. Import from ``koherent.query``.
 """
 
 from __future__ import annotations
 
 from koherent.query._cursor import InvalidCursor
-from koherent.query.assignations import (
+from koherent.query.changes import FieldChange, effective_changes
+from koherent.query.changes import m2m_snapshots as m2m_snapshots
+from koherent.query.changes import previous_rows as previous_rows
+from koherent.query.counts import change_counts, model_counts
+from koherent.query.entries import ChangeKind, HistoryEntry, HistoryPage
+from koherent.query.lookup import (
     AssignationFilters,
     AssignationSummary,
     assignations,
     get_assignation,
     list_assignations,
 )
-from koherent.query.changes import FieldChange, effective_changes
-from koherent.query.changes import m2m_snapshots as m2m_snapshots
-from koherent.query.changes import previous_rows as previous_rows
-from koherent.query.counts import change_counts, model_counts
-from koherent.query.entries import ChangeKind, HistoryEntry, HistoryPage
 from koherent.query.objects import object_histories
 from koherent.query.timeline import DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE
 from koherent.query.timeline import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE

@@ -1,4 +1,5 @@
-"""Assignations: finding one (:func:`get_assignation`), listing them with their change counts."""
+"""Looking assignations up: finding one (:func:`get_assignation`), listing them with their change
+counts."""
 
 from __future__ import annotations
 
