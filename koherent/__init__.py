@@ -51,7 +51,7 @@ _API: dict[str, str] = {
     "HistoryField": "koherent.fields",
     "Assignation": "koherent.models",
     "KoherentHistoryModel": "koherent.models",
-    # query by assignation (koherent/query.py)
+    # query by assignation (koherent/query/)
     "AssignationHistory": "koherent.query",
     "AssignationSummary": "koherent.query",
     "ChangeKind": "koherent.query",
@@ -61,9 +61,12 @@ _API: dict[str, str] = {
     "InvalidCursor": "koherent.query",
     "change_counts": "koherent.query",
     "effective_changes": "koherent.query",
+    "get_assignation": "koherent.query",
     "history_for_assignation": "koherent.query",
     "list_assignations": "koherent.query",
     "load_entries": "koherent.query",
+    "model_counts": "koherent.query",
+    "object_histories": "koherent.query",
     # revert (koherent/revert.py)
     "AlreadyReverted": "koherent.revert",
     "AssignationNotFound": "koherent.revert",
@@ -142,9 +145,12 @@ if TYPE_CHECKING:  # what type checkers see; tests/test_public_api.py keeps it e
     from koherent.query import InvalidCursor as InvalidCursor
     from koherent.query import change_counts as change_counts
     from koherent.query import effective_changes as effective_changes
+    from koherent.query import get_assignation as get_assignation
     from koherent.query import history_for_assignation as history_for_assignation
     from koherent.query import list_assignations as list_assignations
     from koherent.query import load_entries as load_entries
+    from koherent.query import model_counts as model_counts
+    from koherent.query import object_histories as object_histories
     from koherent.revert import AlreadyReverted as AlreadyReverted
     from koherent.revert import AssignationNotFound as AssignationNotFound
     from koherent.revert import Conflict as Conflict

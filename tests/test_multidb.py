@@ -390,3 +390,70 @@ def test_koherent_revert_command(scenario: Scenario) -> None:
         .filter(origin="revert", parent_id=scenario.assignation_id)
         .exists()
     )
+
+
+# -- the services every front end uses -------------------------------------------------------
+
+
+def test_the_read_services_follow_the_router(scenario: Scenario) -> None:
+    record = koherent.get_assignation(scenario.assignation_id)
+    assert record is not None
+    assert (record._state.db, record._state.adding, record.app) == ("default", False, "desk")
+    counts = {"multidbapp.Note": 1, "multidbapp.Ticket": 2}
+    assert koherent.model_counts([scenario.assignation_id]) == {scenario.assignation_id: counts}
+    assert koherent.change_counts([scenario.assignation_id]) == {scenario.assignation_id: 3}
+    # On a database named, only what is there: nothing of it on default.
+    assert koherent.model_counts([scenario.assignation_id], using="default") == {
+        scenario.assignation_id: {}
+    }
+    [kept, created] = koherent.object_histories(
+        [("multidbapp.Ticket", scenario.kept.pk), ("multidbapp.Ticket", scenario.created.pk)]
+    )
+    assert [e.kind.value for e in kept] == ["CREATE", "UPDATE"]
+    assert [e.assignation_id for e in created] == [scenario.assignation_id]
+    assert {e.row._state.db for e in [*kept, *created]} == {"other"}
+
+
+@pytest.fixture
+def unrecorded(settings: Any) -> str:
+    """An assignation written without a record (its history on ``other``)."""
+    settings.KOHERENT = {**settings.KOHERENT, "RECORD_ASSIGNATIONS": False}
+    with koherent.assignation(app="raw") as ctx:
+        Ticket.objects.create(title="unrecorded")
+    assert not Assignation.objects.using("default").filter(pk=ctx.assignation_id).exists()
+    assert not Assignation.objects.using("other").filter(pk=ctx.assignation_id).exists()
+    return ctx.assignation_id or ""
+
+
+def test_an_assignation_without_a_record_is_found_by_every_front_end(
+    unrecorded: str, admin_user: Any
+) -> None:
+    stand_in = koherent.get_assignation(unrecorded)
+    assert stand_in is not None
+    assert stand_in._state.adding
+    assert (stand_in.pk, stand_in.app, stand_in.origin) == (unrecorded, "raw", "unknown")
+    assert stand_in._state.db == "default"  # where its record would be
+    client = client_for(admin_user)
+    # The admin: its timeline, read on other.
+    timeline = client.get(reverse("admin:koherent_assignation_change", args=[unrecorded]))
+    assert timeline.status_code == 200
+    assert timeline.context["record"].origin == "unknown"
+    assert [row["entry"].model_label for row in timeline.context["timeline"]] == [
+        "multidbapp.Ticket"
+    ]
+    # GraphQL.
+    data = graphql(client, ASSIGNATION, {"id": unrecorded})["assignation"]
+    assert (data["id"], data["app"], data["changeCount"]) == (unrecorded, "raw", 1)
+    assert data["models"] == [{"modelLabel": "multidbapp.Ticket", "count": 1}]
+    # The command.
+    out = StringIO()
+    call_command("koherent_history", unrecorded, stdout=out)
+    assert f"Assignation {unrecorded} (no record)" in out.getvalue()
+    assert "1 change(s)" in out.getvalue()
+    # And "not found", each its own way, for an id with neither record nor history.
+    assert koherent.get_assignation("nothing-here") is None
+    missing = reverse("admin:koherent_assignation_change", args=["nothing-here"])
+    assert client.get(missing).status_code == 404
+    assert graphql(client, ASSIGNATION, {"id": "nothing-here"}) == {"assignation": None}
+    with pytest.raises(CommandError, match="unknown assignation"):
+        call_command("koherent_history", "nothing-here", stdout=StringIO())

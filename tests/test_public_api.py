@@ -60,9 +60,12 @@ PUBLIC = {
     "InvalidCursor",
     "change_counts",
     "effective_changes",
+    "get_assignation",
     "history_for_assignation",
     "list_assignations",
     "load_entries",
+    "model_counts",
+    "object_histories",
     # revert
     "AlreadyReverted",
     "AssignationNotFound",

@@ -18,7 +18,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from strawberry_django.permissions import IsAuthenticated
 
 from koherent.strawberry import (
-    HistoryEntry,
+    HistoryEntryType,
     HistoryFilterMixin,
     KoherentExtension,
     KoherentMutation,
@@ -47,7 +47,7 @@ class ProductType:
     name: strawberry.auto
     price: strawberry.auto
     stock: strawberry.auto
-    history: list[HistoryEntry] = history_field()
+    history: list[HistoryEntryType] = history_field()
 
 
 @strawberry_django.type(OrderLine)
@@ -66,7 +66,7 @@ class OrderType:
     total: strawberry.auto
     tracking_number: strawberry.auto
     lines: list[OrderLineType]
-    history: list[HistoryEntry] = history_field()
+    history: list[HistoryEntryType] = history_field()
 
 
 @strawberry_django.type(User)

@@ -17,7 +17,13 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from koherent.exceptions import AssignationSpansDatabases
 from koherent.models import Assignation
-from koherent.query import InvalidCursor, change_counts, effective_changes, history_for_assignation
+from koherent.query import (
+    InvalidCursor,
+    change_counts,
+    effective_changes,
+    get_assignation,
+    history_for_assignation,
+)
 from koherent.revert import (
     AlreadyReverted,
     AssignationNotFound,
@@ -120,7 +126,9 @@ class AssignationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return reverse("{}:{}_{}_".format(*info) + name, args=args)
 
     def _get(self, request: HttpRequest, object_id: str) -> Assignation:
-        record: Assignation | None = self.get_object(request, unquote(object_id))
+        """The assignation (its record, or a stand-in for history written without one, see
+        :func:`koherent.query.get_assignation`), if the user may view it."""
+        record = get_assignation(unquote(object_id))
         if record is None:
             raise Http404(f"No assignation {unquote(object_id)!r}.")
         if not self.has_view_permission(request, record):

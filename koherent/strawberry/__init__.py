@@ -15,6 +15,7 @@ from koherent.extras import require
 
 require("koherent.strawberry", "strawberry", "strawberry", "strawberry_django", "graphql")
 
+from koherent.strawberry._renamed import RENAMED, renamed
 from koherent.strawberry.extension import KoherentExtension
 
 if TYPE_CHECKING:
@@ -24,19 +25,19 @@ if TYPE_CHECKING:
         AlreadyRevertedError,
         AssignationNotFoundError,
         KoherentMutation,
-        PlannedChange,
+        PlannedChangeType,
         RevertConflictError,
         RevertConflictItem,
         RevertFailedError,
-        RevertPlan,
-        RevertResult,
+        RevertPlanType,
+        RevertResultType,
     )
     from koherent.strawberry.queries import AssignationFilter, KoherentQuery
     from koherent.strawberry.types import (
-        Assignation,
-        FieldChange,
-        HistoryEntry,
+        AssignationType,
+        FieldChangeType,
         HistoryEntryPage,
+        HistoryEntryType,
         HistoryUser,
         ModelChanges,
     )
@@ -46,16 +47,16 @@ _LAZY = {
     "AlreadyRevertedError": "koherent.strawberry.mutations",
     "AssignationNotFoundError": "koherent.strawberry.mutations",
     "KoherentMutation": "koherent.strawberry.mutations",
-    "PlannedChange": "koherent.strawberry.mutations",
+    "PlannedChangeType": "koherent.strawberry.mutations",
     "RevertConflictError": "koherent.strawberry.mutations",
     "RevertConflictItem": "koherent.strawberry.mutations",
     "RevertFailedError": "koherent.strawberry.mutations",
-    "RevertPlan": "koherent.strawberry.mutations",
-    "RevertResult": "koherent.strawberry.mutations",
-    "Assignation": "koherent.strawberry.types",
+    "RevertPlanType": "koherent.strawberry.mutations",
+    "RevertResultType": "koherent.strawberry.mutations",
+    "AssignationType": "koherent.strawberry.types",
     "AssignationFilter": "koherent.strawberry.queries",
-    "FieldChange": "koherent.strawberry.types",
-    "HistoryEntry": "koherent.strawberry.types",
+    "FieldChangeType": "koherent.strawberry.types",
+    "HistoryEntryType": "koherent.strawberry.types",
     "HistoryEntryPage": "koherent.strawberry.types",
     "HistoryFilter": "koherent.strawberry.filters",
     "HistoryFilterMixin": "koherent.strawberry.filters",
@@ -69,6 +70,9 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
+    if module is None and name in RENAMED:
+        # The types' former Python names (Assignation, HistoryEntry, ...), deprecated.
+        return renamed(__name__, name)
     if module is None:
         # koherent 0.2's ProvenanceEntry, with a DeprecationWarning (koherent.legacy).
         return importlib.import_module("koherent.legacy").resolve(__name__, name)
@@ -77,12 +81,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AlreadyRevertedError",
-    "Assignation",
     "AssignationFilter",
     "AssignationNotFoundError",
-    "FieldChange",
-    "HistoryEntry",
+    "AssignationType",
+    "FieldChangeType",
     "HistoryEntryPage",
+    "HistoryEntryType",
     "HistoryFilter",
     "HistoryFilterMixin",
     "HistoryUser",
@@ -91,11 +95,11 @@ __all__ = [
     "KoherentMutation",
     "KoherentQuery",
     "ModelChanges",
-    "PlannedChange",
+    "PlannedChangeType",
     "RevertConflictError",
     "RevertConflictItem",
     "RevertFailedError",
-    "RevertPlan",
-    "RevertResult",
+    "RevertPlanType",
+    "RevertResultType",
     "history_field",
 ]

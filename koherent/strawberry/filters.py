@@ -33,27 +33,18 @@ from django.db.models import Q
 from koherent import query
 from koherent.registry import tracked_model
 from koherent.strawberry.permissions import require_read
+from koherent.strawberry.types import optional
 from koherent.validation import validate_assignation_id
 
 
 @strawberry.input(description="Conditions on one history row (every condition given holds).")
 class HistoryFilter:
-    assignation_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Changed under this assignation."
-    )
-    user_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Changed by this user (primary key)."
-    )
-    app: str | None = strawberry.field(default=None, description="Changed through this app.")
-    kind: query.ChangeKind | None = strawberry.field(
-        default=None, description="Created, updated or deleted."
-    )
-    since: dt.datetime | None = strawberry.field(
-        default=None, description="Changed at or after this time."
-    )
-    until: dt.datetime | None = strawberry.field(
-        default=None, description="Changed before this time."
-    )
+    assignation_id: strawberry.ID | None = optional("Changed under this assignation.")
+    user_id: strawberry.ID | None = optional("Changed by this user (primary key).")
+    app: str | None = optional("Changed through this app.")
+    kind: query.ChangeKind | None = optional("Created, updated or deleted.")
+    since: dt.datetime | None = optional("Changed at or after this time.")
+    until: dt.datetime | None = optional("Changed before this time.")
 
 
 _HISTORY_TYPES = {

@@ -2,7 +2,7 @@
 
 ``ProvenanceEntry`` (a history row of a model declared with ``ProvenanceField``),
 ``HistoryKind`` and ``ModelChange`` keep the schema of a 0.2.0 service the same, so its
-clients keep working while it moves to :class:`koherent.strawberry.HistoryEntry`. The
+clients keep working while it moves to :class:`koherent.strawberry.HistoryEntryType`. The
 ``client`` field is there when ``authentikate``'s GraphQL types can be imported (0.2.0 took
 them from there); ``app`` is new (the client id Koherent records).
 """

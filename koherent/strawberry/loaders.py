@@ -26,7 +26,6 @@ the extension each field gets a throw-away :class:`Loaders`: still correct, not 
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -38,22 +37,15 @@ from strawberry import relay
 from strawberry.dataloader import DataLoader
 
 from koherent import query
+from koherent.loop import in_event_loop
+from koherent.registry import tracked_model
+from koherent.routing import record_database
 
 if TYPE_CHECKING:
     from koherent.models import Assignation
-    from koherent.registry import TrackedModel
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-
-def in_async_execution() -> bool:
-    """Whether this code runs on an event loop (an async operation's resolver)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 class Batch(Generic[K, V]):
@@ -96,7 +88,7 @@ class Batch(Generic[K, V]):
 
     def load(self, key: K) -> Any:
         """The value of ``key`` (sync execution) or an awaitable of it (async execution)."""
-        if in_async_execution():
+        if in_event_loop():
             cache_key = self._cache_key(key)
             if cache_key in self._values:
                 return _ready(self._values[cache_key])
@@ -183,90 +175,18 @@ def _load_users(keys: list[str]) -> list[Model | None]:
 def _load_assignations(keys: list[str]) -> list[Assignation | None]:
     from koherent.models import Assignation
 
-    found = Assignation.objects.in_bulk(keys)
+    found = Assignation.objects.using(record_database()).in_bulk(keys)
     return [found.get(key) for key in keys]
 
 
 def _model_counts(keys: list[str]) -> list[dict[str, int]]:
-    """Per assignation, its number of history rows per tracked model: one ``UNION ALL`` of a
-    grouped count per history table (split only past the database's limits)."""
-    from django.db import connections, router
-
-    from koherent.registry import tracked_models
-
-    counts: dict[str, dict[str, int]] = {key: {} for key in keys}
-    by_db: dict[str, list[Any]] = {}
-    for t in tracked_models():  # each history table on the database the router reads it from
-        by_db.setdefault(router.db_for_read(t.history_model), []).append(t)
-    for db, tracked in by_db.items() if keys else ():
-        limit = connections[db].features.max_query_params
-        if limit is not None:
-            _model_counts_limited(keys, tracked, counts, limit, db)
-        else:
-            _count_models(db, tracked, keys, _MODELS_PER_QUERY, counts)
+    counts = query.model_counts(keys)
     return [counts[key] for key in keys]
 
 
-def _count_models(
-    db: str, tracked: list[Any], keys: list[str], per_query: int, counts: dict[str, dict[str, int]]
-) -> None:
-    from django.db.models import CharField, Count, Value
-
-    for start in range(0, len(tracked), per_query):
-        chunk = tracked[start : start + per_query]
-        parts = [
-            t.history_model._default_manager.using(db)
-            .filter(assignation_id__in=keys)
-            .order_by()
-            .values("assignation_id")
-            .annotate(
-                koherent_label=Value(t.label, output_field=CharField()), koherent_n=Count("pk")
-            )
-            .values_list("assignation_id", "koherent_label", "koherent_n")
-            for t in chunk
-        ]
-        for assignation_id, label, n in parts[0].union(*parts[1:], all=True):
-            counts[assignation_id][label] = n
-
-
-def _model_counts_limited(
-    keys: list[str],
-    tracked: Sequence[TrackedModel],
-    counts: dict[str, dict[str, int]],
-    limit: int,
-    db: str,
-) -> None:
-    """:func:`_model_counts` where parameters are limited (SQLite): the keys go once per
-    statement, in a common table expression every branch reads, so the number of statements
-    does not grow with the number of keys times the number of tracked tables."""
-    from django.db import connections
-
-    connection = connections[db]
-    qn = connection.ops.quote_name
-    per_query = max(1, min(_MODELS_PER_QUERY, limit // 2))
-    for start in range(0, len(tracked), per_query):
-        chunk = tracked[start : start + per_query]
-        for key_start in range(0, len(keys), limit - len(chunk)):
-            part = keys[key_start : key_start + limit - len(chunk)]
-            values = ", ".join(["(%s)"] * len(part))
-            branches = []
-            for t in chunk:
-                hm = t.history_model
-                field: Any = hm._meta.get_field("assignation_id")
-                column = qn(str(field.column))
-                branches.append(
-                    f"SELECT {column}, %s, COUNT(*) FROM {qn(hm._meta.db_table)} "
-                    f"WHERE {column} IN (SELECT id FROM koherent_ids) GROUP BY {column}"
-                )
-            sql = f"WITH koherent_ids(id) AS (VALUES {values}) " + " UNION ALL ".join(branches)
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [*part, *(t.label for t in chunk)])
-                for assignation_id, label, n in cursor.fetchall():
-                    counts[assignation_id][label] = int(n)
-
-
-#: History tables per ``UNION ALL`` (SQLite allows 500 compound terms).
-_MODELS_PER_QUERY = 200
+def _change_counts(keys: list[str]) -> list[int]:
+    counts = query.change_counts(keys)
+    return [counts[key] for key in keys]
 
 
 class Loaders:
@@ -291,9 +211,7 @@ class Loaders:
         self._seen: dict[int, Model] = {}
 
     def _object_histories(self, keys: list[tuple[str, Any]]) -> list[list[query.HistoryEntry]]:
-        from koherent.strawberry.fields import load_object_histories
-
-        histories = load_object_histories(keys)
+        histories = query.object_histories(keys)
         # Their entries' changes and users will be asked for: all in the next batches.
         self.register_entries(entry for entries in histories for entry in entries)
         return histories
@@ -327,8 +245,6 @@ class Loaders:
 
     def _label_of(self, model: type[Model]) -> str | None:
         if model not in self._labels:
-            from koherent.registry import tracked_model
-
             try:
                 self._labels[model] = tracked_model(model).label
             except LookupError:
@@ -361,7 +277,7 @@ def _objects_in(value: Any, *, evaluate: bool | None) -> Iterator[Model]:
     elif isinstance(value, QuerySet):
         if value._result_cache is None:
             if evaluate is None:
-                evaluate = not in_async_execution()
+                evaluate = not in_event_loop()
             if not evaluate:
                 return
             value._fetch_all()
@@ -389,11 +305,6 @@ def _loaded_with(obj: Model) -> Iterator[Model]:
     for attribute in vars(obj).values():
         if isinstance(attribute, list) and attribute and isinstance(attribute[0], Model):
             yield from (o for o in attribute if isinstance(o, Model))
-
-
-def _change_counts(keys: list[str]) -> list[int]:
-    counts = query.change_counts(keys)
-    return [counts.get(key, 0) for key in keys]
 
 
 _current_loaders: contextvars.ContextVar[Loaders | None] = contextvars.ContextVar(

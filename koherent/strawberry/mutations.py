@@ -27,8 +27,9 @@ In every error case nothing was changed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from django.contrib.auth.models import AnonymousUser
@@ -36,10 +37,28 @@ from graphql import GraphQLError
 
 from koherent import revert
 from koherent.exceptions import AssignationSpansDatabases
+from koherent.strawberry._renamed import renamed
 from koherent.strawberry.extension import report_assignation_id
 from koherent.strawberry.operation import user_of
-from koherent.strawberry.permissions import FORBIDDEN, require_read, require_revert
-from koherent.strawberry.types import Assignation, described, run_db
+from koherent.strawberry.permissions import FORBIDDEN, require_revert
+from koherent.strawberry.types import AssignationType, described, readable_assignation, run_db
+
+T = TypeVar("T")
+
+
+def _doc(description: str) -> Any:
+    """A described field (of a type strawberry reads from the annotation)."""
+    return strawberry.field(description=description)
+
+
+def _copied(cls: type[T], value: Any, **converted: Any) -> T:
+    """The GraphQL value ``cls`` of the revert's ``value``: each field is the attribute of the
+    same name (a tuple as a list), but for those given in ``converted``."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    copied = {f.name: getattr(value, f.name) for f in fields if f.init and f.name not in converted}
+    lists = {name: list(v) for name, v in copied.items() if isinstance(v, tuple)}
+    return cls(**{**copied, **lists, **converted})
+
 
 strawberry.enum(revert.RevertAction, name="RevertAction", description="What a revert does.")
 strawberry.enum(
@@ -47,23 +66,16 @@ strawberry.enum(
 )
 
 
-@strawberry.type(description="One write of a revert.")
-class PlannedChange:
+@strawberry.type(name="PlannedChange", description="One write of a revert.")
+class PlannedChangeType:
     action: revert.RevertAction
     model_label: str
     object_id: strawberry.ID
-    fields: list[str] = strawberry.field(
-        description="For a restore, the fields that get their old value back."
-    )
+    fields: list[str] = _doc("For a restore, the fields that get their old value back.")
 
     @classmethod
-    def of(cls, change: revert.PlannedChange) -> PlannedChange:
-        return cls(
-            action=change.action,
-            model_label=change.model_label,
-            object_id=strawberry.ID(str(change.object_id)),
-            fields=list(change.fields),
-        )
+    def of(cls, change: revert.PlannedChange) -> PlannedChangeType:
+        return _copied(cls, change, object_id=strawberry.ID(str(change.object_id)))
 
 
 @strawberry.type(description="An object whose revert would lose or break something.")
@@ -71,101 +83,71 @@ class RevertConflictItem:
     kind: revert.ConflictKind
     model_label: str
     object_id: strawberry.ID
-    assignation_id: str | None = strawberry.field(
-        description="The assignation that changed the object later, if known."
-    )
-    date: dt.datetime | None = strawberry.field(description="When it did, if known.")
-    fields: list[str] = strawberry.field(
-        description="For an unrecorded change: the fields it changed."
-    )
+    assignation_id: str | None = _doc("The assignation that changed the object later, if known.")
+    date: dt.datetime | None = _doc("When it did, if known.")
+    fields: list[str] = _doc("For an unrecorded change: the fields it changed.")
     message: str
 
     @classmethod
     def of(cls, conflict: revert.Conflict) -> RevertConflictItem:
-        return cls(
-            kind=conflict.kind,
-            model_label=conflict.model_label,
-            object_id=strawberry.ID(str(conflict.object_id)),
-            assignation_id=conflict.assignation_id,
-            date=conflict.date,
-            fields=list(conflict.fields),
-            message=str(conflict),
+        return _copied(
+            cls, conflict, object_id=strawberry.ID(str(conflict.object_id)), message=str(conflict)
         )
 
 
-@strawberry.type(description="What reverting an assignation does (a dry run), or did.")
-class RevertPlan:
+@strawberry.type(
+    name="RevertPlan", description="What reverting an assignation does (a dry run), or did."
+)
+class RevertPlanType:
     assignation_id: str
-    change_count: int = strawberry.field(description="History rows the assignation wrote.")
+    change_count: int = _doc("History rows the assignation wrote.")
     models: list[str]
-    deletes: list[PlannedChange]
-    restores: list[PlannedChange]
-    recreates: list[PlannedChange]
-    unchanged: int = strawberry.field(
-        description="Objects already in their state from before the assignation."
-    )
+    deletes: list[PlannedChangeType]
+    restores: list[PlannedChangeType]
+    recreates: list[PlannedChangeType]
+    unchanged: int = _doc("Objects already in their state from before the assignation.")
     conflicts: list[RevertConflictItem]
-    reverted_by: list[strawberry.ID] = strawberry.field(
-        description="Live reverts of this assignation."
-    )
-    required_permissions: list[str] = strawberry.field(
-        description="The model permissions a user needs to make this revert, cascades included."
+    reverted_by: list[strawberry.ID] = _doc("Live reverts of this assignation.")
+    required_permissions: list[str] = _doc(
+        "The model permissions a user needs to make this revert, cascades included."
     )
     summary: str
 
     @classmethod
-    def of(cls, plan: revert.RevertPlan) -> RevertPlan:
-        return cls(
-            assignation_id=plan.assignation_id,
-            change_count=plan.change_count,
-            models=list(plan.models),
-            deletes=[PlannedChange.of(c) for c in plan.deletes],
-            restores=[PlannedChange.of(c) for c in plan.restores],
-            recreates=[PlannedChange.of(c) for c in plan.recreates],
-            unchanged=plan.unchanged,
+    def of(cls, plan: revert.RevertPlan) -> RevertPlanType:
+        return _copied(
+            cls,
+            plan,
+            deletes=[PlannedChangeType.of(c) for c in plan.deletes],
+            restores=[PlannedChangeType.of(c) for c in plan.restores],
+            recreates=[PlannedChangeType.of(c) for c in plan.recreates],
             conflicts=[RevertConflictItem.of(c) for c in plan.conflicts],
             reverted_by=[strawberry.ID(r) for r in plan.reverted_by],
-            required_permissions=list(plan.required_permissions),
             summary=plan.summary(),
         )
 
 
-@strawberry.type(description="What a revert did.")
-class RevertResult:
+@strawberry.type(name="RevertResult", description="What a revert did.")
+class RevertResultType:
     assignation_id: str
-    revert_assignation_id: str = strawberry.field(
-        description="The assignation the revert ran as (origin revert)."
-    )
-    plan: RevertPlan
+    revert_assignation_id: str = _doc("The assignation the revert ran as (origin revert).")
+    plan: RevertPlanType
     deleted: int
     restored: int
     recreated: int
-    forced_conflicts: list[RevertConflictItem] = strawberry.field(
-        description="The conflicts `force: true` overrode."
-    )
+    forced_conflicts: list[RevertConflictItem] = _doc("The conflicts `force: true` overrode.")
     summary: str
 
     @described("The assignation the revert ran as.")
-    def revert_assignation(self, info: strawberry.Info) -> Assignation | None:
-        from koherent.models import Assignation as Record
-
-        assignation_id = self.revert_assignation_id
-
-        def fetch() -> Assignation | None:
-            require_read(info, assignation_id)
-            return Assignation.of(Record.objects.filter(pk=assignation_id).first())
-
-        return run_db(fetch)  # type: ignore[no-any-return]
+    def revert_assignation(self, info: strawberry.Info) -> AssignationType | None:
+        return readable_assignation(info, self.revert_assignation_id)
 
     @classmethod
-    def of(cls, result: revert.RevertResult) -> RevertResult:
-        return cls(
-            assignation_id=result.assignation_id,
-            revert_assignation_id=result.revert_assignation_id,
-            plan=RevertPlan.of(result.plan),
-            deleted=result.deleted,
-            restored=result.restored,
-            recreated=result.recreated,
+    def of(cls, result: revert.RevertResult) -> RevertResultType:
+        return _copied(
+            cls,
+            result,
+            plan=RevertPlanType.of(result.plan),
             forced_conflicts=[RevertConflictItem.of(c) for c in result.forced_conflicts],
             summary=result.summary(),
         )
@@ -175,7 +157,7 @@ class RevertResult:
 class RevertConflictError:
     message: str
     conflicts: list[RevertConflictItem]
-    plan: RevertPlan
+    plan: RevertPlanType
 
 
 @strawberry.type(description="The assignation was reverted already.")
@@ -197,8 +179,8 @@ class RevertFailedError:
 
 
 RevertOutcome = Annotated[
-    RevertPlan
-    | RevertResult
+    RevertPlanType
+    | RevertResultType
     | RevertConflictError
     | AlreadyRevertedError
     | AssignationNotFoundError
@@ -226,10 +208,10 @@ def revert_outcome(
     """
     try:
         if dry_run:
-            return RevertPlan.of(revert.revert_assignation(assignation_id, dry_run=True))
+            return RevertPlanType.of(revert.revert_assignation(assignation_id, dry_run=True))
         result = revert.revert_assignation(assignation_id, force=force, user=user, via="graphql")
         report_assignation_id(result.revert_assignation_id)
-        return RevertResult.of(result)
+        return RevertResultType.of(result)
     except revert.RevertPermissionDenied as error:
         raise GraphQLError(
             str(error),
@@ -239,7 +221,7 @@ def revert_outcome(
         return RevertConflictError(
             message=str(error),
             conflicts=[RevertConflictItem.of(c) for c in error.conflicts],
-            plan=RevertPlan.of(error.plan),
+            plan=RevertPlanType.of(error.plan),
         )
     except revert.AlreadyReverted as error:
         return AlreadyRevertedError(
@@ -282,3 +264,8 @@ class KoherentMutation:
             return revert_outcome(assignation_id, dry_run=dry_run, force=force, user=user)
 
         return run_db(run)  # type: ignore[no-any-return]
+
+
+def __getattr__(name: str) -> Any:
+    # The former names of the types (PlannedChange, RevertPlan, RevertResult).
+    return renamed(__name__, name)

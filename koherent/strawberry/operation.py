@@ -21,7 +21,6 @@ operation type is known, with a query that async execution awaits.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from django.utils.datastructures import CaseInsensitiveMapping
 from django.utils.functional import SimpleLazyObject, empty
 
 from koherent.exceptions import InvalidRequestContext
+from koherent.loop import in_event_loop
 from koherent.resolvers import context_from_request
 from koherent.validation import validate_assignation_id
 
@@ -189,13 +189,9 @@ def operation_assignation(extensions: Any) -> str | None:
     Raises :class:`InvalidRequestContext` when it is malformed.
     """
     ours = lookup(extensions, "koherent") if isinstance(extensions, Mapping) else None
-    if not isinstance(ours, Mapping):
-        return None
-    value = ours.get("assignationId")
-    if value is None:
-        return None
+    value = ours.get("assignationId") if isinstance(ours, Mapping) else None
     try:
-        return validate_assignation_id(value)
+        return None if value is None else validate_assignation_id(value)
     except ValueError as exc:
         raise InvalidRequestContext(f"Invalid extensions.koherent.assignationId: {exc}") from None
 
@@ -288,9 +284,7 @@ def unresolved_async_user(context_value: Any) -> HttpRequest | None:
     user = getattr(request, "user", None)
     if not isinstance(user, SimpleLazyObject) or user._wrapped is not empty:
         return None
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # sync execution: the lazy user is read when needed
+    if not in_event_loop():  # sync execution: the lazy user is read when needed
         return None
     return request
 

@@ -6,16 +6,17 @@ Add them to a schema by inheriting :class:`KoherentQuery`::
     class Query(KoherentQuery):
         ...
 
-Both read through :mod:`koherent.query`, for the users ``KOHERENT["GRAPHQL_READ_PERMISSION"]``
-allows (authenticated users by default): ``assignation(id)`` asks the hook for that id,
-``assignations`` for the listing (``None``) and then for each assignation listed, leaving out
-those it refuses.
+Both read through :mod:`koherent.query` (``assignation(id)`` through
+:func:`koherent.query.get_assignation`: a stand-in for history written without a record), for
+the users ``KOHERENT["GRAPHQL_READ_PERMISSION"]`` allows (authenticated users by default):
+``assignation(id)`` asks the hook for that id, ``assignations`` for the listing (``None``) and
+then for each assignation listed, leaving out those it refuses.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import strawberry
 from strawberry_django.pagination import OffsetPaginationInput  # noqa: TC002 (read at run time)
@@ -23,11 +24,15 @@ from strawberry_django.pagination import OffsetPaginationInput  # noqa: TC002 (r
 from koherent import query
 from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.permissions import may_read, require_read
-from koherent.strawberry.types import MAX_PAGE_SIZE, Assignation, described, run_db
+from koherent.strawberry.types import (
+    MAX_PAGE_SIZE,
+    AssignationType,
+    described,
+    optional,
+    readable_assignation,
+    run_db,
+)
 from koherent.validation import validate_assignation_id
-
-if TYPE_CHECKING:
-    from koherent.models import Assignation as AssignationRecord
 
 #: Assignations per page when ``pagination.limit`` is not given.
 DEFAULT_LIMIT = 100
@@ -35,44 +40,12 @@ DEFAULT_LIMIT = 100
 
 @strawberry.input(description="Which assignations to list (every condition given must hold).")
 class AssignationFilter:
-    user_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Opened by this user (primary key)."
-    )
-    app: str | None = strawberry.field(default=None, description="Opened through this app.")
-    origin: str | None = strawberry.field(
-        default=None, description="Opened by: request, graphql, celery, manual, revert..."
-    )
-    since: dt.datetime | None = strawberry.field(
-        default=None, description="Created at or after this time."
-    )
-    until: dt.datetime | None = strawberry.field(
-        default=None, description="Created before this time."
-    )
-    parent_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Opened under this assignation."
-    )
-
-
-def load_assignation(assignation_id: str) -> AssignationRecord | None:
-    """The record of ``assignation_id``; for history written without a record (with
-    ``RECORD_ASSIGNATIONS`` off) an unsaved one made from its first change; else ``None``."""
-    from koherent.models import Assignation as Record
-
-    record = Record.objects.filter(pk=assignation_id).first()
-    if record is not None:
-        return record
-    page = query.history_for_assignation(assignation_id).page(first=1)
-    if not page.rows:
-        return None
-    first = page.entries[0]
-    return Record(
-        id=assignation_id,
-        user_pk=first.user_id,
-        app=first.app,
-        origin="unknown",
-        created=first.date,
-        task_id=first.task_id,
-    )
+    user_id: strawberry.ID | None = optional("Opened by this user (primary key).")
+    app: str | None = optional("Opened through this app.")
+    origin: str | None = optional("Opened by: request, graphql, celery, manual, revert...")
+    since: dt.datetime | None = optional("Created at or after this time.")
+    until: dt.datetime | None = optional("Created before this time.")
+    parent_id: strawberry.ID | None = optional("Opened under this assignation.")
 
 
 @strawberry.type
@@ -80,14 +53,9 @@ class KoherentQuery:
     """The audit trail's query fields; inherit it in your ``Query`` type."""
 
     @described("One assignation: what one logical operation changed.")
-    def assignation(self, info: strawberry.Info, id: strawberry.ID) -> Assignation | None:
+    def assignation(self, info: strawberry.Info, id: strawberry.ID) -> AssignationType | None:
         assignation_id = validate_assignation_id(str(id))  # a clear error, before the hook
-
-        def fetch() -> Assignation | None:
-            require_read(info, assignation_id)
-            return Assignation.of(load_assignation(assignation_id))
-
-        return run_db(fetch)  # type: ignore[no-any-return]
+        return readable_assignation(info, assignation_id)
 
     @described(
         "Assignations, newest first (those the read permission refuses are left out, so a "
@@ -98,11 +66,11 @@ class KoherentQuery:
         info: strawberry.Info,
         filters: AssignationFilter | None = None,
         pagination: OffsetPaginationInput | None = None,
-    ) -> list[Assignation]:
+    ) -> list[AssignationType]:
         given = filters or AssignationFilter()
         offset, limit = _page(pagination)
 
-        def fetch() -> list[Assignation]:
+        def fetch() -> list[AssignationType]:
             require_read(info)
             summaries = query.list_assignations(
                 user=None if given.user_id is None else str(given.user_id),
@@ -119,7 +87,7 @@ class KoherentQuery:
             loaders = current_loaders()
             for summary in summaries:
                 loaders.change_counts.prime(summary.assignation.pk, summary.change_count)
-            return Assignation.list_of([s.assignation for s in summaries])
+            return AssignationType.list_of([s.assignation for s in summaries])
 
         return run_db(fetch)  # type: ignore[no-any-return]
 

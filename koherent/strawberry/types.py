@@ -20,8 +20,10 @@ from asgiref.sync import sync_to_async
 from strawberry.scalars import JSON  # noqa: TC002 (strawberry reads annotations at run time)
 
 from koherent import query
-from koherent.models import Assignation as AssignationRecord  # noqa: TC001 (read at run time)
-from koherent.strawberry.loaders import current_loaders, in_async_execution
+from koherent.loop import in_event_loop
+from koherent.models import Assignation  # noqa: TC001 (read at run time)
+from koherent.strawberry._renamed import RENAMED, renamed
+from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.permissions import arequire_read, require_read
 
 if TYPE_CHECKING:
@@ -42,9 +44,14 @@ MAX_PAGE_SIZE = 500
 strawberry.enum(query.ChangeKind, name="ChangeKind", description="What a change did.")
 
 
+def optional(description: str) -> Any:
+    """An input field that may be left out (``None``), described."""
+    return strawberry.field(default=None, description=description)
+
+
 def run_db(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn`` (which queries the database) now, or in Django's sync thread when async."""
-    if in_async_execution():
+    if in_event_loop():
         return sync_to_async(fn)(*args)
     return fn(*args)
 
@@ -68,14 +75,16 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-@strawberry.type(description="One field of one change: its value before and after.")
-class FieldChange:
+@strawberry.type(
+    name="FieldChange", description="One field of one change: its value before and after."
+)
+class FieldChangeType:
     field: str
     old_value: JSON | None = strawberry.field(description="`null` on a creation.")
     new_value: JSON | None = strawberry.field(description="`null` on a deletion.")
 
     @classmethod
-    def of(cls, change: query.FieldChange) -> FieldChange:
+    def of(cls, change: query.FieldChange) -> FieldChangeType:
         return cls(
             field=change.field, old_value=jsonable(change.old), new_value=jsonable(change.new)
         )
@@ -100,7 +109,7 @@ def _user(user_pk: str | None) -> Any:
     if user_pk is None:
         return None
     value = current_loaders().users.load(user_pk)
-    if in_async_execution():
+    if in_event_loop():
 
         async def wrap() -> HistoryUser | None:
             return HistoryUser.of(await value)
@@ -109,8 +118,10 @@ def _user(user_pk: str | None) -> Any:
     return HistoryUser.of(value)
 
 
-@strawberry.type(description="One change of one tracked object: a history row.")
-class HistoryEntry:
+@strawberry.type(
+    name="HistoryEntry", description="One change of one tracked object: a history row."
+)
+class HistoryEntryType:
     entry: strawberry.Private[query.HistoryEntry]
 
     @described("`app_label.ModelName:historyId`, unique.")
@@ -166,18 +177,18 @@ class HistoryEntry:
         "The fields this change set: all of them on a creation or deletion, "
         "the ones that differ from the previous change on an update."
     )
-    def changes(self) -> list[FieldChange]:
+    def changes(self) -> list[FieldChangeType]:
         value = current_loaders().changes.load(self.entry)
-        if in_async_execution():
+        if in_event_loop():
 
-            async def wrap() -> list[FieldChange]:
-                return [FieldChange.of(c) for c in await value]
+            async def wrap() -> list[FieldChangeType]:
+                return [FieldChangeType.of(c) for c in await value]
 
             return wrap()  # type: ignore[return-value]
-        return [FieldChange.of(c) for c in value]
+        return [FieldChangeType.of(c) for c in value]
 
     @classmethod
-    def list_of(cls, entries: list[query.HistoryEntry]) -> list[HistoryEntry]:
+    def list_of(cls, entries: list[query.HistoryEntry]) -> list[HistoryEntryType]:
         """GraphQL entries of ``entries``, announced to the loaders."""
         current_loaders().register_entries(entries)
         return [cls(entry=entry) for entry in entries]
@@ -185,7 +196,7 @@ class HistoryEntry:
 
 @strawberry.type(description="A page of history entries, oldest first.")
 class HistoryEntryPage:
-    entries: list[HistoryEntry]
+    entries: list[HistoryEntryType]
     has_next_page: bool
     start_cursor: str | None
     end_cursor: str | None
@@ -197,9 +208,12 @@ class ModelChanges:
     count: int
 
 
-@strawberry.type(description="One logical operation: a request, a task, a script, a revert.")
-class Assignation:
-    record: strawberry.Private[AssignationRecord]
+@strawberry.type(
+    name="Assignation",
+    description="One logical operation: a request, a task, a script, a revert.",
+)
+class AssignationType:
+    record: strawberry.Private[Assignation]
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -236,20 +250,20 @@ class Assignation:
         return None if parent_id is None else strawberry.ID(parent_id)
 
     @described("The assignation this one was opened under (the read permission asked for it).")
-    def parent(self, info: strawberry.Info) -> Assignation | None:
+    def parent(self, info: strawberry.Info) -> AssignationType | None:
         parent_id = self.record.parent_id
         if parent_id is None:
             return None
-        if in_async_execution():
+        if in_event_loop():
             value = current_loaders().assignations.load(parent_id)
 
-            async def wrap() -> Assignation | None:
+            async def wrap() -> AssignationType | None:
                 await arequire_read(info, parent_id)
-                return Assignation.of(await value)
+                return AssignationType.of(await value)
 
             return wrap()  # type: ignore[return-value]
         require_read(info, parent_id)
-        return Assignation.of(current_loaders().assignations.load(parent_id))
+        return AssignationType.of(current_loaders().assignations.load(parent_id))
 
     @described("The number of changes, across all tracked models.")
     def change_count(self) -> int:
@@ -258,7 +272,7 @@ class Assignation:
     @described("The tracked models it changed, and how many changes each.")
     def models(self) -> list[ModelChanges]:
         value = current_loaders().model_counts.load(self.record.pk)
-        if in_async_execution():
+        if in_event_loop():
 
             async def wrap() -> list[ModelChanges]:
                 return _model_changes(await value)
@@ -284,7 +298,7 @@ class Assignation:
             except query.InvalidCursor as exc:
                 raise ValueError(str(exc)) from None
             return HistoryEntryPage(
-                entries=HistoryEntry.list_of(page.entries),
+                entries=HistoryEntryType.list_of(page.entries),
                 has_next_page=page.has_next,
                 start_cursor=page.start_cursor,
                 end_cursor=page.end_cursor,
@@ -293,14 +307,26 @@ class Assignation:
         return run_db(fetch)  # type: ignore[no-any-return]
 
     @classmethod
-    def of(cls, record: AssignationRecord | None) -> Assignation | None:
+    def of(cls, record: Assignation | None) -> AssignationType | None:
         return None if record is None else cls(record=record)
 
     @classmethod
-    def list_of(cls, records: list[AssignationRecord]) -> list[Assignation]:
+    def list_of(cls, records: list[Assignation]) -> list[AssignationType]:
         """GraphQL assignations of ``records``, announced to the loaders."""
         current_loaders().register_assignations(records)
         return [cls(record=record) for record in records]
+
+
+def readable_assignation(info: strawberry.Info, assignation_id: str) -> AssignationType | None:
+    """The assignation ``assignation_id`` (:func:`koherent.query.get_assignation`: its
+    record, or a stand-in for history without one; ``None`` for neither) once the read
+    permission allows it (an awaitable in async execution)."""
+
+    def fetch() -> AssignationType | None:
+        require_read(info, assignation_id)
+        return AssignationType.of(query.get_assignation(assignation_id))
+
+    return run_db(fetch)  # type: ignore[no-any-return]
 
 
 def _model_changes(counts: dict[str, int]) -> list[ModelChanges]:
@@ -308,7 +334,10 @@ def _model_changes(counts: dict[str, int]) -> list[ModelChanges]:
 
 
 def __getattr__(name: str) -> Any:
-    # koherent 0.2's ProvenanceEntry, HistoryKind and ModelChange, with a DeprecationWarning.
+    # The former names of the types (Assignation, FieldChange, HistoryEntry), and koherent
+    # 0.2's ProvenanceEntry, HistoryKind and ModelChange, with a DeprecationWarning.
+    if name in RENAMED and RENAMED[name][0] == __name__:
+        return renamed(__name__, name)
     from koherent import legacy
 
     return legacy.resolve(__name__, name)

@@ -14,7 +14,8 @@ import pytest
 from django.db import connection
 
 import koherent
-from koherent.query import _plan, history_for_assignation
+from koherent.query import history_for_assignation
+from koherent.query._rows import _plan
 from koherent.registry import tracked_model
 from tests.bench.conftest import capture_sql
 from tests.testapp.models import Item, Order, Project

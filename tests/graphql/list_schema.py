@@ -17,7 +17,7 @@ from strawberry import relay
 from strawberry_django.optimizer import DjangoOptimizerExtension
 from strawberry_django.relay import DjangoListConnection
 
-from koherent.strawberry import HistoryEntry, KoherentExtension, history_field
+from koherent.strawberry import HistoryEntryType, KoherentExtension, history_field
 from tests.testapp.models import Item, Order
 
 
@@ -25,14 +25,14 @@ from tests.testapp.models import Item, Order
 class ItemType:
     id: strawberry.auto
     name: strawberry.auto
-    history: list[HistoryEntry] = history_field()
+    history: list[HistoryEntryType] = history_field()
 
 
 @strawberry_django.type(Order)
 class OrderType:
     id: strawberry.auto
     reference: strawberry.auto
-    history: list[HistoryEntry] = history_field()
+    history: list[HistoryEntryType] = history_field()
     items: list[ItemType]
 
 
@@ -40,7 +40,7 @@ class OrderType:
 class OrderNode(relay.Node):
     pk: int = strawberry_django.field(field_name="pk")
     reference: strawberry.auto
-    history: list[HistoryEntry] = history_field()
+    history: list[HistoryEntryType] = history_field()
     items: list[ItemType]
 
 

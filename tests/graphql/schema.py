@@ -13,7 +13,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 import koherent
 from koherent.context import set_context
 from koherent.strawberry import (
-    HistoryEntry,
+    HistoryEntryType,
     HistoryFilterMixin,
     KoherentExtension,
     KoherentMutation,
@@ -58,7 +58,7 @@ class OrderType:
     reference: strawberry.auto
     status: strawberry.auto
     total: strawberry.auto
-    history: list[HistoryEntry] = history_field()
+    history: list[HistoryEntryType] = history_field()
 
     @strawberry.field
     def context(self) -> ContextInfo:

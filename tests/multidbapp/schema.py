@@ -6,7 +6,7 @@ import strawberry
 import strawberry_django
 
 from koherent.strawberry import (
-    HistoryEntry,
+    HistoryEntryType,
     KoherentExtension,
     KoherentMutation,
     KoherentQuery,
@@ -20,7 +20,7 @@ class TicketType:
     id: strawberry.auto
     title: strawberry.auto
     status: strawberry.auto
-    history: list[HistoryEntry] = history_field()
+    history: list[HistoryEntryType] = history_field()
 
 
 @strawberry.type

@@ -38,7 +38,8 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
         for name in (
             "access",
             "config",
-            "query",
+            "query._page",
+            "query._rows",
             "records",
             "registry",
             "resolvers",
@@ -49,7 +50,7 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
             "tasks.audited",
         )
     }
-    access, query, records = modules["access"], modules["query"], modules["records"]
+    access, query, records = modules["access"], modules["query._rows"], modules["records"]
     config = modules["config"]
     registry, resolvers, signing = modules["registry"], modules["resolvers"], modules["signing"]
     hosts, permissions = modules["http.hosts"], modules["strawberry.permissions"]
@@ -61,7 +62,8 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
         "resolvers": resolvers,
         "strawberry.permissions": permissions,
         "http.hosts": hosts,
-        "query": query,
+        "query": query,  # the row loader's caches (koherent.query._rows)
+        "query._page": modules["query._page"],
         "signing": signing,
         "records": records,
     }

@@ -364,3 +364,82 @@ def test_postgres_pages_use_the_assignation_index() -> None:
         plan = "\n".join(row[0] for row in cursor.fetchall())
     index = tracked_model(Line).history_model._meta.indexes[0].name
     assert index in plan, plan
+
+
+# -- the services every front end uses ---------------------------------------------------------
+
+
+def test_get_assignation_is_its_record_in_one_query(user: Any) -> None:
+    with koherent.assignation(user=user, app="shop") as ctx:
+        Invoice.objects.create(number="rec")
+    with CaptureQueriesContext(connection) as queries:
+        record = koherent.get_assignation(ctx.assignation_id or "")
+    assert len(queries) == 1
+    assert isinstance(record, koherent.Assignation)
+    assert not record._state.adding
+    assert (record.pk, record.app, record.origin) == (ctx.assignation_id, "shop", "manual")
+    assert record.user_pk == str(user.pk)
+
+
+def test_get_assignation_stands_in_for_history_without_a_record(user: Any, settings: Any) -> None:
+    settings.KOHERENT = {**settings.KOHERENT, "RECORD_ASSIGNATIONS": False}
+    with koherent.context(task_id="task-9"), koherent.assignation(user=user, app="shop") as ctx:
+        Invoice.objects.create(number="norec")
+        Invoice.objects.create(number="norec-2")
+    assignation_id = ctx.assignation_id or ""
+    assert not koherent.Assignation.objects.filter(pk=assignation_id).exists()
+    first = Invoice.history.get(number="norec")
+    stand_in = koherent.get_assignation(assignation_id)
+    assert stand_in is not None
+    assert stand_in._state.adding  # unsaved: made from the first history row
+    assert (stand_in.pk, stand_in.origin, stand_in.app) == (assignation_id, "unknown", "shop")
+    assert (stand_in.user_pk, stand_in.task_id) == (str(user.pk), "task-9")
+    assert stand_in.created == first.history_date
+    assert not koherent.Assignation.objects.filter(pk=assignation_id).exists()
+
+
+def test_get_assignation_of_nothing_is_none() -> None:
+    assert koherent.get_assignation("nothing-here") is None
+
+
+def test_model_counts_per_model_of_many_assignations_in_one_query() -> None:
+    lines = _many(4)  # an invoice and three lines
+    with koherent.assignation() as ctx:
+        Order.objects.create(reference="counted")
+    order = ctx.assignation_id or ""
+    with CaptureQueriesContext(connection) as queries:
+        counts = koherent.model_counts([lines, order, "none", lines])
+    assert len(queries) == 1
+    assert counts == {
+        lines: {"undoapp.Invoice": 1, "undoapp.Line": 3},
+        order: {"testapp.Order": 1},
+        "none": {},
+    }
+    assert koherent.change_counts([lines, order, "none"]) == {lines: 4, order: 1, "none": 0}
+    assert koherent.model_counts([]) == {}
+
+
+def test_object_histories_oldest_first_one_query_per_model() -> None:
+    with koherent.assignation(app="create") as created:
+        invoice = Invoice.objects.create(number="obj", total=1)
+        line = Line.objects.create(invoice=invoice, position=1, product="p")
+        other = Invoice.objects.create(number="obj-2")
+    with koherent.assignation(app="update") as updated:
+        invoice.total = 2
+        invoice.save()
+    keys = [
+        ("undoapp.Invoice", invoice.pk),
+        ("undoapp.Line", line.pk),
+        ("undoapp.Invoice", other.pk),
+        ("undoapp.Invoice", 10**9),  # no such object: no history
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        histories = koherent.object_histories(keys)
+    assert len(queries) == 2  # invoices, lines
+    assert [(e.kind.value, e.assignation_id) for e in histories[0]] == [
+        ("CREATE", created.assignation_id),
+        ("UPDATE", updated.assignation_id),
+    ]
+    assert [(e.model_label, e.object_id) for e in histories[1]] == [("undoapp.Line", line.pk)]
+    assert [e.object_id for e in histories[2]] == [other.pk]
+    assert histories[3] == []

@@ -5,7 +5,8 @@ as the header and the first batch of rows need (a longer cell of a later batch p
 of its line right), or with ``--json`` one JSON
 document: ``{"assignation": {...} | null, "changes": [{"kind", "date", "model", "object_id",
 "history_id", "user_id", "app", "assignation_id", "task_id", "fields": [{"field", "old",
-"new"}]}]}``. An unknown id exits with status 1.
+"new"}]}]}``. The assignation is found by :func:`koherent.query.get_assignation` (through the
+database router, or on ``--database``); an unknown id exits with status 1.
 """
 
 from __future__ import annotations
@@ -13,16 +14,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from koherent.exceptions import AssignationSpansDatabases
 from koherent.management.commands._options import EXIT_USAGE, add_database_option
-from koherent.models import Assignation
-from koherent.query import FieldChange, HistoryEntry, effective_changes, history_for_assignation
-from koherent.routing import record_database
+from koherent.query import (
+    FieldChange,
+    HistoryEntry,
+    effective_changes,
+    get_assignation,
+    history_for_assignation,
+)
+
+if TYPE_CHECKING:
+    from koherent.models import Assignation
 
 _COLUMNS = ("date (UTC)", "change", "object", "user", "app", "task", "fields")
 
@@ -79,17 +87,17 @@ class Command(BaseCommand):
             )
         except AssignationSpansDatabases as exc:
             raise CommandError(f"{exc} (--database)", returncode=EXIT_USAGE) from exc
-        record = (
-            Assignation.objects.using(record_database(using)).filter(pk=assignation_id).first()
-        )
-        pages = history.pages()
-        first = next(pages, None)
-        if first is None and record is None:
+        found = get_assignation(assignation_id, using=using)
+        if found is None:
             raise CommandError(
                 f"unknown assignation {assignation_id!r}: no Assignation record and no "
                 f"history row",
                 returncode=EXIT_USAGE,
             )
+        # A stand-in (history written without a record) is shown as "no record".
+        record = None if found._state.adding else found
+        pages = history.pages()
+        first = next(pages, None)
         all_pages = [] if first is None else [first]
         if options["json"]:
             self._json(record, all_pages, pages, using)
