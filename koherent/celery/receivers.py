@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from koherent._logging import get_logger
+from koherent.celery._options import PROBLEM_ATTRIBUTE, TaskOptions, options_for
 from koherent.celery.header import read_header, verify_request, write_header
-from koherent.celery.options import PROBLEM_ATTRIBUTE, TaskOptions, options_for
 from koherent.config import get_setting
 from koherent.context import AuditContext, _current, new_assignation_id, reset_context
 from koherent.exceptions import InvalidSignedContext
