@@ -12,14 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from koherent._carrier import Carrier, valid_task_id
 from koherent._logging import get_logger
 from koherent.access import leaving_context
 from koherent.context import AuditContext
-from koherent.exceptions import InvalidSignedContext
-from koherent.signing import sign_work, verify_work, work_binding
-from koherent.validation import validate_task_id
-
-logger = get_logger("koherent.tasks")  # the logger keeps its name
+from koherent.signing import Work, work_binding
 
 #: The reserved keyword argument.
 KWARG: Final = "_koherent_context"
@@ -27,6 +24,9 @@ KWARG: Final = "_koherent_context"
 PURPOSE: Final = "tasks"
 #: The origin of assignations a task writes first.
 ORIGIN: Final = "tasks"
+
+logger = get_logger("koherent.tasks")  # the logger keeps its name
+_CARRIER: Final = Carrier(PURPOSE, ORIGIN, logger, leaves="enqueued", value="audit context")
 
 
 def binding(module_path: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
@@ -50,16 +50,11 @@ def outgoing_kwargs(
     sent = dict(kwargs)
     sent.pop(KWARG, None)
     ctx = leaving_context("task", module_path)
-    if ctx is None:
-        return sent
-    try:
-        sent[KWARG] = sign_work(ctx, purpose=PURPOSE, name=module_path, args=args, kwargs=sent)
-    except (InvalidSignedContext, TypeError, ValueError) as exc:
-        logger.warning(
-            "koherent: task %s is enqueued without its audit context, which cannot be signed: %s",
-            module_path,
-            exc,
-        )
+    if ctx is not None:
+        work = Work(name=module_path, args=args, kwargs=sent)
+        value = _CARRIER.sign(ctx, f"task {module_path}", work)
+        if value is not None:
+            sent[KWARG] = value
     return sent
 
 
@@ -81,37 +76,9 @@ def arriving_context(
     the task and the reason, and the task runs under a context holding only its id.
     """
     raw = kwargs.pop(KWARG, None)
-    own_id = _valid_task_id(task_id)
+    own_id = valid_task_id(task_id)
     if raw is None:
-        if task_id is None:
-            return KEEP
-        return AuditContext(task_id=own_id, origin=ORIGIN)
-    try:
-        return verify_work(
-            raw,
-            purpose=PURPOSE,
-            name=module_path,
-            args=args,
-            kwargs=kwargs,
-            task_id=own_id,
-            origin=ORIGIN,
-        )
-    except InvalidSignedContext as exc:
-        reason, detail = exc.reason, exc.detail
-    logger.warning(
-        "koherent: task %s[%s]: audit context refused (%s): %s; the task runs without it",
-        module_path,
-        task_id,
-        reason,
-        detail,
-    )
-    return AuditContext(task_id=own_id, origin=ORIGIN)
-
-
-def _valid_task_id(task_id: object) -> str | None:
-    if task_id is None:
-        return None
-    try:
-        return validate_task_id(str(task_id))
-    except ValueError:
-        return None
+        return KEEP if task_id is None else _CARRIER.without(own_id)
+    work = Work(name=module_path, args=args, kwargs=kwargs)
+    ctx = _CARRIER.verify(raw, f"task {module_path}[{task_id}]", work, own_id)
+    return ctx if isinstance(ctx, AuditContext) else _CARRIER.without(own_id)

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -164,7 +165,7 @@ def test_the_old_path_of_a_name_warns_and_gives_the_new_object() -> None:
         assert value is getattr(koherent.django_tasks, name)
     with pytest.warns(DeprecationWarning, match="koherent.django_tasks"):
         from koherent.tasks import audited
-    assert audited is koherent.django_tasks.audited
+    assert cast("object", audited) is koherent.django_tasks.audited
 
 
 def test_the_old_path_of_a_submodule_warns_and_is_the_new_module() -> None:
@@ -178,7 +179,7 @@ def test_the_old_path_of_a_submodule_warns_and_is_the_new_module() -> None:
         importlib.import_module("koherent.tasks.audited")
     with pytest.warns(DeprecationWarning, match=r"koherent\.django_tasks\.audited\b"):
         from koherent.tasks import audited
-    assert audited is koherent.django_tasks.audited
+    assert cast("object", audited) is koherent.django_tasks.audited
 
 
 def test_other_names_are_missing_without_a_warning() -> None:
@@ -188,4 +189,4 @@ def test_other_names_are_missing_without_a_warning() -> None:
         warnings.simplefilter("error")
         assert not hasattr(koherent.tasks, "logger")
         with pytest.raises(AttributeError):
-            koherent.tasks.nothing  # noqa: B018
+            koherent.tasks.nothing  # type: ignore[attr-defined]  # noqa: B018
