@@ -23,9 +23,10 @@ or audit a task made by Django's own decorator::
 ``send_receipt.enqueue(order.pk)`` under a context then stores the context, signed, with the
 task; the run restores it (with the task result's id as ``task_id``) and resets it afterwards.
 See docs/tasks.md. This subpackage is the only part of Koherent that imports a tasks framework.
-It imports without one (Celery's ``autodiscover_tasks()`` imports every installed app's
-``tasks`` module, this one included); ``task`` and ``audited`` then raise
-``ImproperlyConfigured`` saying what to install.
+It imports without one; ``task`` and ``audited`` then raise ``ImproperlyConfigured`` saying
+what to install. It was ``koherent.tasks`` before 0.3.0, a name Celery's
+``autodiscover_tasks()`` imports from every installed app: that path is now a deprecated alias
+that loads nothing until one of its names is used.
 """
 
 from __future__ import annotations

@@ -55,9 +55,9 @@ FRAMEWORKS: tuple[Framework, ...] = tuple(
 def require() -> tuple[Framework, ...]:
     """The installed frameworks; raises ``ImproperlyConfigured`` when there is none.
 
-    Importing ``koherent.django_tasks`` never fails for want of a framework: Celery's
-    ``autodiscover_tasks()`` imports the ``tasks`` module of every installed app, Koherent's
-    included, in projects that have no tasks framework. Using it does.
+    Importing ``koherent.django_tasks`` never fails for want of a framework (a project
+    without one may import it, through a module that also serves one that has one); using
+    it does.
     """
     if not FRAMEWORKS:
         from django.core.exceptions import ImproperlyConfigured
