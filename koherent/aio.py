@@ -32,7 +32,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from koherent.access import may_leave
-from koherent.context import UNSET, _current, assignation, context, use
+from koherent.context import UNSET, assignation, context, peek, set_context, use
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,7 +49,7 @@ __all__ = [
 
 def _held_back(exit: str, what: object) -> bool:
     """Whether the context in effect may not go with work started here (it is logged)."""
-    ctx = _current.get()
+    ctx = peek()
     return ctx is not None and not may_leave(ctx, exit, what)
 
 
@@ -58,7 +58,7 @@ def copy_context(exit: str = "thread", what: object = None) -> contextvars.Conte
     it may not leave the request it belongs to (:func:`koherent.access.may_leave`)."""
     copied = contextvars.copy_context()
     if _held_back(exit, what):
-        copied.run(_current.set, None)
+        copied.run(set_context, None)
     return copied
 
 

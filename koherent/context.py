@@ -6,6 +6,11 @@ value with a token and reset it with that token when they are done, so nothing o
 scope. Because the value is a ``ContextVar``, asyncio tasks copy it when they are created and
 asgiref's ``sync_to_async`` carries it into its thread; threads and executors do not, which is
 what :func:`bind` is for.
+
+Importing: ``from koherent.context import AuditContext`` (any name of this module) works. The
+attribute ``koherent.context`` is the function :func:`context`, not this module (the package
+binds it after importing the module), so ``import koherent.context as m`` gives the function
+too; ``importlib.import_module("koherent.context")`` gives the module.
 """
 
 from __future__ import annotations
@@ -326,29 +331,41 @@ class _Scope:
         return wrapper
 
 
+class _SetEach:
+    """``with`` puts one value in effect and restores the previous one, again and again: for
+    the steps of a generator, each run between the consumer's own."""
+
+    __slots__ = ("_token", "_value")
+
+    def __init__(self, value: AuditContext | None) -> None:
+        self._value = value
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._value)
+
+    def __exit__(self, *exc_info: object) -> None:
+        reset_context(self._token)
+
+
 def run_generator_in(
     value: AuditContext | None, gen: Generator[Any, Any, R]
 ) -> Generator[Any, Any, R]:
     """Drive ``gen`` with ``value`` in effect during each of its steps, and only then."""
+    in_value = _SetEach(value)
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
-        token = _current.set(value)
-        try:
-            item = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
-        except StopIteration as stop:
-            return cast("R", stop.value)
-        finally:
-            reset_context(token)
+        with in_value:
+            try:
+                item = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
+            except StopIteration as stop:
+                return cast("R", stop.value)
         to_throw = None
         try:
             to_send = yield item
         except GeneratorExit:
-            token = _current.set(value)
-            try:
+            with in_value:
                 gen.close()
-            finally:
-                reset_context(token)
             raise
         except BaseException as exc:
             to_throw = exc
@@ -358,28 +375,24 @@ async def run_async_generator_in(
     value: AuditContext | None, agen: AsyncGenerator[Any, Any]
 ) -> AsyncGenerator[Any, Any]:
     """Drive ``agen`` with ``value`` in effect during each of its steps, and only then."""
+    in_value = _SetEach(value)
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
-        token = _current.set(value)
-        try:
-            if to_throw is not None:
-                item = await agen.athrow(to_throw)
-            else:
-                item = await agen.asend(to_send)
-        except StopAsyncIteration:
-            return
-        finally:
-            reset_context(token)
+        with in_value:
+            try:
+                if to_throw is not None:
+                    item = await agen.athrow(to_throw)
+                else:
+                    item = await agen.asend(to_send)
+            except StopAsyncIteration:
+                return
         to_throw = None
         try:
             to_send = yield item
         except GeneratorExit:
-            token = _current.set(value)
-            try:
+            with in_value:
                 await agen.aclose()
-            finally:
-                reset_context(token)
             raise
         except BaseException as exc:
             to_throw = exc

@@ -46,7 +46,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from django.apps import apps
 from django.conf import settings
@@ -74,6 +74,7 @@ __all__ = [
     "MAX_SIGNED_LENGTH",
     "SALT",
     "InvalidSignedContext",
+    "Work",
     "arguments_digest",
     "sign_context",
     "sign_work",
@@ -438,41 +439,43 @@ def work_binding(
     return bound
 
 
-def sign_work(
-    ctx: AuditContext,
-    *,
-    purpose: str,
-    name: str,
-    args: Sequence[Any] | None,
-    kwargs: Mapping[str, Any] | None,
-    options: Mapping[str, Any] | None = None,
-    work_id: str | None = None,
-) -> str:
-    """:func:`sign_context` bound to :func:`work_binding` of the work it is sent with.
+class Work(TypedDict):
+    """The work a signed value is bound to: the keyword arguments of :func:`work_binding`
+    (and of :func:`sign_work` and :func:`verify_work`)."""
+
+    name: str
+    args: Sequence[Any] | None
+    kwargs: Mapping[str, Any] | None
+    options: NotRequired[Mapping[str, Any] | None]
+    work_id: NotRequired[str | None]
+
+
+def _binding(work: Work, reason: str) -> str:
+    """:func:`work_binding` of ``work``; arguments with no canonical form raise
+    :class:`InvalidSignedContext` with ``reason``."""
+    try:
+        return work_binding(**work)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidSignedContext(reason, f"the arguments cannot be bound: {exc}") from None
+
+
+def sign_work(ctx: AuditContext, *, purpose: str, **work: Unpack[Work]) -> str:
+    """:func:`sign_context` bound to :func:`work_binding` of the work it is sent with
+    (``name``, ``args``, ``kwargs`` and optionally ``options`` and ``work_id``).
 
     Raises :class:`InvalidSignedContext` (reason ``invalid``) for a context that cannot be
     signed, or arguments with no canonical form.
     """
-    try:
-        bind = work_binding(name, args, kwargs, options=options, work_id=work_id)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidSignedContext(
-            InvalidSignedContext.INVALID, f"the arguments cannot be bound: {exc}"
-        ) from None
-    return sign_context(ctx, bind=bind, purpose=purpose)
+    return sign_context(ctx, bind=_binding(work, InvalidSignedContext.INVALID), purpose=purpose)
 
 
 def verify_work(
     value: object,
     *,
     purpose: str,
-    name: str,
-    args: Sequence[Any] | None,
-    kwargs: Mapping[str, Any] | None,
-    options: Mapping[str, Any] | None = None,
-    work_id: str | None = None,
     task_id: str | None = None,
     origin: str | None = None,
+    **work: Unpack[Work],
 ) -> AuditContext:
     """:func:`verify_context` of a value :func:`sign_work` signed for exactly this work.
 
@@ -481,12 +484,7 @@ def verify_work(
     canonical form, reason ``malformed``.
     """
     if value is not None and isinstance(value, str) and len(value) <= MAX_SIGNED_LENGTH:
-        try:
-            bind = work_binding(name, args, kwargs, options=options, work_id=work_id)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidSignedContext(
-                InvalidSignedContext.MALFORMED, f"the arguments cannot be bound: {exc}"
-            ) from None
+        bind = _binding(work, InvalidSignedContext.MALFORMED)
     else:
         bind = ""  # refused for what it is before any digest is worth computing
     return verify_context(value, bind=bind, purpose=purpose, task_id=task_id, origin=origin)

@@ -103,7 +103,7 @@ INSTALLED_APPS = [
 if TEST_DB == "postgres":
     INSTALLED_APPS += ["pgtrigger", "tests.capture"]
 
-# Django's tasks framework (koherent.tasks): Django's own from 6.0, else the django-tasks
+# Django's tasks framework (koherent.django_tasks): Django's own from 6.0, else the django-tasks
 # backport; the database backend of django-tasks-db, run by its db_worker command in the tests.
 _TASKS_PACKAGE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
 if importlib.util.find_spec("django_tasks_db") and importlib.util.find_spec(_TASKS_PACKAGE):

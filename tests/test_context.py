@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -269,3 +269,20 @@ def test_evolve_and_equality() -> None:
     assert koherent.AuditContext(assignation_id="A", app="x") == base
     assert changed != base
     assert "assignation_id='A'" in repr(base)
+
+
+def test_the_import_forms_of_the_context_module() -> None:
+    """What each import form gives (documented in koherent/context.py): ``koherent.context``
+    is the function, the names of the module import from it, and importlib gives the module."""
+    import importlib
+    import types
+
+    import koherent.context as imported
+    from koherent.context import AuditContext, context
+
+    module = importlib.import_module("koherent.context")
+    assert isinstance(module, types.ModuleType)
+    assert module.AuditContext is AuditContext is koherent.AuditContext
+    assert cast("object", imported) is context is koherent.context is module.context
+    with cast("Any", imported)(app="import-forms") as ctx:
+        assert ctx.app == "import-forms"

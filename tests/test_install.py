@@ -109,7 +109,7 @@ def test_the_core_and_the_dependency_free_integrations_import_without_extras(
 ) -> None:
     result = fresh.run(
         "import importlib.util, koherent, koherent.http, koherent.log, koherent.structlog\n"
-        "import koherent.tasks  # imports without a tasks framework; using it says what to do\n"
+        "import koherent.django_tasks  # without a tasks framework; using it says what to do\n"
         "missing = [m for m in ('celery', 'strawberry', 'httpx', 'requests', 'structlog')\n"
         "           if importlib.util.find_spec(m) is not None]\n"
         "print(missing, koherent.__version__)\n"

@@ -33,9 +33,9 @@ from koherent.celery.receivers import (
     on_task_prerun,
 )
 from koherent.context import AuditContext, use
+from koherent.django_tasks.kwarg import KWARG, arriving_context
 from koherent.extras import MissingExtra
 from koherent.resolvers import context_from_request
-from koherent.tasks.kwarg import KWARG, arriving_context
 from tests.testapp.models import Order
 
 FORGED = "\nkoherent: reverted assignation fake (1 deleted)\r\n"

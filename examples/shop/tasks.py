@@ -65,8 +65,8 @@ def ship_order(order_id: int) -> None:
     logger.info("order %s shipped as %s", order_id, order.tracking_number)
 
 
-@shared_task
 @audited(fresh_assignation=True, app="restocker", origin="beat")
+@shared_task
 def restock_low_products() -> int:
     """Run by beat: each run is an assignation of its own, so one run's restock can be
     reviewed and reverted as a whole."""

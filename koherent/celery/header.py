@@ -20,12 +20,13 @@ About 100 characters.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict, Unpack
 
+from koherent._carrier import Carrier
 from koherent._logging import get_logger
 from koherent.access import leaving_context
 from koherent.exceptions import InvalidSignedContext
-from koherent.signing import sign_work, verify_work, work_binding
+from koherent.signing import Work, sign_work, verify_work, work_binding
 
 if TYPE_CHECKING:
     from koherent.context import AuditContext
@@ -36,6 +37,8 @@ logger = get_logger("koherent.celery")
 HEADER: Final = "koherent_context"
 #: The signing purpose of Celery headers (a value signed for another use does not verify).
 PURPOSE: Final = "celery"
+#: The origin of assignations a worker writes first.
+ORIGIN: Final = "celery"
 #: The options bound with the arguments: the body's embedded canvas options, the group, and
 #: the attempt (a task may act on ``self.request.retries``).
 BOUND_OPTIONS: Final = (
@@ -49,37 +52,42 @@ BOUND_OPTIONS: Final = (
 )
 _EMBEDDED: Final = ("callbacks", "errbacks", "chain", "chord")
 
+CARRIER: Final = Carrier(PURPOSE, ORIGIN, logger, leaves="sent", value="audit context header")
 
-def sign_message(
-    ctx: AuditContext,
-    *,
-    task_id: str,
-    task_name: str,
-    args: Sequence[Any] | None,
-    kwargs: Mapping[str, Any] | None,
-    options: Mapping[str, Any] | None = None,
-) -> str:
-    """The header value for ``ctx`` on the message starting ``task_name`` with these values.
 
-    ``options`` holds the :data:`BOUND_OPTIONS` the message carries (missing ones are
-    ``None``). Raises :class:`~koherent.exceptions.InvalidSignedContext` when ``ctx`` or the
-    arguments cannot be signed.
-    """
-    return sign_work(
-        ctx,
-        purpose=PURPOSE,
-        name=task_name,
-        args=args,
-        kwargs=kwargs,
-        options=_bound_options(options or {}),
-        work_id=task_id,
+class Message(TypedDict):
+    """A message as its header is bound to it (the keyword arguments of :func:`sign_message`
+    and :func:`verify_message`)."""
+
+    task_id: str
+    task_name: str
+    args: Sequence[Any] | None
+    kwargs: Mapping[str, Any] | None
+    #: The :data:`BOUND_OPTIONS` the message carries (missing ones are ``None``).
+    options: NotRequired[Mapping[str, Any] | None]
+
+
+def _work(message: Message) -> Work:
+    """The work ``message`` starts, as its header is bound to it."""
+    options = message.get("options") or {}
+    bound = {name: options.get(name) for name in BOUND_OPTIONS}
+    bound["retries"] = bound["retries"] or 0  # a request without the header has 0
+    return Work(
+        name=message["task_name"],
+        args=message["args"],
+        kwargs=message["kwargs"],
+        options=bound,
+        work_id=message["task_id"],
     )
 
 
-def _bound_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    bound = {name: options.get(name) for name in BOUND_OPTIONS}
-    bound["retries"] = bound["retries"] or 0  # a request without the header has 0
-    return bound
+def sign_message(ctx: AuditContext, **message: Unpack[Message]) -> str:
+    """The header value for ``ctx`` on the message starting ``task_name`` with these values.
+
+    Raises :class:`~koherent.exceptions.InvalidSignedContext` when ``ctx`` or the
+    arguments cannot be signed.
+    """
+    return sign_work(ctx, purpose=PURPOSE, **_work(message))
 
 
 def message_binding(
@@ -90,9 +98,21 @@ def message_binding(
     options: Mapping[str, Any] | None = None,
 ) -> str:
     """What the header of this message is bound to (:func:`koherent.signing.work_binding`)."""
-    return work_binding(
-        task_name, args, kwargs, options=_bound_options(options or {}), work_id=task_id
+    message = Message(
+        task_id=task_id, task_name=task_name, args=args, kwargs=kwargs, options=options
     )
+    return work_binding(**_work(message))
+
+
+def verify_message(
+    value: object, *, origin: str | None = None, **message: Unpack[Message]
+) -> AuditContext:
+    """The context in a header value :func:`sign_message` signed for exactly this message.
+
+    Raises :class:`~koherent.exceptions.InvalidSignedContext` (``bad-signature`` for a value
+    signed for another task id, task name, arguments or :data:`BOUND_OPTIONS`).
+    """
+    return verify_work(value, purpose=PURPOSE, origin=origin, **_work(message))
 
 
 def _protocol_2(body: object) -> tuple[Any, Any, Any] | None:
@@ -108,6 +128,28 @@ def _protocol_2(body: object) -> tuple[Any, Any, Any] | None:
     return None
 
 
+def _published(headers: Mapping[str, Any], task_id: object, name: object, body: object) -> Work:
+    """The work a message about to be published starts; raises
+    :class:`~koherent.exceptions.InvalidSignedContext` for one a worker could not check."""
+    message = _protocol_2(body)
+    if message is None:
+        raise InvalidSignedContext(
+            InvalidSignedContext.MALFORMED,
+            "not a Celery protocol 2 message (task_protocol=2, Celery's default, is needed)",
+        )
+    if not isinstance(task_id, str) or not isinstance(name, str):
+        raise InvalidSignedContext(
+            InvalidSignedContext.MALFORMED, "the message has no task id or task name"
+        )
+    args, kwargs, embed = message
+    options = {key: (embed or {}).get(key) for key in _EMBEDDED}
+    for key in ("group", "group_index", "retries"):
+        options[key] = headers.get(key)
+    return _work(
+        Message(task_id=task_id, task_name=name, args=args, kwargs=kwargs, options=options)
+    )
+
+
 def write_header(headers: dict[str, Any], task_name: object = None, body: object = None) -> None:
     """Put the signed current context in a message's ``headers``, or take any out.
 
@@ -120,45 +162,21 @@ def write_header(headers: dict[str, Any], task_name: object = None, body: object
     task_id = headers.get("id")
     name = headers.get("task", task_name)
     ctx = leaving_context("celery task", f"{name}[{task_id}]")
-    if ctx is None:
-        _remove(headers, nested)
-        return
-    try:
-        message = _protocol_2(body)
-        if message is None:
-            raise InvalidSignedContext(
-                InvalidSignedContext.MALFORMED,
-                "not a Celery protocol 2 message (task_protocol=2, Celery's default, is needed)",
-            )
-        if not isinstance(task_id, str) or not isinstance(name, str):
-            raise InvalidSignedContext(
-                InvalidSignedContext.MALFORMED, "the message has no task id or task name"
-            )
-        args, kwargs, embed = message
-        options = {key: (embed or {}).get(key) for key in _EMBEDDED}
-        for key in ("group", "group_index", "retries"):
-            options[key] = headers.get(key)
-        value = sign_message(
-            ctx, task_id=task_id, task_name=name, args=args, kwargs=kwargs, options=options
-        )
-    except Exception as exc:
-        _remove(headers, nested)
-        logger.warning(
-            "koherent: task %s[%s] is sent without its audit context, which cannot be signed: %s",
-            name,
-            task_id,
-            exc,
-        )
+    value = None
+    if ctx is not None:
+        what = f"task {name}[{task_id}]"
+        try:
+            value = CARRIER.sign(ctx, what, _published(headers, task_id, name, body))
+        except Exception as exc:  # whatever fails, the caller's header does not go
+            CARRIER.cannot_sign(what, exc)
+    if value is None:
+        headers.pop(HEADER, None)
+        if isinstance(nested, dict):
+            nested.pop(HEADER, None)
         return
     headers[HEADER] = value
     if isinstance(nested, dict) and HEADER in nested:
         nested[HEADER] = value
-
-
-def _remove(headers: dict[str, Any], nested: object) -> None:
-    headers.pop(HEADER, None)
-    if isinstance(nested, dict):
-        nested.pop(HEADER, None)
 
 
 def read_header(request: Any) -> Any:
@@ -176,57 +194,16 @@ def read_header(request: Any) -> Any:
     return value
 
 
-def verify_message(
-    value: object,
-    *,
-    task_id: str,
-    task_name: str,
-    args: Sequence[Any] | None,
-    kwargs: Mapping[str, Any] | None,
-    options: Mapping[str, Any] | None = None,
-    origin: str | None = None,
-) -> AuditContext:
-    """The context in a header value :func:`sign_message` signed for exactly this message.
-
-    Raises :class:`~koherent.exceptions.InvalidSignedContext` (``bad-signature`` for a value
-    signed for another task id, task name, arguments or :data:`BOUND_OPTIONS`).
-    """
-    return verify_work(
-        value,
-        purpose=PURPOSE,
-        name=task_name,
-        args=args,
-        kwargs=kwargs,
-        options=_bound_options(options or {}),
-        work_id=task_id,
-        task_id=None,
-        origin=origin,
-    )
-
-
-def verify_request(
-    value: object,
-    task: Any,
-    request: Any,
-    *,
-    task_id: str | None,
-    origin: str,
-) -> AuditContext:
-    """The context signed in ``value`` for the message ``request`` was read from.
-
-    Checked against the running task's name, the request's id, arguments and
-    :data:`BOUND_OPTIONS` (as the worker read them from the message). Raises
-    :class:`~koherent.exceptions.InvalidSignedContext`.
-    """
+def request_work(task: Any, request: Any) -> Work:
+    """The work the message ``request`` was read from starts, as the worker read it: the
+    running task's name, the request's id, arguments and :data:`BOUND_OPTIONS`."""
     name = getattr(task, "name", None)
-    return verify_work(
-        value,
-        purpose=PURPOSE,
-        name=name if isinstance(name, str) else "",
-        args=request.args,
-        kwargs=request.kwargs,
-        options=_bound_options({key: getattr(request, key, None) for key in BOUND_OPTIONS}),
-        work_id=request.id or "",
-        task_id=task_id,
-        origin=origin,
+    return _work(
+        Message(
+            task_id=request.id or "",
+            task_name=name if isinstance(name, str) else "",
+            args=request.args,
+            kwargs=request.kwargs,
+            options={key: getattr(request, key, None) for key in BOUND_OPTIONS},
+        )
     )

@@ -29,13 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
+from koherent._carrier import valid_task_id
 from koherent._logging import get_logger
-from koherent.celery.header import read_header, verify_request, write_header
-from koherent.celery.options import PROBLEM_ATTRIBUTE, TaskOptions, options_for
+from koherent.celery._options import PROBLEM_ATTRIBUTE, TaskOptions, options_for
+from koherent.celery.header import CARRIER, read_header, request_work, write_header
 from koherent.config import get_setting
-from koherent.context import AuditContext, _current, new_assignation_id, reset_context
-from koherent.exceptions import InvalidSignedContext
-from koherent.validation import validate_task_id
+from koherent.context import AuditContext, new_assignation_id, peek, reset_context, set_context
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -44,8 +43,6 @@ logger = get_logger("koherent.celery")
 
 #: Attribute of a task request holding the token that undoes ``task_prerun``'s change.
 TOKEN_ATTRIBUTE = "_koherent_token"
-#: The origin of assignations a worker writes first.
-ORIGIN = "celery"
 
 _installed_apps: weakref.WeakSet[Celery] = weakref.WeakSet()
 #: Bumped by every ``install()``, so options cached on tasks before it are worked out again.
@@ -91,9 +88,9 @@ def on_task_prerun(task_id: Any = None, task: Any = None, **kwargs: Any) -> None
         return
     if options is None:
         return
-    ambient = _current.get()
+    ambient = peek()
     # Fail closed: from here on nothing set before this task is in effect, whatever happens.
-    token = _current.set(None)
+    token = set_context(None)
     try:
         request = task.request
         setattr(request, TOKEN_ATTRIBUTE, token)
@@ -104,7 +101,7 @@ def on_task_prerun(task_id: Any = None, task: Any = None, **kwargs: Any) -> None
     try:
         ctx, problem = _arriving_context(task, request, options, ambient)
         setattr(request, PROBLEM_ATTRIBUTE, problem)
-        _current.set(ctx)
+        set_context(ctx)
     except Exception:
         logger.exception(
             "koherent: task %s[%s]: could not restore its audit context; it runs without one",
@@ -123,21 +120,11 @@ def on_task_postrun(task: Any = None, **kwargs: Any) -> None:
         reset_context(token)
 
 
-def _own_task_id(request: Any) -> str | None:
-    task_id = request.id
-    if task_id is None:
-        return None
-    try:
-        return validate_task_id(task_id)
-    except ValueError:
-        return None
-
-
 def _arriving_context(
     task: Any, request: Any, options: TaskOptions, ambient: AuditContext | None
 ) -> tuple[AuditContext, str | None]:
     """The context a task runs in, and why it has none when it has none."""
-    task_id = _own_task_id(request)
+    task_id = valid_task_id(request.id)
     if request.is_eager:
         # No message was sent: the task runs in its caller's context.
         if ambient is not None and not ambient.is_empty:
@@ -148,18 +135,11 @@ def _arriving_context(
         if raw is None:
             problem = "no context header"
         else:
-            try:
-                return verify_request(raw, task, request, task_id=task_id, origin=ORIGIN), None
-            except InvalidSignedContext as exc:
-                problem = f"context header refused: {exc.reason}"
-                logger.warning(
-                    "koherent: task %s[%s]: audit context header refused (%s): %s; the "
-                    "task runs without it",
-                    getattr(task, "name", None),
-                    request.id,
-                    exc.reason,
-                    exc.detail,
-                )
+            what = f"task {getattr(task, 'name', None)}[{request.id}]"
+            ctx = CARRIER.verify(raw, what, request_work(task, request), task_id)
+            if isinstance(ctx, AuditContext):
+                return ctx, None
+            problem = f"context header refused: {ctx.reason}"
     if options.fresh_assignation:
         return AuditContext(
             assignation_id=new_assignation_id(),
@@ -167,7 +147,7 @@ def _arriving_context(
             origin=options.origin,
             task_id=task_id,
         ), None
-    return AuditContext(task_id=task_id, origin=ORIGIN), problem
+    return CARRIER.without(task_id), problem
 
 
 def connect() -> None:

@@ -21,8 +21,7 @@ httpx.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from koherent.extras import require
 
@@ -30,18 +29,9 @@ require("koherent.http.httpx", "httpx", "httpx")
 
 import httpx
 
-from koherent.context import UNSET
-from koherent.http.propagation import DEFAULT, Propagation
+from koherent.http.propagation import DEFAULT, Overrides, Propagation, propagation
 
 ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
-
-
-def _propagation(
-    hosts: Sequence[str] | None, assignation_header: str | None, app_header: Any
-) -> Propagation:
-    if hosts is None and assignation_header is None and app_header is UNSET:
-        return DEFAULT
-    return Propagation(hosts=hosts, assignation_header=assignation_header, app_header=app_header)
 
 
 def apply(request: httpx.Request, propagation: Propagation = DEFAULT) -> None:
@@ -53,17 +43,12 @@ def apply(request: httpx.Request, propagation: Propagation = DEFAULT) -> None:
 class RequestHook:
     """A request event hook for :class:`httpx.Client`.
 
-    The keyword arguments override the settings (see :class:`koherent.http.Propagation`).
+    The keyword arguments (``hosts``, ``assignation_header``, ``app_header``) override the
+    settings (see :class:`koherent.http.Propagation`).
     """
 
-    def __init__(
-        self,
-        *,
-        hosts: Sequence[str] | None = None,
-        assignation_header: str | None = None,
-        app_header: Any = UNSET,
-    ) -> None:
-        self.propagation = _propagation(hosts, assignation_header, app_header)
+    def __init__(self, **overrides: Unpack[Overrides]) -> None:
+        self.propagation = propagation(**overrides)
 
     def __call__(self, request: httpx.Request) -> None:
         apply(request, self.propagation)
@@ -76,19 +61,14 @@ class AsyncRequestHook(RequestHook):
         apply(request, self.propagation)
 
 
-def install(
-    client: ClientT,
-    *,
-    hosts: Sequence[str] | None = None,
-    assignation_header: str | None = None,
-    app_header: Any = UNSET,
-) -> ClientT:
+def install(client: ClientT, **overrides: Unpack[Overrides]) -> ClientT:
     """Add Koherent's request hook to ``client`` (sync or async) and return the client.
 
-    Installing again replaces the hook (with the new options) instead of adding a second one.
+    The keyword arguments are the hook's. Installing again replaces the hook (with the new
+    options) instead of adding a second one.
     """
     hook_class = AsyncRequestHook if isinstance(client, httpx.AsyncClient) else RequestHook
-    hook = hook_class(hosts=hosts, assignation_header=assignation_header, app_header=app_header)
+    hook = hook_class(**overrides)
     hooks = dict(client.event_hooks)
     kept: list[Any] = [h for h in hooks.get("request", []) if not isinstance(h, RequestHook)]
     hooks["request"] = [*kept, hook]

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from koherent.access import leaving_context, may_leave
 from koherent.config import get_setting
 from koherent.context import UNSET, AuditContext, peek
 from koherent.http.hosts import HostAllowList, allow_list
+
+
+class Overrides(TypedDict, total=False):
+    """What the client integrations' ``install()`` and hooks take to override the settings."""
+
+    hosts: Sequence[str] | None
+    assignation_header: str | None
+    app_header: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +98,13 @@ class Propagation:
 
 #: The settings-driven propagation the integrations use by default.
 DEFAULT = Propagation()
+
+
+def propagation(**overrides: Unpack[Overrides]) -> Propagation:
+    """The propagation with these overrides: :data:`DEFAULT` when none is given."""
+    given = {name: value for name, value in overrides.items() if value is not _NOT_GIVEN[name]}
+    return Propagation(**given) if given else DEFAULT  # type: ignore[arg-type]
+
+
+#: The value of each override meaning "not given" (the default of the integrations' keywords).
+_NOT_GIVEN: dict[str, Any] = {"hosts": None, "assignation_header": None, "app_header": UNSET}

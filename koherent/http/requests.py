@@ -17,8 +17,8 @@ that imports requests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Unpack
 
 from koherent.extras import require
 
@@ -27,8 +27,7 @@ require("koherent.http.requests", "requests", "requests", "urllib3")
 from requests.adapters import BaseAdapter
 from urllib3.util import parse_url
 
-from koherent.context import UNSET
-from koherent.http.propagation import DEFAULT, Propagation
+from koherent.http.propagation import DEFAULT, Overrides, Propagation, propagation
 
 if TYPE_CHECKING:
     from requests import PreparedRequest, Response, Session
@@ -79,27 +78,17 @@ class KoherentAdapter(BaseAdapter):
         return getattr(wrapped, name)
 
 
-def install(
-    session: Session,
-    *,
-    hosts: Sequence[str] | None = None,
-    assignation_header: str | None = None,
-    app_header: Any = UNSET,
-) -> Session:
+def install(session: Session, **overrides: Unpack[Overrides]) -> Session:
     """Wrap every adapter of ``session`` in a :class:`KoherentAdapter`; returns the session.
 
-    The keyword arguments override the settings (see :class:`koherent.http.Propagation`).
-    Installing again rewraps the original adapters with the new options.
+    The keyword arguments (``hosts``, ``assignation_header``, ``app_header``) override the
+    settings (see :class:`koherent.http.Propagation`). Installing again rewraps the original
+    adapters with the new options.
     """
-    if hosts is None and assignation_header is None and app_header is UNSET:
-        propagation = DEFAULT
-    else:
-        propagation = Propagation(
-            hosts=hosts, assignation_header=assignation_header, app_header=app_header
-        )
+    chosen = propagation(**overrides)
     for prefix, adapter in list(session.adapters.items()):
         original = adapter.wrapped if isinstance(adapter, KoherentAdapter) else adapter
-        session.adapters[prefix] = KoherentAdapter(original, propagation)
+        session.adapters[prefix] = KoherentAdapter(original, chosen)
     return session
 
 

@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.utils.functional import SimpleLazyObject
 
 import koherent
-from koherent.context import EMPTY, _current, set_context, use
+from koherent.context import EMPTY, peek, set_context, use
 from koherent.users import RequestUserRef
 
 # A plain variable, set and never reset by callees: shows which boundaries write back or leak.
@@ -340,7 +340,7 @@ async def test_sync_to_async_sees_and_never_writes_back(
     call = sync_to_async(_callee_opens_and_closes, thread_sensitive=thread_sensitive)
     if outer == "none":
         seen = await call()
-        assert _current.get() is None
+        assert peek() is None
         assert seen is EMPTY
     else:
         async with koherent.assignation(user=2) as ctx:
@@ -376,7 +376,7 @@ def test_async_to_sync_from_a_plain_thread(outer: str) -> None:
     probe.set("")
     if outer == "none":
         seen = async_to_sync(_async_callee)()
-        assert _current.get() is None
+        assert peek() is None
         assert seen is EMPTY
     else:
         with koherent.assignation(user=4) as ctx:

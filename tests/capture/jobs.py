@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import F
 
-from koherent.tasks import task
+from koherent.django_tasks import task
 from tests.capture.models import Product
 
 

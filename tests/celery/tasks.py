@@ -163,8 +163,9 @@ def register_tasks(app: Celery) -> SimpleNamespace:
     def optin_class(self: Any, label: str) -> dict[str, Any]:
         return observe(self, label)
 
-    @app.task(shared=False, name="kt.fresh", bind=True)
+    # Above the task decorator (the others: under it, the placement before 0.3.0).
     @audited(fresh_assignation=True, app="nightly", origin="beat")
+    @app.task(shared=False, name="kt.fresh", bind=True)
     def fresh(self: Any, label: str) -> dict[str, Any]:
         return observe(self, label)
 

@@ -13,7 +13,7 @@ from celery import Celery
 
 import koherent
 from koherent.celery.header import HEADER, PURPOSE, message_binding
-from koherent.context import _current
+from koherent.context import peek
 from koherent.exceptions import AuditContextRequired
 from koherent.signing import sign_context
 from tests.celery.project import make_app
@@ -48,9 +48,9 @@ def uninstalled() -> Iterator[tuple[Celery, SimpleNamespace]]:
 
 def test_task_sees_the_callers_context_which_is_unchanged(eager: Any, user: Any) -> None:
     with koherent.assignation(user=user, app="caller") as ctx:
-        before = _current.get()
+        before = peek()
         result = eager.write.delay("eager")
-        assert _current.get() is before  # the very same value
+        assert peek() is before  # the very same value
     seen = result.get()
     assert (seen["assignation_id"], seen["user_id"], seen["app"]) == (
         ctx.assignation_id,
@@ -60,14 +60,14 @@ def test_task_sees_the_callers_context_which_is_unchanged(eager: Any, user: Any)
     assert seen["context_task_id"] == result.id  # its own id, for the rows it writes
     assert seen["origin"] == "manual"  # the caller's: no worker opened anything
     assert Order.history.get(reference="eager").task_id == result.id
-    assert _current.get() is None
+    assert peek() is None
 
 
 def test_children_see_it(eager: Any, user: Any) -> None:
     with koherent.assignation(user=user, app="caller") as ctx:
         spawned = eager.spawn.delay("parent").get()
         nested = eager.spawn_eager.apply(("nested",)).get()
-        after = _current.get()
+        after = peek()
     assert after is not None
     assert after.task_id is None
     child = Order.history.get(reference="parent-child")
@@ -81,7 +81,7 @@ def test_no_context_stays_none(eager: Any) -> None:
     seen = eager.spawn.delay("bare").get()
     assert (seen["assignation_id"], seen["user_id"], seen["app"]) == (None, None, None)
     assert seen["context_task_id"] == seen["task_id"]
-    assert _current.get() is None
+    assert peek() is None
 
 
 def test_header_given_eagerly_is_ignored_and_does_not_reach_the_caller(
@@ -93,15 +93,15 @@ def test_header_given_eagerly_is_ignored_and_does_not_reach_the_caller(
     header = sign_context(valid, bind=bind, purpose=PURPOSE)
     seen = eager.write.apply_async(("eager-header",), task_id=task_id, headers={HEADER: header})
     assert seen.get()["assignation_id"] is None
-    assert _current.get() is None
+    assert peek() is None
 
 
 def test_retries_run_in_the_callers_context(eager: Any, user: Any) -> None:
     with koherent.assignation(user=user, app="caller") as ctx:
-        before = _current.get()
+        before = peek()
         eager.retrying.delay("eager-retry", 2, 0).get()
         eager.autoretrying.delay("eager-auto", 1).get()
-        assert _current.get() is before
+        assert peek() is before
     rows = Order.history.filter(reference__startswith="eager-")
     assert rows.count() == 5
     assert {row.assignation_id for row in rows} == {ctx.assignation_id}
@@ -109,11 +109,11 @@ def test_retries_run_in_the_callers_context(eager: Any, user: Any) -> None:
 
 def test_failure_restores_the_caller(eager: Any, user: Any) -> None:
     with koherent.assignation(user=user) as ctx:
-        before = _current.get()
+        before = peek()
         result = eager.failing.delay("eager-fails")
         with pytest.raises(ValueError, match="on purpose"):
             result.get()
-        assert _current.get() is before
+        assert peek() is before
     assert Order.history.get(reference="eager-fails").assignation_id == ctx.assignation_id
 
 
@@ -123,7 +123,7 @@ def test_fresh_assignation(eager: Any, user: Any) -> None:
     assert (first["app"], first["origin"]) == ("nightly", "beat")
     with koherent.assignation(user=user, app="caller") as ctx:
         assert eager.fresh.delay("f3").get()["assignation_id"] == ctx.assignation_id
-    assert _current.get() is None
+    assert peek() is None
 
 
 @pytest.mark.parametrize("name", ["required", "required_class"])

@@ -24,7 +24,7 @@ from koherent.celery.receivers import (
     on_task_prerun,
 )
 from koherent.checks import check_celery_protocol, check_signing_keys
-from koherent.context import AuditContext, _current, use
+from koherent.context import AuditContext, peek, use
 from koherent.exceptions import InvalidSignedContext
 from koherent.users import StaticUserRef
 
@@ -124,7 +124,7 @@ def test_receivers_tolerate_odd_calls() -> None:
     on_task_prerun(task_id="x", task=None)
     on_task_postrun(task=None)
     on_task_postrun(task=object())
-    assert _current.get() is None
+    assert peek() is None
 
 
 def koherent_receivers(signal: Any) -> int:

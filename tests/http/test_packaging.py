@@ -1,4 +1,4 @@
-"""Each client's module needs only its own client; koherent.tasks says what it needs."""
+"""Each client's module needs only its own client; koherent.django_tasks says what it needs."""
 
 from __future__ import annotations
 
@@ -63,16 +63,16 @@ print("requests works")
 """
 
 WITHOUT_FRAMEWORK = """
-import koherent.tasks  # Celery's autodiscover_tasks() imports it in every worker
+import koherent.django_tasks as tasks  # imports without a tasks framework
 from django.core.exceptions import ImproperlyConfigured
 
-for use in (lambda: koherent.tasks.task(print), lambda: koherent.tasks.audited(print)):
+for use in (lambda: tasks.task(print), lambda: tasks.audited(print)):
     try:
         use()
     except ImproperlyConfigured as exc:
         print(exc)
     else:
-        raise AssertionError("koherent.tasks used without a tasks framework")
+        raise AssertionError("koherent.django_tasks used without a tasks framework")
 """
 
 CELERY_AUTODISCOVERY = """

@@ -47,14 +47,14 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
             "http.hosts",
             "strawberry.extension",
             "strawberry.permissions",
-            "tasks.audited",
+            "django_tasks.audited",
         )
     }
     access, query, records = modules["access"], modules["query._rows"], modules["records"]
     config = modules["config"]
     registry, resolvers, signing = modules["registry"], modules["resolvers"], modules["signing"]
     hosts, permissions = modules["http.hosts"], modules["strawberry.permissions"]
-    extension, audited = modules["strawberry.extension"], modules["tasks.audited"]
+    extension, audited = modules["strawberry.extension"], modules["django_tasks.audited"]
 
     lru = {
         "config": config,
@@ -80,7 +80,7 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
     found["registry._all"] = lambda: (registry._all.cache_info().currsize, 1)
     found["query._BUILDERS"] = lambda: (len(query._BUILDERS), 64)
     found["strawberry.extension._async_variants"] = lambda: (len(extension._async_variants), 64)
-    found["tasks.audited._classes"] = lambda: (len(audited._classes), 64)
+    found["django_tasks.audited._classes"] = lambda: (len(audited._classes), 64)
     # Built once per model class, or once per process (no argument): bounded by the models.
     model_count = len(apps.get_models(include_auto_created=True))
     found["records.model_key"] = lambda: (records.model_key.cache_info().currsize, model_count)

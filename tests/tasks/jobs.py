@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import koherent
-from koherent.tasks import audited, task
-from koherent.tasks.compat import FRAMEWORKS
+from koherent.django_tasks import audited, task
+from koherent.django_tasks.compat import FRAMEWORKS
 from tests.testapp.models import Order
 
 #: The framework's own ``@task`` (Django's, or the backport's).

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import koherent
-from koherent.tasks import KWARG
+from koherent.django_tasks import KWARG
 from tests.tasks import jobs
 from tests.tasks.forgeries import REASONS, claim, forge, genuine
 from tests.testapp.models import Order

@@ -11,10 +11,10 @@ import pytest
 
 import koherent
 from koherent.context import AuditContext, use
+from koherent.django_tasks import KWARG, PURPOSE, audited
+from koherent.django_tasks.kwarg import binding
 from koherent.models import Assignation
 from koherent.signing import sign_context
-from koherent.tasks import KWARG, PURPOSE, audited
-from koherent.tasks.kwarg import binding
 from koherent.users import StaticUserRef
 from tests.tasks import jobs
 from tests.testapp.models import Order
@@ -175,6 +175,26 @@ def test_audited_refuses_what_is_not_a_task() -> None:
 
     with pytest.raises(TypeError, match="place @audited above @task"):
         audited(function)
+
+
+def test_audited_refuses_a_celery_task_and_names_celerys_audited() -> None:
+    """The two task runners' ``audited`` go in the same place and tell each other's tasks."""
+    from celery import Celery
+
+    from koherent.celery import audited as celery_audited
+
+    def run() -> None: ...
+
+    app = Celery("placement", set_as_current=False)
+    app.finalize()
+    try:
+        celery_task = app.task(name="placement.celery")(run)
+        with pytest.raises(TypeError, match=r"for Celery use koherent\.celery\.audited"):
+            audited(celery_task)
+        with pytest.raises(TypeError, match=r"use koherent\.django_tasks\.audited"):
+            celery_audited(jobs.plain)
+    finally:
+        app.close()
 
 
 def test_plain_tasks_are_left_alone() -> None:

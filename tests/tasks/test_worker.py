@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 import koherent
+from koherent.django_tasks import KWARG
+from koherent.django_tasks.compat import FRAMEWORKS
 from koherent.models import Assignation
-from koherent.tasks import KWARG
-from koherent.tasks.compat import FRAMEWORKS
 from tests.tasks import jobs
 from tests.tasks.forgeries import REASONS, claim, forge, genuine
 from tests.tasks.worker import BACKEND, DbWorker
