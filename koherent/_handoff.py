@@ -21,16 +21,17 @@ statement of its own, in a transaction.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 
 from koherent._logging import get_logger
-from koherent.capture import MODE_ATTRIBUTE
+from koherent.capture import MODE_ATTRIBUTE, captured_by_trigger
 from koherent.config import get_setting
 from koherent.context import peek
 
@@ -80,6 +81,38 @@ def row_context(instance: Model, *, adding: bool) -> Iterator[None]:
         yield
     finally:
         _row.reset(token)
+
+
+def direct_save(
+    instance: Model, save_kwargs: dict[str, Any]
+) -> AbstractContextManager[None] | None:
+    """The ``direct`` hook of :func:`koherent.transactions.make_saves_atomic` for a model
+    configured for trigger capture: where the triggers capture it, the statement itself writes
+    the history row (nothing to make atomic), and only the instance's change reason (or skip
+    flag) is handed to the trigger."""
+    model = type(instance)
+    using = save_kwargs.get("using") or router.db_for_write(model, instance=instance)
+    if not captured_by_trigger(model, using):
+        return None
+    return row_context(instance, adding=instance._state.adding)
+
+
+_DELETE_MARK = "_koherent_delete_hand_off"
+
+
+def make_deletes_hand_off(model: type[Model]) -> None:
+    """Wrap ``model.delete`` so trigger capture sees the instance's ``_change_reason``."""
+    original: Callable[..., Any] = model.delete
+    if getattr(original, _DELETE_MARK, False):
+        return
+
+    @functools.wraps(original)
+    def delete(self: Model, *args: Any, **kwargs: Any) -> Any:
+        with row_context(self, adding=False):
+            return original(self, *args, **kwargs)
+
+    setattr(delete, _DELETE_MARK, True)
+    model.delete = delete  # type: ignore[method-assign]
 
 
 # -- the statement prefix -------------------------------------------------------------------

@@ -46,6 +46,7 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 
+from koherent._django import cached_async_user
 from koherent._logging import get_logger
 from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting, import_hook
 from koherent.context import peek
@@ -168,7 +169,7 @@ def _authenticated(user: Any) -> Any:
 
 def request_user(request: Any) -> Any:
     """The authenticated user of ``request`` (``None`` when anonymous), read now (sync)."""
-    cached = getattr(request, "_acached_user", None)
+    cached = cached_async_user(request)
     return _authenticated(cached if cached is not None else getattr(request, "user", None))
 
 
@@ -318,9 +319,12 @@ class CheckedLaterUserRef(RequestUserRef):
 
     def check(self) -> None:
         """Raise :class:`~koherent.exceptions.AssignationAccessDenied` unless the request's
-        user, read now, may join the assignation (a tracked save calls it before writing)."""
+        user, read now, may join the assignation."""
         if not self._allowed:
             self._user()
+
+    #: A tracked save asks before writing (:func:`koherent.users.check_before_write`).
+    before_write = check
 
 
 def may_leave(ctx: AuditContext, exit: str, what: object = None) -> bool:

@@ -9,8 +9,11 @@ from django.db import models, router
 from simple_history.manager import HistoryDescriptor, HistoryManager
 from simple_history.models import HistoricalRecords, HistoricForeignKey
 
-from koherent import _handoff, _update, capture, stamping
-from koherent.transactions import make_deletes_hand_off, make_saves_atomic
+from koherent import _handoff, _update, capture, legacy, stamping
+from koherent._history_base import KOHERENT_HISTORY_COLUMNS, KoherentHistoryBase
+from koherent.config import get_setting
+from koherent.records import ensure_record_for_model
+from koherent.transactions import make_saves_atomic
 
 if TYPE_CHECKING:
     from koherent.capture import CaptureMode
@@ -20,8 +23,6 @@ __all__ = ["HistoricForeignKey", "HistoryField", "KoherentHistoryManager"]
 
 def __getattr__(name: str) -> Any:
     # koherent 0.2's names (ProvenanceField, GenericRelation), with a DeprecationWarning.
-    from koherent import legacy
-
     return legacy.resolve(__name__, name)
 
 
@@ -53,8 +54,6 @@ class KoherentHistoryManager(HistoryManager):  # type: ignore[misc]
         default_date: Any = None,
         custom_historical_attrs: dict[str, Any] | None = None,
     ) -> Any:
-        from koherent.records import ensure_record_for_model
-
         tracked = self.model.instance_type
         using = router.db_for_write(self.model)
         if capture.captured_by_trigger(tracked, using):
@@ -178,8 +177,6 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         capture_unchanged: bool = False,
         **kwargs: Any,
     ) -> None:
-        from koherent.models import KoherentHistoryBase
-
         if capture is not None and capture not in _CAPTURE_MODES:
             raise ImproperlyConfigured(
                 f"HistoryField(capture={capture!r}): use one of "
@@ -214,8 +211,6 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         return options
 
     def create_history_model(self, model: type[models.Model], inherited: bool) -> Any:
-        from koherent.models import KOHERENT_HISTORY_COLUMNS
-
         clashes = sorted(
             f.name for f in self.fields_included(model) if f.name in KOHERENT_HISTORY_COLUMNS
         )
@@ -235,8 +230,6 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
 
     def configured_capture(self) -> CaptureMode:
         """This field's capture mode: its own, else ``KOHERENT["CAPTURE"]``."""
-        from koherent.config import get_setting
-
         if self.capture is not None:
             return self.capture
         mode = get_setting("CAPTURE")
@@ -286,7 +279,7 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
             sender._koherent_history_field = self  # type: ignore[attr-defined]
             if mode == "trigger":
                 self._register_triggers(sender)
-            make_saves_atomic(sender)
+            make_saves_atomic(sender, _handoff.direct_save if mode == "trigger" else None)
             _update.register(sender, self)
             plain: Any = sender.__dict__.get(self.manager_name)
             if type(plain) is HistoryDescriptor:
@@ -300,7 +293,7 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
 
     def _register_triggers(self, sender: type[models.Model]) -> None:
         _handoff.declare_trigger_model()
-        make_deletes_hand_off(sender)
+        _handoff.make_deletes_hand_off(sender)
         if sender._meta.proxy or sender._meta.parents:
             return  # refused by the system check koherent.E073
         try:

@@ -62,7 +62,7 @@ class TrackedModel:
 
 
 def _is_koherent_history(history_model: type[models.Model]) -> bool:
-    from koherent.models import KoherentHistoryBase
+    from koherent._history_base import KoherentHistoryBase
 
     return issubclass(history_model, KoherentHistoryBase)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS, router
 
+from koherent._assignations import record_database
 from koherent.exceptions import AssignationSpansDatabases
 from koherent.registry import TrackedModel, tracked_models
 
@@ -79,18 +80,3 @@ def history_database(assignation_id: str, *, write: bool = False) -> str:
     if len(holding) > 1:
         raise AssignationSpansDatabases(assignation_id, tuple(holding))
     return holding[0] if holding else databases[0]
-
-
-def record_database(using: str | None = None, *, write: bool = False) -> str:
-    """The database of the :class:`~koherent.models.Assignation` records that go with the
-    history on ``using``: ``using`` itself when Koherent's tables may live there, else where
-    the router sends ``Assignation``."""
-    from koherent.models import Assignation
-
-    if not router.routers:  # no router: the records are wherever the history is
-        return using or DEFAULT_DB_ALIAS
-    if using is not None and router.allow_migrate_model(using, Assignation):
-        return using
-    if write:
-        return str(router.db_for_write(Assignation))
-    return str(router.db_for_read(Assignation))

@@ -12,28 +12,55 @@ Deletes need nothing: Django's deletion collector already runs the delete and it
 
 Disable with ``KOHERENT = {"ATOMIC_SAVES": False}``.
 
-The wrapper also asks, before anything is written, whether the user of a request
-authenticated after the middleware may join the assignation it names
-(:class:`koherent.access.CheckedLaterUserRef`).
+Before anything is written, the wrapper lets the context's user reference refuse the write
+(:func:`koherent.users.check_before_write`: a request authenticated after the middleware, whose
+user may not join the assignation it names). A model whose history the database writes itself
+(trigger capture) needs no transaction: its wrapper is given a ``direct`` hook
+(:data:`DirectSave`) that says so, and runs those saves in the context manager it returns.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.db import connections, models, router, transaction
 
-from koherent import _handoff, capture
-from koherent.access import CheckedLaterUserRef
 from koherent.config import get_setting
 from koherent.context import peek
+from koherent.users import check_before_write
+
+__all__ = ["DirectSave", "in_one_transaction", "make_saves_atomic"]
 
 _MARK = "_koherent_atomic"
 
+#: ``direct(instance, save_kwargs)``: a context manager to run the save in *instead of* a
+#: transaction (the database writes its history itself), or ``None`` to make it atomic.
+DirectSave = Callable[[models.Model, dict[str, Any]], "AbstractContextManager[Any] | None"]
 
-def make_saves_atomic(model: type[models.Model]) -> None:
+
+def in_one_transaction(using: str, write: Callable[[], Any]) -> Any:
+    """Run ``write`` so that it commits or rolls back as one, with what it writes.
+
+    Already in a transaction: the writes commit or roll back with it. All
+    ``atomic(savepoint=False)`` would add is marking the transaction for rollback if ``write``
+    fails, so that a caller catching the error cannot commit a change without its history
+    row; done here without the cost of an ``Atomic``. Otherwise one transaction of its own.
+    """
+    connection = connections[using]
+    if connection.in_atomic_block:
+        try:
+            return write()
+        except BaseException:
+            connection.needs_rollback = True
+            raise
+    with transaction.atomic(using=using, savepoint=False):
+        return write()
+
+
+def make_saves_atomic(model: type[models.Model], direct: DirectSave | None = None) -> None:
     """Wrap ``model.save_base`` so a save and its history row share one transaction."""
     original: Callable[..., Any] = model.save_base
     if getattr(original, _MARK, False):
@@ -42,51 +69,18 @@ def make_saves_atomic(model: type[models.Model]) -> None:
     @functools.wraps(original)
     def save_base(self: models.Model, *args: Any, **kwargs: Any) -> Any:
         ctx = peek()
-        if ctx is not None and type(ctx.user_ref) is CheckedLaterUserRef:
-            # A request authenticated after the middleware: may its user join the assignation?
-            # Asked before anything is written.
-            ctx.user_ref.check()
-        if getattr(type(self), capture.MODE_ATTRIBUTE, None) == "trigger":
-            using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-            if capture.captured_by_trigger(type(self), using):
-                # The statement itself writes the history row: nothing to make atomic. Only
-                # the instance's change reason (or skip flag) is handed to the trigger.
-                with _handoff.row_context(self, adding=self._state.adding):
+        if ctx is not None:
+            # May the user of the context write now? Asked before anything is written.
+            check_before_write(ctx.user_ref)
+        if direct is not None:
+            block = direct(self, kwargs)
+            if block is not None:
+                with block:
                     return original(self, *args, **kwargs)
         if not get_setting("ATOMIC_SAVES"):
             return original(self, *args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        connection = connections[using]
-        if connection.in_atomic_block:
-            # Already in a transaction: the save and its history row commit or roll back
-            # with it. All atomic(savepoint=False) would add is marking the transaction for
-            # rollback if the save fails, so that a caller catching the error cannot commit a
-            # change without its history row; done here without the cost of an Atomic.
-            try:
-                return original(self, *args, **kwargs)
-            except BaseException:
-                connection.needs_rollback = True
-                raise
-        with transaction.atomic(using=using, savepoint=False):
-            return original(self, *args, **kwargs)
+        return in_one_transaction(using, lambda: original(self, *args, **kwargs))
 
     setattr(save_base, _MARK, True)
     model.save_base = save_base  # type: ignore[method-assign]
-
-
-_DELETE_MARK = "_koherent_delete_hand_off"
-
-
-def make_deletes_hand_off(model: type[models.Model]) -> None:
-    """Wrap ``model.delete`` so trigger capture sees the instance's ``_change_reason``."""
-    original: Callable[..., Any] = model.delete
-    if getattr(original, _DELETE_MARK, False):
-        return
-
-    @functools.wraps(original)
-    def delete(self: models.Model, *args: Any, **kwargs: Any) -> Any:
-        with _handoff.row_context(self, adding=False):
-            return original(self, *args, **kwargs)
-
-    setattr(delete, _DELETE_MARK, True)
-    model.delete = delete  # type: ignore[method-assign]

@@ -182,7 +182,7 @@ class CaptureTrigger(pgtrigger.Trigger):
 
 def render_func(model: Any, operation: str, connection: Any) -> str:
     """The PL/pgSQL body writing ``model``'s history row for ``operation``."""
-    from koherent.models import Assignation
+    from koherent._assignations import Assignation
 
     history = history_model_of(model)
     statement = operation in _STATEMENT_LEVEL
@@ -337,7 +337,7 @@ def _record_sql(
     """
     from django.conf import settings
 
-    from koherent.models import AssignationModel
+    from koherent._assignations import AssignationModel
     from koherent.records import model_key
 
     meta = assignation_model._meta

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.utils.functional import SimpleLazyObject, empty
 
+from koherent._django import cached_async_user
 from koherent._logging import get_logger
 from koherent.loop import in_event_loop
 from koherent.validation import validate_user_pk
@@ -29,7 +30,11 @@ logger = get_logger("koherent")
 
 
 class UserRef(Protocol):
-    """What a context knows about its user."""
+    """What a context knows about its user.
+
+    A reference may also define ``before_write() -> None``, which a tracked save calls before
+    it writes anything (:func:`check_before_write`), to refuse the write by raising.
+    """
 
     @property
     def pk(self) -> Any:
@@ -118,7 +123,7 @@ class RequestUserRef:
         request = self._request
         user = getattr(request, "user", None)
         if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
-            cached = getattr(request, "_acached_user", None)
+            cached = cached_async_user(request)
             if cached is not None:
                 user = cached
             elif in_event_loop():
@@ -136,6 +141,14 @@ class RequestUserRef:
     def for_history(self) -> Model | None:
         user = self._user()
         return None if user is None else user
+
+
+def check_before_write(ref: UserRef | None) -> None:
+    """Let ``ref`` refuse a write before anything is written: its ``before_write()`` hook,
+    when it has one (a request's user checked late may not join the assignation it named)."""
+    hook = getattr(ref, "before_write", None)
+    if hook is not None:
+        hook()
 
 
 def user_ref_for(user: Any) -> UserRef | None:
