@@ -74,6 +74,7 @@ __all__ = [
     "owner_of",
     "owner_only",
     "owner_or_superuser",
+    "policy_named",
 ]
 
 #: ``fn(user, assignation_id, record) -> bool``: may ``user`` join ``assignation_id``?
@@ -141,24 +142,35 @@ def anyone(user: Any, assignation_id: str, record: Assignation | None) -> bool:
     return True
 
 
-def current_policy() -> tuple[str, AccessPolicy | None]:
-    """The configured policy's name, and its function (``None`` for ``"any"``)."""
-    name = get_setting("ASSIGNATION_ACCESS")
+def policy_named(name: object) -> tuple[str, AccessPolicy | None]:
+    """The policy ``KOHERENT["ASSIGNATION_ACCESS"] = name`` names, and its function (``None``
+    for ``"any"``); ``ImproperlyConfigured`` saying why not. Asked at run time and by the
+    system check ``koherent.E060``."""
     if name == "any":
         return name, None
     if name == "owner":
         return name, owner_only
     if isinstance(name, str) and "." in name:
         try:
-            return name, cast("AccessPolicy", import_hook(name))
+            policy = import_hook(name)
         except ImportError as exc:
             raise ImproperlyConfigured(
                 f"KOHERENT['ASSIGNATION_ACCESS'] = {name!r} does not import: {exc}"
             ) from None
+        if not callable(policy):
+            raise ImproperlyConfigured(
+                f"KOHERENT['ASSIGNATION_ACCESS'] = {name!r} is not callable."
+            )
+        return name, cast("AccessPolicy", policy)
     raise ImproperlyConfigured(
-        f"KOHERENT['ASSIGNATION_ACCESS'] must be one of "
-        f"{', '.join(map(repr, ASSIGNATION_ACCESS_POLICIES))} or a dotted path, not {name!r}"
+        f"KOHERENT['ASSIGNATION_ACCESS'] = {name!r} is not a policy Koherent knows: use one "
+        f"of {', '.join(map(repr, ASSIGNATION_ACCESS_POLICIES))} or a dotted path."
     )
+
+
+def current_policy() -> tuple[str, AccessPolicy | None]:
+    """The configured policy's name, and its function (``None`` for ``"any"``)."""
+    return policy_named(get_setting("ASSIGNATION_ACCESS"))
 
 
 def _authenticated(user: Any) -> Any:

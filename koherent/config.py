@@ -9,9 +9,10 @@ Unknown keys are reported by the system check ``koherent.E002``.
 from __future__ import annotations
 
 import functools
-from typing import Any, TypedDict, cast
+from typing import Any, Literal, TypedDict, cast, overload
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 
@@ -101,6 +102,19 @@ ASSIGNATION_ACCESS_POLICIES: tuple[str, ...] = ("owner", "any")
 GRAPHQL_FRESH_ASSIGNATION_MODES: tuple[str, ...] = ("mutation", "operation", "never")
 
 
+def fresh_assignation_mode(mode: object) -> str:
+    """``mode`` when it is a ``GRAPHQL_FRESH_ASSIGNATION`` value, else ``ImproperlyConfigured``.
+
+    Asked at run time by the GraphQL extension and by the system check ``koherent.E030``.
+    """
+    if isinstance(mode, str) and mode in GRAPHQL_FRESH_ASSIGNATION_MODES:
+        return mode
+    raise ImproperlyConfigured(
+        f"GRAPHQL_FRESH_ASSIGNATION must be one of "
+        f"{', '.join(GRAPHQL_FRESH_ASSIGNATION_MODES)}, not {mode!r}"
+    )
+
+
 def user_settings() -> dict[str, Any]:
     """The project's raw ``KOHERENT`` dict (empty when not set)."""
     value = getattr(settings, "KOHERENT", None)
@@ -113,8 +127,92 @@ def koherent_settings() -> KoherentSettings:
     return cast("KoherentSettings", merged)
 
 
+@overload
+def get_setting(name: Literal["ASSIGNATION_HEADER"]) -> str: ...
+
+
+@overload
+def get_setting(name: Literal["ASSIGNATION_ACCESS"]) -> str: ...
+
+
+@overload
+def get_setting(name: Literal["FRESH_ASSIGNATION_PER_REQUEST"]) -> bool: ...
+
+
+@overload
+def get_setting(name: Literal["RESPONSE_HEADER"]) -> bool: ...
+
+
+@overload
+def get_setting(name: Literal["APP_RESOLVER"]) -> str: ...
+
+
+@overload
+def get_setting(name: Literal["APP_HEADER"]) -> str: ...
+
+
+@overload
+def get_setting(name: Literal["APP"]) -> str | None: ...
+
+
+@overload
+def get_setting(name: Literal["ATOMIC_SAVES"]) -> bool: ...
+
+
+@overload
+def get_setting(name: Literal["RECORD_ASSIGNATIONS"]) -> bool: ...
+
+
+@overload
+def get_setting(name: Literal["GRAPHQL_FRESH_ASSIGNATION"]) -> str: ...
+
+
+@overload
+def get_setting(name: Literal["GRAPHQL_WEBSOCKET_MUTATIONS"]) -> bool: ...
+
+
+@overload
+def get_setting(name: Literal["GRAPHQL_REVERT_PERMISSION"]) -> str: ...
+
+
+@overload
+def get_setting(name: Literal["GRAPHQL_READ_PERMISSION"]) -> str: ...
+
+
+@overload
+def get_setting(name: Literal["SIGNING_KEY"]) -> str | None: ...
+
+
+@overload
+def get_setting(name: Literal["SIGNING_KEY_FALLBACKS"]) -> list[str] | None: ...
+
+
+@overload
+def get_setting(name: Literal["OUTGOING_HOSTS"]) -> list[str] | tuple[str, ...]: ...
+
+
+@overload
+def get_setting(name: Literal["OUTGOING_ASSIGNATION_HEADER"]) -> str | None: ...
+
+
+@overload
+def get_setting(name: Literal["OUTGOING_APP_HEADER"]) -> str | None: ...
+
+
+@overload
+def get_setting(name: Literal["CAPTURE"]) -> str: ...
+
+
+@overload
+def get_setting(name: str) -> Any: ...  # a key known only at run time
+
+
 def get_setting(name: str) -> Any:
-    """One effective setting, read now. Raises ``KeyError`` for a key Koherent does not know."""
+    """One effective setting, read now. Raises ``KeyError`` for a key Koherent does not know.
+
+    Typed per key (the overloads above follow :class:`KoherentSettings`): the project's value
+    is taken as given; the system checks (:mod:`koherent.checks`) report one of another type.
+    """
     overrides = user_settings()
     if name in overrides:
         return overrides[name]
