@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router, transaction
 
+from koherent._django import add_execute_wrapper_first
 from koherent._logging import get_logger
 from koherent.capture import MODE_ATTRIBUTE, captured_by_trigger
 from koherent.config import get_setting
@@ -350,10 +351,7 @@ def install(connection: BaseDatabaseWrapper) -> None:
         # Cannot send two statements in one (system check koherent.E074 when a captured
         # model writes there): writes through this connection are recorded unattributed.
         return
-    if hand_off not in connection.execute_wrappers:
-        # First, so that it wraps every other wrapper, and so that the pop() of an
-        # ``execute_wrapper()`` block entered before the connection opened removes its own.
-        connection.execute_wrappers.insert(0, hand_off)
+    add_execute_wrapper_first(connection, hand_off)
 
 
 def on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:

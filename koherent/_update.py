@@ -63,6 +63,7 @@ from django.db.models import sql
 from django.db.models.query import QuerySet
 from django.utils import timezone
 
+from koherent._django import forget_results, prepare_queryset_write, queryset_write_database
 from koherent.capture import caller_writes_history, captured_by_trigger, history_written_by_caller
 from koherent.registry import TrackedModel, tracked_model
 from koherent.stamping import _changed_fields
@@ -140,7 +141,7 @@ def _update(self: QuerySet[Any], **kwargs: Any) -> int:
 
 def _write_db(qs: QuerySet[Any]) -> str:
     """The database an ``update()`` of ``qs`` writes to (as Django's ``update()`` picks it)."""
-    return qs._db or router.db_for_write(qs.model, **qs._hints)  # type: ignore[attr-defined]
+    return queryset_write_database(qs)
 
 
 _update.alters_data = True  # type: ignore[attr-defined]
@@ -189,7 +190,7 @@ def _captured_update(qs: QuerySet[Any], kwargs: dict[str, Any], history_field: A
         t = tracked_model(model._meta.concrete_model or model)
     except LookupError:  # not a Koherent history model after all
         return _original_update(qs, **kwargs)
-    qs._for_write = True  # type: ignore[attr-defined]
+    prepare_queryset_write(qs)
     using = qs.db
     history_db = using if history_field.use_base_model_db else router.db_for_write(t.history_model)
     opts = model._meta
@@ -253,7 +254,7 @@ def _update_returning(
     converters = compiler.get_converters([f.get_col(table) for f in t.fields])
     if converters:
         rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
-    qs._result_cache = None
+    forget_results(qs)
     return rows, len(rows)
 
 

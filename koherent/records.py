@@ -323,7 +323,7 @@ def _connection_lost(using: str) -> bool:
     """Whether the transaction on ``using`` is lost with its connection (after a failed
     record write; a failed statement alone leaves it usable, its savepoint rolled back)."""
     connection = connections[using]
-    if connection.in_atomic_block and connection.needs_rollback:
+    if connection.in_atomic_block and transaction.get_rollback(using):
         return True  # the savepoint could not even be rolled back
     return not connection.is_usable()
 
@@ -436,7 +436,7 @@ def insert_history_row(
         if _write_apart(statements, assignation_id, db):
             _written(keys, db)
         return insert()
-    written, result = _insert_together(row, using, fields, returning_fields, raw, statements)
+    written, result = _insert_together(row, using, statements, (fields, returning_fields, raw))
     if not written:  # the record statements failed: logged, rolled back to the savepoint
         return insert()
     _written(keys, using)
@@ -444,16 +444,13 @@ def insert_history_row(
 
 
 def _insert_together(
-    row: Model,
-    using: str,
-    fields: Sequence[Field[Any, Any]],
-    returning_fields: Sequence[Field[Any, Any]] | None,
-    raw: bool,
-    statements: list[_Statement],
+    row: Model, using: str, statements: list[_Statement], insert: tuple[Any, Any, bool]
 ) -> tuple[bool, list[Any]]:
-    """One multi-statement query: the record statements in a savepoint, then the row."""
+    """One multi-statement query: the record statements in a savepoint, then the row
+    (``insert``: the fields, returning fields and ``raw`` of ``Model._do_insert``)."""
     from django.db.models.sql import InsertQuery
 
+    fields, returning_fields, raw = insert
     connection = connections[using]
     query = InsertQuery(type(row))
     query.insert_values(list(fields), [row], raw=raw)

@@ -54,7 +54,7 @@ def in_one_transaction(using: str, write: Callable[[], Any]) -> Any:
         try:
             return write()
         except BaseException:
-            connection.needs_rollback = True
+            transaction.set_rollback(True, using=using)
             raise
     with transaction.atomic(using=using, savepoint=False):
         return write()

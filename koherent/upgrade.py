@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from django.db import models, router, transaction
 from django.db.models import Min
@@ -62,6 +62,28 @@ def _no_progress(step: str, done: int, total: int) -> None:
     return None
 
 
+class StepOptions(TypedDict, total=False):
+    """The keyword arguments of every step (``using`` is required)."""
+
+    #: The database of the history rows.
+    using: Required[str]
+    #: Rows (or assignations) per batch: :data:`DEFAULT_BATCH_SIZE` unless given.
+    batch_size: int
+    #: Count what the step would do, and change nothing.
+    dry_run: bool
+    #: ``progress(step, done, total)`` after each batch.
+    progress: Progress
+
+
+def _options(options: StepOptions) -> tuple[str, int, bool, Progress]:
+    return (
+        options["using"],
+        options.get("batch_size", DEFAULT_BATCH_SIZE),
+        options.get("dry_run", False),
+        options.get("progress", _no_progress),
+    )
+
+
 def _batches(
     queryset: models.QuerySet[Any], key: str, batch_size: int
 ) -> Iterable[list[dict[str, Any]]]:
@@ -83,14 +105,10 @@ def _has_field(model: type[models.Model], name: str) -> bool:
 
 
 def backfill_user_pk(
-    history_model: type[models.Model],
-    *,
-    using: str,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dry_run: bool = False,
-    progress: Progress = _no_progress,
+    history_model: type[models.Model], **options: Unpack[StepOptions]
 ) -> StepResult:
     """Set ``user_pk`` to ``history_user_id`` (as text) where ``user_pk`` is empty."""
+    using, batch_size, dry_run, progress = _options(options)
     result = StepResult("user_pk", history_model._meta.label)
     if not _has_field(history_model, "history_user") or not _has_field(history_model, "user_pk"):
         return result
@@ -122,11 +140,8 @@ def _app_of_client(client: Any) -> str:
 def carry_client_to_app(
     history_model: type[models.Model],
     *,
-    using: str,
     client_field: str = "client",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dry_run: bool = False,
-    progress: Progress = _no_progress,
+    **options: Unpack[StepOptions],
 ) -> StepResult:
     """Set ``app`` to the ``client_id`` of the row's ``client`` where ``app`` is empty.
 
@@ -134,6 +149,7 @@ def carry_client_to_app(
     carried: its rows keep ``client`` and an empty ``app``, and the result lists it in
     ``refused``. Works on real models and on the historical models of a migration.
     """
+    using, batch_size, dry_run, progress = _options(options)
     result = StepResult("app", history_model._meta.label)
     if not _has_field(history_model, client_field) or not _has_field(history_model, "app"):
         return result
@@ -199,12 +215,7 @@ def _first_rows(
 
 
 def backfill_assignations(
-    history_model: type[models.Model],
-    *,
-    using: str,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dry_run: bool = False,
-    progress: Progress = _no_progress,
+    history_model: type[models.Model], **options: Unpack[StepOptions]
 ) -> StepResult:
     """Write the missing :class:`~koherent.models.Assignation` records of this model's rows.
 
@@ -213,6 +224,8 @@ def backfill_assignations(
     the record moves to that one. Records Koherent wrote itself are left alone.
     """
     from koherent.models import Assignation
+
+    using, batch_size, dry_run, progress = _options(options)
 
     result = StepResult("assignations", history_model._meta.label)
     records = Assignation._default_manager.db_manager(record_database(using, write=True))

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from django.utils.functional import SimpleLazyObject, empty
-
-from koherent._django import cached_async_user
+from koherent._django import cached_async_user, lazy_object_resolved
 from koherent._logging import get_logger
 from koherent.loop import in_event_loop
 from koherent.validation import validate_user_pk
@@ -122,7 +120,7 @@ class RequestUserRef:
     def _user(self) -> Any:
         request = self._request
         user = getattr(request, "user", None)
-        if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+        if not lazy_object_resolved(user):
             cached = cached_async_user(request)
             if cached is not None:
                 user = cached
