@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, models, router
 from django.utils import timezone
 
-from koherent.validation import (
+from koherent._validation import (
     MAX_APP_LENGTH,
     MAX_ASSIGNATION_ID_LENGTH,
     MAX_ORIGIN_LENGTH,

@@ -1,6 +1,6 @@
 """Trigger capture: handing the audit context to the PostgreSQL triggers.
 
-The triggers (:mod:`koherent.triggers`) read the audit context from transaction-local settings
+The triggers (:mod:`koherent._triggers`) read the audit context from transaction-local settings
 (``koherent.assignation_id``, ``koherent.app``, ...). This module puts them there: a Django
 ``execute_wrapper``, installed on every PostgreSQL connection when it is created, prefixes each
 writing statement with ``SELECT set_config('koherent.…', '…', true), …;``. The values are read
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router, transaction
 
+from koherent._config import get_setting
 from koherent._django import add_execute_wrapper_first
 from koherent._logging import get_logger
 from koherent.capture import MODE_ATTRIBUTE, captured_by_trigger
-from koherent.config import get_setting
 from koherent.context import peek
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def row_context(instance: Model, *, adding: bool) -> Iterator[None]:
 def direct_save(
     instance: Model, save_kwargs: dict[str, Any]
 ) -> AbstractContextManager[None] | None:
-    """The ``direct`` hook of :func:`koherent.transactions.make_saves_atomic` for a model
+    """The ``direct`` hook of :func:`koherent._transactions.make_saves_atomic` for a model
     configured for trigger capture: where the triggers capture it, the statement itself writes
     the history row (nothing to make atomic), and only the instance's change reason (or skip
     flag) is handed to the trigger."""

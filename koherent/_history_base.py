@@ -9,13 +9,13 @@ from typing import Any
 from django.db import models
 
 from koherent import stamping
-from koherent.records import insert_history_row
-from koherent.validation import (
+from koherent._validation import (
     MAX_APP_LENGTH,
     MAX_ASSIGNATION_ID_LENGTH,
     MAX_TASK_ID_LENGTH,
     MAX_USER_PK_LENGTH,
 )
+from koherent.records import insert_history_row
 
 __all__ = ["KOHERENT_HISTORY_COLUMNS", "KoherentHistoryBase"]
 

@@ -64,10 +64,10 @@ from django.db.models.query import QuerySet
 from django.utils import timezone
 
 from koherent._django import forget_results, prepare_queryset_write, queryset_write_database
+from koherent._registry import TrackedModel, tracked_model
+from koherent._transactions import in_one_transaction
 from koherent.capture import caller_writes_history, captured_by_trigger, history_written_by_caller
-from koherent.registry import TrackedModel, tracked_model
 from koherent.stamping import _changed_fields
-from koherent.transactions import in_one_transaction
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper

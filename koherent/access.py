@@ -46,13 +46,13 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 
+from koherent._config import ASSIGNATION_ACCESS_POLICIES, get_setting, import_hook
 from koherent._django import cached_async_user
 from koherent._logging import get_logger
-from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting, import_hook
+from koherent._users import RequestUserRef
 from koherent.context import peek
 from koherent.exceptions import AssignationAccessDenied
 from koherent.loop import in_event_loop
-from koherent.users import RequestUserRef
 
 if TYPE_CHECKING:
     from koherent.context import AuditContext
@@ -335,7 +335,7 @@ class CheckedLaterUserRef(RequestUserRef):
         if not self._allowed:
             self._user()
 
-    #: A tracked save asks before writing (:func:`koherent.users.check_before_write`).
+    #: A tracked save asks before writing (:func:`koherent._users.check_before_write`).
     before_write = check
 
 

@@ -10,10 +10,10 @@ from simple_history.manager import HistoryDescriptor, HistoryManager
 from simple_history.models import HistoricalRecords, HistoricForeignKey
 
 from koherent import _handoff, _update, capture, legacy, stamping
+from koherent._config import get_setting
 from koherent._history_base import KOHERENT_HISTORY_COLUMNS, KoherentHistoryBase
-from koherent.config import get_setting
+from koherent._transactions import make_saves_atomic
 from koherent.records import ensure_record_for_model
-from koherent.transactions import make_saves_atomic
 
 if TYPE_CHECKING:
     from koherent.capture import CaptureMode
@@ -164,7 +164,7 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
     history goes through :class:`KoherentHistoryManager`, and the history model gets the
     indexed ``assignation_id`` and the ``app``, ``task_id`` and ``user_pk`` columns. Saves of
     the tracked model and their history rows run in one transaction
-    (see :mod:`koherent.transactions`). The history model is indexed on
+    (see :mod:`koherent._transactions`). The history model is indexed on
     ``(assignation_id, history_date, history_id)`` and on ``(<object key>, history_date,
     history_id)`` (instead of simple-history's index on the object key alone), for the
     queries of :mod:`koherent.query` and :mod:`koherent.revert`.
@@ -297,10 +297,10 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         if sender._meta.proxy or sender._meta.parents:
             return  # refused by the system check koherent.E073
         try:
-            from koherent import triggers
+            from koherent import _triggers
         except ImportError as exc:
             raise ImproperlyConfigured(
                 f"{sender._meta.label} is captured by triggers, which need django-pgtrigger: "
                 f'pip install "koherent[postgres]" (and add "pgtrigger" to INSTALLED_APPS).'
             ) from exc
-        triggers.register(sender, capture_unchanged=self.capture_unchanged)
+        _triggers.register(sender, capture_unchanged=self.capture_unchanged)

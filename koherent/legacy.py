@@ -185,8 +185,8 @@ class _AssignationIdVar:
         return default if value is None else value
 
     def set(self, value: str | None) -> Token[Any]:
+        from koherent._validation import validate_assignation_id
         from koherent.context import AuditContext, peek, set_context
-        from koherent.validation import validate_assignation_id
 
         checked = None if value is None else validate_assignation_id(value)
         ctx = peek() or AuditContext()

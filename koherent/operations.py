@@ -28,8 +28,8 @@ from typing import Any
 
 from django.db import connections, migrations
 
+from koherent._validation import MAX_APP_LENGTH
 from koherent.upgrade import UpgradeRefused, carry_client_to_app, history_models
-from koherent.validation import MAX_APP_LENGTH
 
 __all__ = ["CarryClientToApp", "client_removals_at_risk", "refuse_unsafe_client_removals"]
 

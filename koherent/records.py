@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import DatabaseError, connections, router, transaction
 
 from koherent._assignations import Assignation, AssignationModel, record_database
+from koherent._config import get_setting
 from koherent._django import (
     connection_state,
     fetch_returned_rows,
@@ -63,7 +64,6 @@ from koherent._django import (
     transaction_marker,
 )
 from koherent._logging import get_logger
-from koherent.config import get_setting
 from koherent.context import AuditContext
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def model_key(history_model: type[Model]) -> str:
     """What the list of touched models stores for ``history_model``'s rows.
 
     The tracked model's label, ``app_label.ModelName`` (:attr:`TrackedModel.label
-    <koherent.registry.TrackedModel.label>`), which is also what readers compare with.
+    <koherent._registry.TrackedModel.label>`), which is also what readers compare with.
     """
     instance_type: type[Model] = history_model.instance_type  # type: ignore[attr-defined]
     return instance_type._meta.label

@@ -26,8 +26,8 @@ from __future__ import annotations
 from django.db import DEFAULT_DB_ALIAS, router
 
 from koherent._assignations import record_database
+from koherent._registry import TrackedModel, tracked_models
 from koherent.exceptions import AssignationSpansDatabases
-from koherent.registry import TrackedModel, tracked_models
 
 __all__ = [
     "history_database",

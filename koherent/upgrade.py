@@ -28,8 +28,8 @@ from django.db import models, router, transaction
 from django.db.models import Min
 from django.db.models.functions import Cast
 
+from koherent._validation import validate_app
 from koherent.routing import record_database
-from koherent.validation import validate_app
 
 #: The origin of the records written for assignations found in koherent 0.2's rows.
 IMPORTED_ORIGIN = "imported"
@@ -145,7 +145,7 @@ def carry_client_to_app(
 ) -> StepResult:
     """Set ``app`` to the ``client_id`` of the row's ``client`` where ``app`` is empty.
 
-    A client whose id is not a valid app (:func:`koherent.validation.validate_app`) is not
+    A client whose id is not a valid app (:func:`koherent._validation.validate_app`) is not
     carried: its rows keep ``client`` and an empty ``app``, and the result lists it in
     ``refused``. Works on real models and on the historical models of a migration.
     """
@@ -283,7 +283,7 @@ def backfill_assignations(
 
 def history_models(using: str) -> list[type[models.Model]]:
     """Every Koherent history model whose table lives in ``using``."""
-    from koherent.registry import tracked_models
+    from koherent._registry import tracked_models
 
     return [
         t.history_model

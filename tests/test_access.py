@@ -380,8 +380,8 @@ def test_the_run_time_refusal_is_the_system_checks(settings: Any, policy: object
 def test_a_user_reference_may_refuse_a_tracked_save_before_it_writes() -> None:
     """The atomic save asks the context's user reference (its before_write hook), whatever
     the access policy: nothing is written, neither the row nor its history."""
+    from koherent._users import StaticUserRef
     from koherent.context import AuditContext, reset_context, set_context
-    from koherent.users import StaticUserRef
 
     class Refusing(StaticUserRef):
         __slots__ = ()

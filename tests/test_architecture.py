@@ -9,6 +9,8 @@ included) and fail on any cycle, listing its imports with their lines, and on an
 
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import grimp
 import pytest
+
+from koherent._moved import MOVED
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "koherent"
@@ -31,7 +35,7 @@ LONG_MODULES: dict[str, str] = {
     # The capture of QuerySet.update() and bulk_update(), and what a save changed.
     "koherent/_update.py": "one concern",
     # The SQL of the capture triggers (one function per statement it installs).
-    "koherent/triggers.py": "one concern",
+    "koherent/_triggers.py": "one concern",
     # The AuditContext, its ContextVar and the ways to set it.
     "koherent/context.py": "one concern",
     # The signed text form of a context: format, keys, verification.
@@ -221,3 +225,22 @@ def test_lint_imports_refuses_a_lower_layer_importing_a_higher_one(tmp_path: Pat
     result = _lint_imports(tmp_path, tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "layered.low is not allowed to import layered.high" in result.stdout
+
+
+# -- the old paths of the modules marked internal -------------------------------------------
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_an_old_module_path_still_works_and_warns(old: str) -> None:
+    if old == "koherent.triggers":
+        pytest.importorskip("pgtrigger")
+    new = importlib.import_module(MOVED[old])
+    names = [
+        name
+        for name, value in vars(new).items()
+        if not name.startswith("_") and getattr(value, "__module__", None) == new.__name__
+    ]
+    with pytest.warns(DeprecationWarning, match=re.escape(f"{old} is internal and is now")):
+        value = getattr(importlib.import_module(old), names[0])
+    assert value is getattr(new, names[0])
+    assert not hasattr(importlib.import_module(old), "no_such_name")

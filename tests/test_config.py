@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from koherent.config import DEFAULTS, get_setting, koherent_settings
+from koherent._config import DEFAULTS, get_setting, koherent_settings
 
 
 def test_defaults_when_unset(settings: Any) -> None:
@@ -43,7 +43,7 @@ def test_get_setting_is_typed_per_key() -> None:
     name their key are typed without a cast)."""
     import typing
 
-    from koherent.config import KoherentSettings
+    from koherent._config import KoherentSettings
 
     hints = typing.get_type_hints(KoherentSettings)
     typed: dict[str, Any] = {}
@@ -60,7 +60,7 @@ def test_the_graphql_mode_is_decided_in_one_place() -> None:
     """The GraphQL extension (at run time) and koherent.E030 ask the same function."""
     from django.core.exceptions import ImproperlyConfigured
 
-    from koherent.config import GRAPHQL_FRESH_ASSIGNATION_MODES, fresh_assignation_mode
+    from koherent._config import GRAPHQL_FRESH_ASSIGNATION_MODES, fresh_assignation_mode
 
     assert [fresh_assignation_mode(m) for m in GRAPHQL_FRESH_ASSIGNATION_MODES] == list(
         GRAPHQL_FRESH_ASSIGNATION_MODES

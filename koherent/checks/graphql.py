@@ -8,7 +8,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from koherent.config import GRAPHQL_FRESH_ASSIGNATION_MODES, fresh_assignation_mode, user_settings
+from koherent._config import GRAPHQL_FRESH_ASSIGNATION_MODES, fresh_assignation_mode, user_settings
 
 
 def _is_fresh_assignation_mode(mode: str) -> bool:

@@ -14,8 +14,8 @@ def check_undo(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E040, W040, W041: what querying and reverting by assignation rely on."""
     from django.apps import apps
 
-    from koherent.config import get_setting
-    from koherent.registry import tracked_models
+    from koherent._config import get_setting
+    from koherent._registry import tracked_models
 
     messages: list[CheckMessage] = []
     admin_installed = apps.is_installed("koherent.admin")
@@ -60,8 +60,8 @@ def check_capture(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     from django.apps import apps
     from django.db import connections, router
 
+    from koherent._registry import tracked_models
     from koherent.capture import CAPTURE_MODES, MODE_ATTRIBUTE
-    from koherent.registry import tracked_models
 
     messages: list[CheckMessage] = []
     raw = getattr(settings, "KOHERENT", None)
@@ -173,7 +173,7 @@ def _trigger_capture_limits(tracked: Any, connection: Any) -> list[CheckMessage]
         (f for f in history._meta.concrete_fields if f.column == "history_user_id"), None
     )
     if user_column is not None:
-        from koherent.triggers import user_key_check
+        from koherent._triggers import user_key_check
 
         if user_key_check(user_column, connection) is None:
             problems.append("a user model whose primary key type trigger capture does not know")

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from koherent.config import (
+from koherent._config import (
     DEFAULTS,
     user_settings,
 )

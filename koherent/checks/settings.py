@@ -13,15 +13,15 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from koherent.access import policy_named
-from koherent.config import (
+from koherent._config import (
     ASSIGNATION_ACCESS_POLICIES,
     DEFAULTS,
     DOTTED_PATH_KEYS,
     KoherentSettings,
     user_settings,
 )
-from koherent.validation import validate_app
+from koherent._validation import validate_app
+from koherent.access import policy_named
 
 _HEADER_KEYS = ("ASSIGNATION_HEADER", "APP_HEADER")
 

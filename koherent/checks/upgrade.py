@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Tags, Warning, register
 
-from koherent.config import (
+from koherent._config import (
     DEFAULTS,
 )
 
@@ -18,7 +18,7 @@ def check_authentikate(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     """W070: a koherent 0.2 project on authentikate whose app resolver ignores the client."""
     from django.apps import apps
 
-    from koherent.config import get_setting
+    from koherent._config import get_setting
 
     if not apps.is_installed("authentikate") or get_setting("APP_RESOLVER") != DEFAULTS.get(
         "APP_RESOLVER"
