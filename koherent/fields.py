@@ -11,9 +11,7 @@ from simple_history.models import HistoricalRecords, HistoricForeignKey
 
 from koherent import _handoff, _update, capture, legacy, stamping
 from koherent._config import get_setting
-from koherent._history_base import KOHERENT_HISTORY_COLUMNS, KoherentHistoryBase
 from koherent._transactions import make_saves_atomic
-from koherent.records import ensure_record_for_model
 
 if TYPE_CHECKING:
     from koherent.capture import CaptureMode
@@ -54,6 +52,8 @@ class KoherentHistoryManager(HistoryManager):  # type: ignore[misc]
         default_date: Any = None,
         custom_historical_attrs: dict[str, Any] | None = None,
     ) -> Any:
+        from koherent.records import ensure_record_for_model
+
         tracked = self.model.instance_type
         using = router.db_for_write(self.model)
         if capture.captured_by_trigger(tracked, using):
@@ -177,6 +177,9 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         capture_unchanged: bool = False,
         **kwargs: Any,
     ) -> None:
+        # The models are imported when a field is made (Django is set up by then).
+        from koherent._history_base import KoherentHistoryBase
+
         if capture is not None and capture not in _CAPTURE_MODES:
             raise ImproperlyConfigured(
                 f"HistoryField(capture={capture!r}): use one of "
@@ -211,6 +214,8 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         return options
 
     def create_history_model(self, model: type[models.Model], inherited: bool) -> Any:
+        from koherent._history_base import KOHERENT_HISTORY_COLUMNS
+
         clashes = sorted(
             f.name for f in self.fields_included(model) if f.name in KOHERENT_HISTORY_COLUMNS
         )

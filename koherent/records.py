@@ -55,7 +55,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections, router, transaction
 
-from koherent._assignations import Assignation, AssignationModel, record_database
 from koherent._config import get_setting
 from koherent._django import (
     connection_state,
@@ -228,6 +227,8 @@ def _missing(
     ctx: AuditContext, assignation_id: str, using: str, history_model: type[Model] | None
 ) -> tuple[tuple[_Key, ...], list[_Statement]]:
     """The keys not yet known to exist, and the statements writing them."""
+    from koherent._assignations import Assignation, AssignationModel
+
     connection = connections[using]
     keys: list[_Key] = []
     statements: list[_Statement] = []
@@ -363,6 +364,7 @@ def _to_write(
     ``ctx`` the context in effect) and ``history_model`` on its list, going with history on
     ``using``: the assignation, the records' database, the keys and their statements.
     ``None`` when there is nothing to write (no assignation, records off, all known)."""
+    from koherent._assignations import record_database
     from koherent.context import peek
 
     if ctx is None:
@@ -499,6 +501,8 @@ def touch_sql(
     when the entry exists (``ON CONFLICT DO NOTHING``), so it can run for every row; the
     model key is a quoted literal. PostgreSQL and SQLite.
     """
+    from koherent._assignations import AssignationModel
+
     meta = AssignationModel._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
@@ -522,6 +526,8 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
     written by raw SQL), or a record written before records kept their models. Then every
     tracked table must be read.
     """
+    from koherent._assignations import record_database
+
     if not get_setting("RECORD_ASSIGNATIONS"):
         return None
     using = record_database(using)  # the records of the history on ``using`` (routing)
@@ -548,6 +554,8 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
 @functools.lru_cache(maxsize=16)
 def _touched_sql(alias: str, vendor: str) -> str:
     """The record's flag and its list, by the record's primary key (one index probe each)."""
+    from koherent._assignations import Assignation, AssignationModel
+
     quote = connections[alias].ops.quote_name
     record = Assignation._meta
     entry = AssignationModel._meta

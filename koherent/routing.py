@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS, router
 
-from koherent._assignations import record_database
 from koherent._registry import TrackedModel, tracked_models
 from koherent.exceptions import AssignationSpansDatabases
 
@@ -80,3 +79,13 @@ def history_database(assignation_id: str, *, write: bool = False) -> str:
     if len(holding) > 1:
         raise AssignationSpansDatabases(assignation_id, tuple(holding))
     return holding[0] if holding else databases[0]
+
+
+def record_database(using: str | None = None, *, write: bool = False) -> str:
+    """The database of the :class:`~koherent.models.Assignation` records that go with the
+    history on ``using``: ``using`` itself when Koherent's tables may live there, else where
+    the router sends ``Assignation`` (:func:`koherent._assignations.record_database`, beside
+    the model; imported on first use, so that this module imports before Django is set up)."""
+    from koherent._assignations import record_database
+
+    return record_database(using, write=write)

@@ -148,6 +148,45 @@ def test_import_contracts_are_kept() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+#: Core modules that import before Django is set up (a settings file, a tool reading the
+#: package): they reach the models only inside functions.
+IMPORTABLE_BEFORE_SETUP = (
+    "koherent._config",
+    "koherent._handoff",
+    "koherent._registry",
+    "koherent._transactions",
+    "koherent._update",
+    "koherent._users",
+    "koherent._validation",
+    "koherent.access",
+    "koherent.capture",
+    "koherent.checks",
+    "koherent.fields",
+    "koherent.legacy",
+    "koherent.operations",
+    "koherent.records",
+    "koherent.resolvers",
+    "koherent.routing",
+    "koherent.stamping",
+    "koherent.upgrade",
+)
+
+
+@pytest.mark.processes
+def test_the_core_imports_before_django_is_set_up() -> None:
+    code = "".join(f"import {module}\n" for module in IMPORTABLE_BEFORE_SETUP)
+    result = subprocess.run(
+        [sys.executable, "-c", code + "print('ok')"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 # -- the checks themselves fail on a cycle ----------------------------------------------------
 
 
