@@ -39,10 +39,11 @@ test: $(STAMP) ## Lint, type-check, run the suite on PostgreSQL and SQLite, and 
 test-fast: $(STAMP) ## SQLite only, no lint, no worker/server/subprocess tests (-m "not processes"; ARGS="-k name")
 	$(BIN)/python scripts/run_tests.py --no-lint --no-matrix --backend sqlite -- -m "not processes" $(ARGS)
 
-lint: $(STAMP) ## ruff and mypy --strict
+lint: $(STAMP) ## ruff, mypy --strict and the import layers (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## Format and autofix with ruff
 	$(BIN)/ruff format .

@@ -1,6 +1,6 @@
 """Trigger capture: handing the audit context to the PostgreSQL triggers.
 
-The triggers (:mod:`koherent.triggers`) read the audit context from transaction-local settings
+The triggers (:mod:`koherent._triggers`) read the audit context from transaction-local settings
 (``koherent.assignation_id``, ``koherent.app``, ...). This module puts them there: a Django
 ``execute_wrapper``, installed on every PostgreSQL connection when it is created, prefixes each
 writing statement with ``SELECT set_config('koherent.…', '…', true), …;``. The values are read
@@ -21,17 +21,19 @@ statement of its own, in a transaction.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 
+from koherent._config import get_setting
+from koherent._django import add_execute_wrapper_first
 from koherent._logging import get_logger
-from koherent.capture import MODE_ATTRIBUTE
-from koherent.config import get_setting
+from koherent.capture import MODE_ATTRIBUTE, captured_by_trigger
 from koherent.context import peek
 
 if TYPE_CHECKING:
@@ -80,6 +82,38 @@ def row_context(instance: Model, *, adding: bool) -> Iterator[None]:
         yield
     finally:
         _row.reset(token)
+
+
+def direct_save(
+    instance: Model, save_kwargs: dict[str, Any]
+) -> AbstractContextManager[None] | None:
+    """The ``direct`` hook of :func:`koherent._transactions.make_saves_atomic` for a model
+    configured for trigger capture: where the triggers capture it, the statement itself writes
+    the history row (nothing to make atomic), and only the instance's change reason (or skip
+    flag) is handed to the trigger."""
+    model = type(instance)
+    using = save_kwargs.get("using") or router.db_for_write(model, instance=instance)
+    if not captured_by_trigger(model, using):
+        return None
+    return row_context(instance, adding=instance._state.adding)
+
+
+_DELETE_MARK = "_koherent_delete_hand_off"
+
+
+def make_deletes_hand_off(model: type[Model]) -> None:
+    """Wrap ``model.delete`` so trigger capture sees the instance's ``_change_reason``."""
+    original: Callable[..., Any] = model.delete
+    if getattr(original, _DELETE_MARK, False):
+        return
+
+    @functools.wraps(original)
+    def delete(self: Model, *args: Any, **kwargs: Any) -> Any:
+        with row_context(self, adding=False):
+            return original(self, *args, **kwargs)
+
+    setattr(delete, _DELETE_MARK, True)
+    model.delete = delete  # type: ignore[method-assign]
 
 
 # -- the statement prefix -------------------------------------------------------------------
@@ -317,10 +351,7 @@ def install(connection: BaseDatabaseWrapper) -> None:
         # Cannot send two statements in one (system check koherent.E074 when a captured
         # model writes there): writes through this connection are recorded unattributed.
         return
-    if hand_off not in connection.execute_wrappers:
-        # First, so that it wraps every other wrapper, and so that the pop() of an
-        # ``execute_wrapper()`` block entered before the connection opened removes its own.
-        connection.execute_wrappers.insert(0, hand_off)
+    add_execute_wrapper_first(connection, hand_off)
 
 
 def on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:

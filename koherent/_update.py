@@ -53,8 +53,7 @@ import contextlib
 import functools
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from types import FrameType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -64,12 +63,14 @@ from django.db.models import sql
 from django.db.models.query import QuerySet
 from django.utils import timezone
 
+from koherent._django import forget_results, prepare_queryset_write, queryset_write_database
+from koherent._registry import TrackedModel, tracked_model
+from koherent._transactions import in_one_transaction
+from koherent.capture import caller_writes_history, captured_by_trigger, history_written_by_caller
 from koherent.stamping import _changed_fields
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
-
-    from koherent.registry import TrackedModel
 
 #: History rows per ``INSERT`` statement.
 HISTORY_BATCH_SIZE = 1000
@@ -83,9 +84,6 @@ _installed = False
 _original_update: Callable[..., int] = QuerySet.update
 _original_bulk_update: Callable[..., int] = QuerySet.bulk_update
 
-#: True while the caller writes the history of the updates itself.
-_suppressed: ContextVar[bool] = ContextVar("koherent_capture_suppressed", default=False)
-
 #: Attribute of a tracked instance holding the state it was loaded (or last saved) with.
 _LOADED = "_koherent_loaded"
 _MARK = "_koherent_tracks_loaded_state"
@@ -98,8 +96,6 @@ def _captures_updates_in_python(model: type[models.Model], using: str | None = N
     database writes itself (trigger capture on PostgreSQL, see
     :func:`koherent.capture.capture_mode`) gets no row from here, or its update would have two.
     """
-    from koherent.capture import captured_by_trigger  # koherent.capture imports this module
-
     return not captured_by_trigger(model, using)
 
 
@@ -121,20 +117,6 @@ def install() -> None:
         _installed = True
 
 
-@contextlib.contextmanager
-def history_written_by_caller() -> Iterator[None]:
-    """Within the block, ``update()`` and ``bulk_update()`` write no history row.
-
-    For code that writes the history of its updates itself (Koherent's revert, a bulk helper
-    of your own), so that each object gets one row, not two.
-    """
-    token = _suppressed.set(True)
-    try:
-        yield
-    finally:
-        _suppressed.reset(token)
-
-
 # -- the wrappers ------------------------------------------------------------------------------
 
 
@@ -147,7 +129,7 @@ def _update(self: QuerySet[Any], **kwargs: Any) -> int:
     field = _history_field_for(self.model) if kwargs else None
     if (
         field is None
-        or _suppressed.get()
+        or caller_writes_history()
         or self.query.is_sliced
         or self.query.combinator
         or not getattr(settings, "SIMPLE_HISTORY_ENABLED", True)
@@ -159,7 +141,7 @@ def _update(self: QuerySet[Any], **kwargs: Any) -> int:
 
 def _write_db(qs: QuerySet[Any]) -> str:
     """The database an ``update()`` of ``qs`` writes to (as Django's ``update()`` picks it)."""
-    return qs._db or router.db_for_write(qs.model, **qs._hints)  # type: ignore[attr-defined]
+    return queryset_write_database(qs)
 
 
 _update.alters_data = True  # type: ignore[attr-defined]
@@ -203,14 +185,12 @@ def _called_by_bulk_update_with_history() -> bool:
 
 
 def _captured_update(qs: QuerySet[Any], kwargs: dict[str, Any], history_field: Any) -> int:
-    from koherent.registry import tracked_model
-
     model = qs.model
     try:
         t = tracked_model(model._meta.concrete_model or model)
     except LookupError:  # not a Koherent history model after all
         return _original_update(qs, **kwargs)
-    qs._for_write = True  # type: ignore[attr-defined]
+    prepare_queryset_write(qs)
     using = qs.db
     history_db = using if history_field.use_base_model_db else router.db_for_write(t.history_model)
     opts = model._meta
@@ -230,16 +210,10 @@ def _captured_update(qs: QuerySet[Any], kwargs: dict[str, Any], history_field: A
             _write_rows(t, rows, history_db, changed)
         return count
 
-    if connection.in_atomic_block:
-        # Join the caller's transaction; a failure marks it for rollback, so that an update
-        # cannot be committed without its history rows by a caller catching the error.
-        try:
-            return run()
-        except BaseException:
-            connection.needs_rollback = True
-            raise
-    with transaction.atomic(using=using, savepoint=False):
-        return run()
+    # The update and its history rows commit or roll back together, in the caller's
+    # transaction when there is one.
+    result: int = in_one_transaction(using, run)
+    return result
 
 
 def _can_return_from_update(connection: BaseDatabaseWrapper) -> bool:
@@ -280,7 +254,7 @@ def _update_returning(
     converters = compiler.get_converters([f.get_col(table) for f in t.fields])
     if converters:
         rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
-    qs._result_cache = None
+    forget_results(qs)
     return rows, len(rows)
 
 

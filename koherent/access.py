@@ -46,12 +46,13 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 
+from koherent._config import ASSIGNATION_ACCESS_POLICIES, get_setting, import_hook
+from koherent._django import cached_async_user
 from koherent._logging import get_logger
-from koherent.config import ASSIGNATION_ACCESS_POLICIES, get_setting, import_hook
+from koherent._users import RequestUserRef
 from koherent.context import peek
 from koherent.exceptions import AssignationAccessDenied
 from koherent.loop import in_event_loop
-from koherent.users import RequestUserRef
 
 if TYPE_CHECKING:
     from koherent.context import AuditContext
@@ -73,6 +74,7 @@ __all__ = [
     "owner_of",
     "owner_only",
     "owner_or_superuser",
+    "policy_named",
 ]
 
 #: ``fn(user, assignation_id, record) -> bool``: may ``user`` join ``assignation_id``?
@@ -140,24 +142,35 @@ def anyone(user: Any, assignation_id: str, record: Assignation | None) -> bool:
     return True
 
 
-def current_policy() -> tuple[str, AccessPolicy | None]:
-    """The configured policy's name, and its function (``None`` for ``"any"``)."""
-    name = get_setting("ASSIGNATION_ACCESS")
+def policy_named(name: object) -> tuple[str, AccessPolicy | None]:
+    """The policy ``KOHERENT["ASSIGNATION_ACCESS"] = name`` names, and its function (``None``
+    for ``"any"``); ``ImproperlyConfigured`` saying why not. Asked at run time and by the
+    system check ``koherent.E060``."""
     if name == "any":
         return name, None
     if name == "owner":
         return name, owner_only
     if isinstance(name, str) and "." in name:
         try:
-            return name, cast("AccessPolicy", import_hook(name))
+            policy = import_hook(name)
         except ImportError as exc:
             raise ImproperlyConfigured(
                 f"KOHERENT['ASSIGNATION_ACCESS'] = {name!r} does not import: {exc}"
             ) from None
+        if not callable(policy):
+            raise ImproperlyConfigured(
+                f"KOHERENT['ASSIGNATION_ACCESS'] = {name!r} is not callable."
+            )
+        return name, cast("AccessPolicy", policy)
     raise ImproperlyConfigured(
-        f"KOHERENT['ASSIGNATION_ACCESS'] must be one of "
-        f"{', '.join(map(repr, ASSIGNATION_ACCESS_POLICIES))} or a dotted path, not {name!r}"
+        f"KOHERENT['ASSIGNATION_ACCESS'] = {name!r} is not a policy Koherent knows: use one "
+        f"of {', '.join(map(repr, ASSIGNATION_ACCESS_POLICIES))} or a dotted path."
     )
+
+
+def current_policy() -> tuple[str, AccessPolicy | None]:
+    """The configured policy's name, and its function (``None`` for ``"any"``)."""
+    return policy_named(get_setting("ASSIGNATION_ACCESS"))
 
 
 def _authenticated(user: Any) -> Any:
@@ -168,7 +181,7 @@ def _authenticated(user: Any) -> Any:
 
 def request_user(request: Any) -> Any:
     """The authenticated user of ``request`` (``None`` when anonymous), read now (sync)."""
-    cached = getattr(request, "_acached_user", None)
+    cached = cached_async_user(request)
     return _authenticated(cached if cached is not None else getattr(request, "user", None))
 
 
@@ -318,9 +331,12 @@ class CheckedLaterUserRef(RequestUserRef):
 
     def check(self) -> None:
         """Raise :class:`~koherent.exceptions.AssignationAccessDenied` unless the request's
-        user, read now, may join the assignation (a tracked save calls it before writing)."""
+        user, read now, may join the assignation."""
         if not self._allowed:
             self._user()
+
+    #: A tracked save asks before writing (:func:`koherent._users.check_before_write`).
+    before_write = check
 
 
 def may_leave(ctx: AuditContext, exit: str, what: object = None) -> bool:

@@ -15,7 +15,7 @@ class KoherentConfig(AppConfig):
         from django.db.models.signals import pre_migrate
 
         from koherent import _handoff, checks  # noqa: F401  (registers the system checks)
-        from koherent.upgrade import refuse_unsafe_client_removals
+        from koherent.operations import refuse_unsafe_client_removals
 
         # koherent 0.2's client column is never dropped before it is carried into app.
         pre_migrate.connect(refuse_unsafe_client_removals, sender=self)

@@ -13,20 +13,21 @@ Exactly one of the two writes a given change: where the triggers capture a model
 receivers and the ``update()`` capture write nothing for it, so an ``update()`` gets one row per
 object, not two.
 
-The work is done in two internal modules: :mod:`koherent._update` (the ``update()`` and
-``bulk_update()`` capture, and what a save changed) and :mod:`koherent._handoff` (handing the
-audit context to the triggers on every writing statement). This module holds what a project
-uses: :func:`capture_mode`, :func:`configured_mode`, :func:`captured_by_trigger` and
-:func:`history_written_by_caller`.
+The work is done in two internal modules above this one: :mod:`koherent._update` (the
+``update()`` and ``bulk_update()`` capture, and what a save changed) and :mod:`koherent._handoff`
+(handing the audit context to the triggers on every writing statement). This module holds what
+a project uses, and what both ask: :func:`capture_mode`, :func:`configured_mode`,
+:func:`captured_by_trigger` and :func:`history_written_by_caller`.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Literal, cast
 
 from django.db import connections, router
-
-from koherent._update import history_written_by_caller
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -78,3 +79,26 @@ def captured_by_trigger(model: type[Model], using: str | None = None) -> bool:
         return False
     alias = using or router.db_for_write(model)
     return connections[alias].vendor == "postgresql"
+
+
+#: True while the caller writes the history of its updates itself.
+_suppressed: ContextVar[bool] = ContextVar("koherent_capture_suppressed", default=False)
+
+
+@contextlib.contextmanager
+def history_written_by_caller() -> Iterator[None]:
+    """Within the block, ``update()`` and ``bulk_update()`` write no history row.
+
+    For code that writes the history of its updates itself (Koherent's revert, a bulk helper
+    of your own), so that each object gets one row, not two.
+    """
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
+def caller_writes_history() -> bool:
+    """Whether the code running now writes the history of its updates itself."""
+    return _suppressed.get()

@@ -9,8 +9,9 @@ from django.db import models, router
 from simple_history.manager import HistoryDescriptor, HistoryManager
 from simple_history.models import HistoricalRecords, HistoricForeignKey
 
-from koherent import _handoff, _update, capture, stamping
-from koherent.transactions import make_deletes_hand_off, make_saves_atomic
+from koherent import _handoff, _update, capture, legacy, stamping
+from koherent._config import get_setting
+from koherent._transactions import make_saves_atomic
 
 if TYPE_CHECKING:
     from koherent.capture import CaptureMode
@@ -20,8 +21,6 @@ __all__ = ["HistoricForeignKey", "HistoryField", "KoherentHistoryManager"]
 
 def __getattr__(name: str) -> Any:
     # koherent 0.2's names (ProvenanceField, GenericRelation), with a DeprecationWarning.
-    from koherent import legacy
-
     return legacy.resolve(__name__, name)
 
 
@@ -165,7 +164,7 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
     history goes through :class:`KoherentHistoryManager`, and the history model gets the
     indexed ``assignation_id`` and the ``app``, ``task_id`` and ``user_pk`` columns. Saves of
     the tracked model and their history rows run in one transaction
-    (see :mod:`koherent.transactions`). The history model is indexed on
+    (see :mod:`koherent._transactions`). The history model is indexed on
     ``(assignation_id, history_date, history_id)`` and on ``(<object key>, history_date,
     history_id)`` (instead of simple-history's index on the object key alone), for the
     queries of :mod:`koherent.query` and :mod:`koherent.revert`.
@@ -178,7 +177,8 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         capture_unchanged: bool = False,
         **kwargs: Any,
     ) -> None:
-        from koherent.models import KoherentHistoryBase
+        # The models are imported when a field is made (Django is set up by then).
+        from koherent._history_base import KoherentHistoryBase
 
         if capture is not None and capture not in _CAPTURE_MODES:
             raise ImproperlyConfigured(
@@ -214,7 +214,7 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
         return options
 
     def create_history_model(self, model: type[models.Model], inherited: bool) -> Any:
-        from koherent.models import KOHERENT_HISTORY_COLUMNS
+        from koherent._history_base import KOHERENT_HISTORY_COLUMNS
 
         clashes = sorted(
             f.name for f in self.fields_included(model) if f.name in KOHERENT_HISTORY_COLUMNS
@@ -235,8 +235,6 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
 
     def configured_capture(self) -> CaptureMode:
         """This field's capture mode: its own, else ``KOHERENT["CAPTURE"]``."""
-        from koherent.config import get_setting
-
         if self.capture is not None:
             return self.capture
         mode = get_setting("CAPTURE")
@@ -286,7 +284,7 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
             sender._koherent_history_field = self  # type: ignore[attr-defined]
             if mode == "trigger":
                 self._register_triggers(sender)
-            make_saves_atomic(sender)
+            make_saves_atomic(sender, _handoff.direct_save if mode == "trigger" else None)
             _update.register(sender, self)
             plain: Any = sender.__dict__.get(self.manager_name)
             if type(plain) is HistoryDescriptor:
@@ -300,14 +298,14 @@ class HistoryField(HistoricalRecords):  # type: ignore[misc]
 
     def _register_triggers(self, sender: type[models.Model]) -> None:
         _handoff.declare_trigger_model()
-        make_deletes_hand_off(sender)
+        _handoff.make_deletes_hand_off(sender)
         if sender._meta.proxy or sender._meta.parents:
             return  # refused by the system check koherent.E073
         try:
-            from koherent import triggers
+            from koherent import _triggers
         except ImportError as exc:
             raise ImproperlyConfigured(
                 f"{sender._meta.label} is captured by triggers, which need django-pgtrigger: "
                 f'pip install "koherent[postgres]" (and add "pgtrigger" to INSTALLED_APPS).'
             ) from exc
-        triggers.register(sender, capture_unchanged=self.capture_unchanged)
+        _triggers.register(sender, capture_unchanged=self.capture_unchanged)

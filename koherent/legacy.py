@@ -23,7 +23,10 @@ koherent 0.2.0 (the release on the package index) exported, besides its Strawber
 
 :data:`DEPRECATED` is that table in code; ``tests/upgrade/test_names.py`` pins it. Each module
 named there looks the old name up here from its module ``__getattr__``, so the old name warns
-where it is used and costs nothing to the code that does not use it.
+where it is used and costs nothing to the code that does not use it. The old objects live here
+when they need only the layers below the models, else beside what they use (imported by name
+on first use): 0.2's model field in :mod:`koherent._legacy_fields`, its
+header reader in :mod:`koherent.utils`.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from django.db import models
 DEPRECATED: dict[tuple[str, str], tuple[str, str]] = {
     ("koherent.fields", "ProvenanceField"): (
         'koherent.fields.HistoryField(related_name="provenance_entries")',
-        "koherent.legacy:ProvenanceField",
+        "koherent._legacy_fields:ProvenanceField",
     ),
     ("koherent.fields", "GenericRelation"): (
         "django.contrib.contenttypes.fields.GenericRelation",
@@ -66,7 +69,7 @@ DEPRECATED: dict[tuple[str, str], tuple[str, str]] = {
     ),
     ("koherent.utils", "get_assignation_id_or_none"): (
         "koherent.resolvers.assignation_id_from_headers",
-        "koherent.legacy:get_assignation_id_or_none",
+        "koherent.utils:_get_assignation_id_or_none",
     ),
     ("koherent.admin", "KoherentAdmin"): (
         "koherent.admin.KoherentHistoryAdmin",
@@ -132,7 +135,7 @@ def resolve(module: str, name: str) -> Any:
     return target() if attribute in _FACTORIES else target
 
 
-# -- koherent.fields / koherent.models --------------------------------------------------------
+# -- koherent.models ---------------------------------------------------------------------------
 
 
 def client_field() -> models.ForeignKey[Any, Any]:
@@ -151,7 +154,7 @@ def provenance_entry_model() -> type[models.Model]:
     Built on first use: whether ``authentikate`` is installed is known once the app registry
     has read ``INSTALLED_APPS``.
     """
-    from koherent.models import KoherentHistoryBase
+    from koherent._history_base import KoherentHistoryBase
 
     attrs: dict[str, Any] = {
         "__module__": __name__,
@@ -161,18 +164,6 @@ def provenance_entry_model() -> type[models.Model]:
     if apps.is_installed("authentikate"):
         attrs["client"] = client_field()
     return type("ProvenanceEntryModel", (KoherentHistoryBase,), attrs)
-
-
-def ProvenanceField(**kwargs: Any) -> Any:
-    """0.2.0's ``ProvenanceField()``: a :class:`~koherent.fields.HistoryField` whose history
-    model keeps 0.2.0's layout (``related_name="provenance_entries"``, hence
-    ``obj.provenance_entries`` and the ``history_relation`` column, and ``client`` while
-    ``authentikate`` is installed) and its table."""
-    from koherent.fields import HistoryField
-
-    bases = (provenance_entry_model(), *kwargs.pop("bases", ()))
-    kwargs.setdefault("related_name", "provenance_entries")
-    return HistoryField(bases=bases, **kwargs)
 
 
 # -- koherent.vars ----------------------------------------------------------------------------
@@ -194,8 +185,8 @@ class _AssignationIdVar:
         return default if value is None else value
 
     def set(self, value: str | None) -> Token[Any]:
+        from koherent._validation import validate_assignation_id
         from koherent.context import AuditContext, peek, set_context
-        from koherent.validation import validate_assignation_id
 
         checked = None if value is None else validate_assignation_id(value)
         ctx = peek() or AuditContext()
@@ -231,17 +222,3 @@ def add_history_app(sender: Any, **kwargs: Any) -> None:
         row.app = stamping.current_app()
     if getattr(row, "history_user_id", None) is None:
         row.history_user = stamping.get_history_user()
-
-
-def get_assignation_id_or_none(headers: Any) -> str | None:
-    """0.2.0's header reader: the assignation id in ``headers``, or ``None``.
-
-    Reads ``KOHERENT["ASSIGNATION_HEADER"]`` (``X-Assignation-ID``, 0.2.0's header) in any
-    case, and validates it (``ValueError`` for a malformed id).
-    """
-    from django.utils.datastructures import CaseInsensitiveMapping
-
-    from koherent.resolvers import assignation_id_from_headers
-
-    # InvalidRequestContext, raised for a malformed id, is a ValueError.
-    return assignation_id_from_headers(CaseInsensitiveMapping(dict(headers)))

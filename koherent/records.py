@@ -55,10 +55,15 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections, router, transaction
 
+from koherent._config import get_setting
+from koherent._django import (
+    connection_state,
+    fetch_returned_rows,
+    set_connection_state,
+    transaction_marker,
+)
 from koherent._logging import get_logger
-from koherent.config import get_setting
 from koherent.context import AuditContext
-from koherent.routing import record_database
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -118,24 +123,23 @@ class _Promote:
 
 
 def _pending(connection: Any) -> dict[_Key, Any]:
-    pending: dict[_Key, Any] | None = getattr(connection, "_koherent_pending", None)
+    pending: dict[_Key, Any] | None = connection_state(connection, "pending")
     if pending is None:
         pending = {}
-        connection._koherent_pending = pending
+        set_connection_state(connection, "pending", pending)
     return pending
 
 
 def _known(key: _Key, connection: Any) -> bool:
     if key in _committed:
         return True
-    # Django replaces ``run_on_commit`` with a new list on every commit and rollback (also of
-    # a savepoint), so the list we registered in is still the current one only within the
-    # same transaction and while nothing was rolled back.
-    pending = getattr(connection, "_koherent_pending", None)
+    # The marker we registered under is still the current one only within the same
+    # transaction and while nothing was rolled back.
+    pending = connection_state(connection, "pending")
     return bool(
         pending is not None
         and connection.in_atomic_block
-        and pending.get(key) is connection.run_on_commit
+        and pending.get(key) is transaction_marker(connection)
     )
 
 
@@ -146,7 +150,7 @@ def _written(keys: tuple[_Key, ...], using: str) -> None:
         transaction.on_commit(_Promote(keys), using=using)
         pending = _pending(connection)
         for key in keys:
-            pending[key] = connection.run_on_commit
+            pending[key] = transaction_marker(connection)
     else:
         _mark_committed(keys)
 
@@ -159,7 +163,7 @@ def model_key(history_model: type[Model]) -> str:
     """What the list of touched models stores for ``history_model``'s rows.
 
     The tracked model's label, ``app_label.ModelName`` (:attr:`TrackedModel.label
-    <koherent.registry.TrackedModel.label>`), which is also what readers compare with.
+    <koherent._registry.TrackedModel.label>`), which is also what readers compare with.
     """
     instance_type: type[Model] = history_model.instance_type  # type: ignore[attr-defined]
     return instance_type._meta.label
@@ -223,7 +227,7 @@ def _missing(
     ctx: AuditContext, assignation_id: str, using: str, history_model: type[Model] | None
 ) -> tuple[tuple[_Key, ...], list[_Statement]]:
     """The keys not yet known to exist, and the statements writing them."""
-    from koherent.models import AssignationModel
+    from koherent._assignations import Assignation, AssignationModel
 
     connection = connections[using]
     keys: list[_Key] = []
@@ -234,8 +238,6 @@ def _missing(
         if _known(model_entry, connection):
             return (), []  # written with (or after) the record
     if not _known(record_key, connection):
-        from koherent.models import Assignation
-
         keys.append(record_key)
         values = _record(ctx, assignation_id)
         statements.append(_insert(Assignation, values, using, connection))
@@ -261,27 +263,42 @@ def _log_failure(assignation_id: str, exc: Exception) -> None:
     )
 
 
+def _in_savepoint(
+    connection: BaseDatabaseWrapper,
+    statements: list[_Statement],
+    assignation_id: str,
+    then: _Statement | None = None,
+    read: Callable[[Any], Any] | None = None,
+) -> tuple[bool, Any]:
+    """One multi-statement query: ``statements`` in a savepoint, then ``then`` (the history
+    row's ``INSERT``), whose result ``read`` takes from the cursor.
+
+    ``(False, None)`` when the record statements failed: logged, rolled back to the savepoint.
+    """
+    parts = [f"SAVEPOINT {_SAVEPOINT}", *(sql for sql, _ in statements)]
+    parts.append(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    params = [p for _, statement_params in statements for p in statement_params]
+    if then is not None:
+        parts.append(then[0])
+        params.extend(then[1])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("; ".join(parts), params)
+            result = None if read is None else read(cursor)
+    except DatabaseError as exc:
+        if not _rolled_back(connection):
+            raise  # the row's own INSERT failed (after the savepoint was released)
+        _log_failure(assignation_id, exc)
+        return False, None
+    return True, result
+
+
 def _write_apart(statements: list[_Statement], assignation_id: str, using: str) -> bool:
     """Run the record statements on their own: a failure is logged, never raised."""
     connection = connections[using]
     if _one_round_trip(connection):
         # One round trip: the statements in a savepoint, as one multi-statement query.
-        sql = "; ".join(
-            [
-                f"SAVEPOINT {_SAVEPOINT}",
-                *(s for s, _ in statements),
-                f"RELEASE SAVEPOINT {_SAVEPOINT}",
-            ]
-        )
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [p for _, params in statements for p in params])
-        except DatabaseError as exc:
-            if not _rolled_back(connection):
-                raise
-            _log_failure(assignation_id, exc)
-            return False
-        return True
+        return _in_savepoint(connection, statements, assignation_id)[0]
     try:
         if connection.vendor == "sqlite":
             # A failing statement does not abort an SQLite transaction: no savepoint needed.
@@ -307,7 +324,7 @@ def _connection_lost(using: str) -> bool:
     """Whether the transaction on ``using`` is lost with its connection (after a failed
     record write; a failed statement alone leaves it usable, its savepoint rolled back)."""
     connection = connections[using]
-    if connection.in_atomic_block and connection.needs_rollback:
+    if connection.in_atomic_block and transaction.get_rollback(using):
         return True  # the savepoint could not even be rolled back
     return not connection.is_usable()
 
@@ -320,7 +337,7 @@ def _one_round_trip(connection: BaseDatabaseWrapper) -> bool:
     """
     if connection.vendor != "postgresql" or not connection.in_atomic_block:
         return False
-    cached: bool | None = getattr(connection, "_koherent_multi_statement", None)
+    cached: bool | None = connection_state(connection, "multi_statement")
     if cached is None:
         cached = False
         try:
@@ -330,11 +347,34 @@ def _one_round_trip(connection: BaseDatabaseWrapper) -> bool:
             cached = isinstance(factory, type) and issubclass(factory, psycopg.ClientCursor)
         except ImportError:  # psycopg2: not tried, the statements go apart
             pass
-        connection._koherent_multi_statement = cached  # type: ignore[attr-defined]
+        set_connection_state(connection, "multi_statement", cached)
     return cached
 
 
 # -- public to Koherent's write paths ---------------------------------------------------------
+
+
+def _to_write(
+    ctx: AuditContext | None,
+    assignation_id: str | None,
+    using: str,
+    history_model: type[Model] | None,
+) -> tuple[str, str, tuple[_Key, ...], list[_Statement]] | None:
+    """What is left to write for the record of ``assignation_id`` (default: ``ctx``'s, and
+    ``ctx`` the context in effect) and ``history_model`` on its list, going with history on
+    ``using``: the assignation, the records' database, the keys and their statements.
+    ``None`` when there is nothing to write (no assignation, records off, all known)."""
+    from koherent._assignations import record_database
+    from koherent.context import peek
+
+    if ctx is None:
+        ctx = peek() or AuditContext()
+    assignation_id = assignation_id or ctx.assignation_id
+    if not assignation_id or not get_setting("RECORD_ASSIGNATIONS"):
+        return None
+    db = record_database(using, write=True)  # the records go with the history (routing)
+    keys, statements = _missing(ctx, assignation_id, db, history_model)
+    return (assignation_id, db, keys, statements) if statements else None
 
 
 def touch(
@@ -351,17 +391,11 @@ def touch(
     Costs nothing once the process knows both exist; otherwise one ``INSERT ... ON CONFLICT
     DO NOTHING`` each, in a savepoint (none on SQLite). Never raises a database error.
     """
-    from koherent.context import peek
-
-    if ctx is None:
-        ctx = peek() or AuditContext()
-    assignation_id = assignation_id or ctx.assignation_id
-    if not assignation_id or not get_setting("RECORD_ASSIGNATIONS"):
-        return
-    db = record_database(using, write=True)  # the records go with the history (routing)
-    keys, statements = _missing(ctx, assignation_id, db, history_model)
-    if statements and _write_apart(statements, assignation_id, db):
-        _written(keys, db)
+    found = _to_write(ctx, assignation_id, using, history_model)
+    if found is not None:
+        assignation_id, db, keys, statements = found
+        if _write_apart(statements, assignation_id, db):
+            _written(keys, db)
 
 
 def ensure_record(
@@ -393,77 +427,55 @@ def insert_history_row(
     they travel in the same query as the row where the backend allows it (see the module
     docstring), else they are written just before it.
     """
-    from koherent.context import peek
-
     assignation_id = getattr(row, "assignation_id", None)
-    if not assignation_id or not get_setting("RECORD_ASSIGNATIONS"):
+    if not assignation_id:
         return insert()
-    history_model = type(row)
-    ctx = peek() or AuditContext()
-    db = record_database(using, write=True)  # the records go with the history (routing)
-    keys, statements = _missing(ctx, assignation_id, db, history_model)
-    if not statements:
+    found = _to_write(None, assignation_id, using, type(row))
+    if found is None:
         return insert()
-    connection = connections[using]
-    if db != using or not _one_round_trip(connection):
+    assignation_id, db, keys, statements = found
+    if db != using or not _one_round_trip(connections[using]):
         if _write_apart(statements, assignation_id, db):
             _written(keys, db)
         return insert()
-    result = _insert_together(row, using, fields, returning_fields, raw, statements)
-    if result is None:  # the record statements failed: logged, rolled back to the savepoint
+    written, result = _insert_together(row, using, statements, (fields, returning_fields, raw))
+    if not written:  # the record statements failed: logged, rolled back to the savepoint
         return insert()
     _written(keys, using)
     return result
 
 
 def _insert_together(
-    row: Model,
-    using: str,
-    fields: Sequence[Field[Any, Any]],
-    returning_fields: Sequence[Field[Any, Any]] | None,
-    raw: bool,
-    statements: list[_Statement],
-) -> list[Any] | None:
-    """One multi-statement query: the record statements in a savepoint, then the row."""
+    row: Model, using: str, statements: list[_Statement], insert: tuple[Any, Any, bool]
+) -> tuple[bool, list[Any]]:
+    """One multi-statement query: the record statements in a savepoint, then the row
+    (``insert``: the fields, returning fields and ``raw`` of ``Model._do_insert``)."""
     from django.db.models.sql import InsertQuery
 
+    fields, returning_fields, raw = insert
     connection = connections[using]
     query = InsertQuery(type(row))
     query.insert_values(list(fields), [row], raw=raw)
     compiler = query.get_compiler(using=using)
     compiler.returning_fields = returning_fields
     ((row_sql, row_params),) = compiler.as_sql()
-    parts = [f"SAVEPOINT {_SAVEPOINT}"]
-    params: list[Any] = []
-    for sql, statement_params in statements:
-        parts.append(sql)
-        params.extend(statement_params)
-    parts.append(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-    parts.append(row_sql)
-    params.extend(row_params)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("; ".join(parts), params)
-            while cursor.nextset():
-                pass  # the row's INSERT is the last result
-            if not returning_fields:
-                return []
-            ops: Any = connection.ops  # PostgreSQL's operations
-            if hasattr(ops, "fetch_returned_rows"):  # Django 6.0
-                rows: list[Any] = list(ops.fetch_returned_rows(cursor, compiler.returning_params))
-            else:  # Django 5.2
-                rows = [ops.fetch_returned_insert_columns(cursor, compiler.returning_params)]
-    except DatabaseError as exc:
-        if not _rolled_back(connection):
-            raise  # the row's own INSERT failed (after the savepoint was released)
-        _log_failure(str(getattr(row, "assignation_id", "")), exc)
-        return None
+
+    def read(cursor: Any) -> list[Any]:
+        while cursor.nextset():
+            pass  # the row's INSERT is the last result
+        return fetch_returned_rows(connection, cursor, compiler) if returning_fields else []
+
+    assignation_id = str(getattr(row, "assignation_id", ""))
+    then = (row_sql, list(row_params))
+    written, rows = _in_savepoint(connection, statements, assignation_id, then, read)
+    if not written or not returning_fields:
+        return written, [] if rows is None else rows
     meta = type(row)._meta
     cols = [f.get_col(meta.db_table) for f in returning_fields]
     converters = compiler.get_converters(cols)
     if converters:
         rows = list(compiler.apply_converters(rows, converters))
-    return rows
+    return True, rows
 
 
 def _rolled_back(connection: BaseDatabaseWrapper) -> bool:
@@ -489,7 +501,7 @@ def touch_sql(
     when the entry exists (``ON CONFLICT DO NOTHING``), so it can run for every row; the
     model key is a quoted literal. PostgreSQL and SQLite.
     """
-    from koherent.models import AssignationModel
+    from koherent._assignations import AssignationModel
 
     meta = AssignationModel._meta
     quote = connection.ops.quote_name
@@ -514,6 +526,8 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
     written by raw SQL), or a record written before records kept their models. Then every
     tracked table must be read.
     """
+    from koherent._assignations import record_database
+
     if not get_setting("RECORD_ASSIGNATIONS"):
         return None
     using = record_database(using)  # the records of the history on ``using`` (routing)
@@ -540,7 +554,7 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
 @functools.lru_cache(maxsize=16)
 def _touched_sql(alias: str, vendor: str) -> str:
     """The record's flag and its list, by the record's primary key (one index probe each)."""
-    from koherent.models import Assignation, AssignationModel
+    from koherent._assignations import Assignation, AssignationModel
 
     quote = connections[alias].ops.quote_name
     record = Assignation._meta

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from koherent import access
-from koherent.config import get_setting, import_hook
+from koherent._config import get_setting, import_hook
+from koherent._users import RequestUserRef
+from koherent._validation import validate_app, validate_assignation_id
 from koherent.context import AuditContext, new_assignation_id
 from koherent.exceptions import AssignationAccessDenied, InvalidRequestContext
-from koherent.users import RequestUserRef
-from koherent.validation import validate_app, validate_assignation_id
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

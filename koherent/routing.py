@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS, router
 
+from koherent._registry import TrackedModel, tracked_models
 from koherent.exceptions import AssignationSpansDatabases
-from koherent.registry import TrackedModel, tracked_models
 
 __all__ = [
     "history_database",
@@ -84,13 +84,8 @@ def history_database(assignation_id: str, *, write: bool = False) -> str:
 def record_database(using: str | None = None, *, write: bool = False) -> str:
     """The database of the :class:`~koherent.models.Assignation` records that go with the
     history on ``using``: ``using`` itself when Koherent's tables may live there, else where
-    the router sends ``Assignation``."""
-    from koherent.models import Assignation
+    the router sends ``Assignation`` (:func:`koherent._assignations.record_database`, beside
+    the model; imported on first use, so that this module imports before Django is set up)."""
+    from koherent._assignations import record_database
 
-    if not router.routers:  # no router: the records are wherever the history is
-        return using or DEFAULT_DB_ALIAS
-    if using is not None and router.allow_migrate_model(using, Assignation):
-        return using
-    if write:
-        return str(router.db_for_write(Assignation))
-    return str(router.db_for_read(Assignation))
+    return record_database(using, write=write)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
-from koherent.context import _current
+from koherent.context import get_current_app, get_current_assignation_id, get_current_task_id, peek
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -24,25 +24,22 @@ if TYPE_CHECKING:
 
 def current_assignation_id() -> str | None:
     """Default of the ``assignation_id`` column."""
-    value = _current.get()
-    return None if value is None else value.assignation_id
+    return get_current_assignation_id()
 
 
 def current_app() -> str | None:
     """Default of the ``app`` column."""
-    value = _current.get()
-    return None if value is None else value.app
+    return get_current_app()
 
 
 def current_task_id() -> str | None:
     """Default of the ``task_id`` column."""
-    value = _current.get()
-    return None if value is None else value.task_id
+    return get_current_task_id()
 
 
 def current_user_pk() -> str | None:
     """Default of the ``user_pk`` column: the context user's primary key as text."""
-    value = _current.get()
+    value = peek()
     if value is None or value.user_ref is None:
         return None
     pk = value.user_ref.pk
@@ -68,7 +65,7 @@ def get_history_user(
     user in the context, the request simple-history's own middleware recorded is used, as
     simple-history would.
     """
-    value = _current.get()
+    value = peek()
     if value is not None and value.user_ref is not None:
         return value.user_ref.for_history()
     if request is not None:

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from django.db import models, router, transaction
 from django.db.models import Min
 from django.db.models.functions import Cast
 
+from koherent._validation import validate_app
 from koherent.routing import record_database
-from koherent.validation import validate_app
 
 #: The origin of the records written for assignations found in koherent 0.2's rows.
 IMPORTED_ORIGIN = "imported"
@@ -62,6 +62,28 @@ def _no_progress(step: str, done: int, total: int) -> None:
     return None
 
 
+class StepOptions(TypedDict, total=False):
+    """The keyword arguments of every step (``using`` is required)."""
+
+    #: The database of the history rows.
+    using: Required[str]
+    #: Rows (or assignations) per batch: :data:`DEFAULT_BATCH_SIZE` unless given.
+    batch_size: int
+    #: Count what the step would do, and change nothing.
+    dry_run: bool
+    #: ``progress(step, done, total)`` after each batch.
+    progress: Progress
+
+
+def _options(options: StepOptions) -> tuple[str, int, bool, Progress]:
+    return (
+        options["using"],
+        options.get("batch_size", DEFAULT_BATCH_SIZE),
+        options.get("dry_run", False),
+        options.get("progress", _no_progress),
+    )
+
+
 def _batches(
     queryset: models.QuerySet[Any], key: str, batch_size: int
 ) -> Iterable[list[dict[str, Any]]]:
@@ -83,14 +105,10 @@ def _has_field(model: type[models.Model], name: str) -> bool:
 
 
 def backfill_user_pk(
-    history_model: type[models.Model],
-    *,
-    using: str,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dry_run: bool = False,
-    progress: Progress = _no_progress,
+    history_model: type[models.Model], **options: Unpack[StepOptions]
 ) -> StepResult:
     """Set ``user_pk`` to ``history_user_id`` (as text) where ``user_pk`` is empty."""
+    using, batch_size, dry_run, progress = _options(options)
     result = StepResult("user_pk", history_model._meta.label)
     if not _has_field(history_model, "history_user") or not _has_field(history_model, "user_pk"):
         return result
@@ -122,18 +140,16 @@ def _app_of_client(client: Any) -> str:
 def carry_client_to_app(
     history_model: type[models.Model],
     *,
-    using: str,
     client_field: str = "client",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dry_run: bool = False,
-    progress: Progress = _no_progress,
+    **options: Unpack[StepOptions],
 ) -> StepResult:
     """Set ``app`` to the ``client_id`` of the row's ``client`` where ``app`` is empty.
 
-    A client whose id is not a valid app (:func:`koherent.validation.validate_app`) is not
+    A client whose id is not a valid app (:func:`koherent._validation.validate_app`) is not
     carried: its rows keep ``client`` and an empty ``app``, and the result lists it in
     ``refused``. Works on real models and on the historical models of a migration.
     """
+    using, batch_size, dry_run, progress = _options(options)
     result = StepResult("app", history_model._meta.label)
     if not _has_field(history_model, client_field) or not _has_field(history_model, "app"):
         return result
@@ -199,12 +215,7 @@ def _first_rows(
 
 
 def backfill_assignations(
-    history_model: type[models.Model],
-    *,
-    using: str,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dry_run: bool = False,
-    progress: Progress = _no_progress,
+    history_model: type[models.Model], **options: Unpack[StepOptions]
 ) -> StepResult:
     """Write the missing :class:`~koherent.models.Assignation` records of this model's rows.
 
@@ -213,6 +224,8 @@ def backfill_assignations(
     the record moves to that one. Records Koherent wrote itself are left alone.
     """
     from koherent.models import Assignation
+
+    using, batch_size, dry_run, progress = _options(options)
 
     result = StepResult("assignations", history_model._meta.label)
     records = Assignation._default_manager.db_manager(record_database(using, write=True))
@@ -270,7 +283,7 @@ def backfill_assignations(
 
 def history_models(using: str) -> list[type[models.Model]]:
     """Every Koherent history model whose table lives in ``using``."""
-    from koherent.registry import tracked_models
+    from koherent._registry import tracked_models
 
     return [
         t.history_model
@@ -305,92 +318,3 @@ def upgrade(
                 step(model, using=using, batch_size=batch_size, dry_run=dry_run, progress=report)
             )
     return results
-
-
-def _carried_before(operations: list[Any], index: int, model_name: str) -> bool:
-    from koherent.operations import CarryClientToApp
-
-    return any(
-        isinstance(op, CarryClientToApp) and op.model_name.lower() == model_name
-        for op in operations[:index]
-    )
-
-
-def _references_authentikate_client(connection: Any, cursor: Any, table: str) -> bool:
-    """Whether ``table.client_id`` is 0.2's foreign key to ``authentikate.Client``."""
-    from django.apps import apps
-
-    if not apps.is_installed("authentikate"):
-        return False
-    label = ("authentikate", "Client")  # not a literal call: mypy's plugin would resolve it
-    client_model: Any = apps.get_model(*label)
-    target = client_model._meta.db_table
-    constraints = connection.introspection.get_constraints(cursor, table)
-    return any(
-        c.get("columns") == ["client_id"] and (c.get("foreign_key") or (None,))[0] == target
-        for c in constraints.values()
-    )
-
-
-def client_removals_at_risk(plan: Iterable[tuple[Any, bool]], using: str) -> list[str]:
-    """The ``RemoveField("client")`` of Koherent history models in ``plan`` that would drop
-    a client not carried into ``app`` yet, described for an error message.
-
-    A removal preceded, in its migration, by :class:`~koherent.operations.CarryClientToApp`
-    for the same model is safe, and so is one whose table has no such row.
-    """
-    from django.db import connections
-
-    history = {(m._meta.app_label, m._meta.model_name): m for m in history_models(using)}
-    connection = connections[using]
-    at_risk: list[str] = []
-    for migration, backwards in plan:
-        if backwards:
-            continue
-        operations = list(migration.operations)
-        for index, op in enumerate(operations):
-            if type(op).__name__ != "RemoveField" or op.name != "client":
-                continue
-            model_name = op.model_name.lower()
-            model = history.get((migration.app_label, model_name))
-            if model is None or _carried_before(operations, index, model_name):
-                continue
-            table = model._meta.db_table
-            with connection.cursor() as cursor:
-                if table not in connection.introspection.table_names(cursor):
-                    continue
-                columns = {
-                    c.name for c in connection.introspection.get_table_description(cursor, table)
-                }
-                if "client_id" not in columns or not _references_authentikate_client(
-                    connection, cursor, table
-                ):
-                    continue  # not 0.2's client (a tracked field of the same name)
-                quoted = connection.ops.quote_name(table)
-                condition = "client_id IS NOT NULL"
-                if "app" in columns:
-                    condition += " AND app IS NULL"
-                cursor.execute(f"SELECT COUNT(*) FROM {quoted} WHERE {condition}")
-                (count,) = cursor.fetchone()
-            if count:
-                at_risk.append(
-                    f"{migration.app_label}.{migration.name} drops {table}.client, but "
-                    f"{count} row(s) have a client that is not in app yet"
-                )
-    return at_risk
-
-
-def refuse_unsafe_client_removals(
-    sender: Any, plan: Any = None, using: str = "default", **kwargs: Any
-) -> None:
-    """``pre_migrate`` receiver: refuse a plan that would drop 0.2's ``client`` values."""
-    at_risk = client_removals_at_risk(plan or (), using)
-    if at_risk:
-        raise UpgradeRefused(
-            "Refusing to migrate: koherent 0.2's client column would be dropped before its "
-            "values are carried into app. "
-            + "; ".join(at_risk)
-            + ". Put koherent.operations.CarryClientToApp('<history model>') before that "
-            "RemoveField, or run python manage.py koherent_upgrade while the models still use "
-            "ProvenanceField(), then migrate again (docs/upgrading.md). Nothing was migrated."
-        )

@@ -3,7 +3,8 @@
 
 1. Probes the services the suite can use (PostgreSQL, Redis, RabbitMQ) and says which are up.
    With ``KOHERENT_REQUIRE_SERVICES=1`` (CI) a missing service is an error, not a skip.
-2. ruff (lint and format) and mypy --strict, unless ``--no-lint``.
+2. ruff (lint and format), mypy --strict and the import layers (``lint-imports``, the
+   contracts in pyproject.toml), unless ``--no-lint``.
 3. The suite on PostgreSQL (when up), then on SQLite.
 4. One more cell of the version matrix through nox (``KOHERENT_MATRIX``, default
    ``tests-3.13(django='6.0')``; ``KOHERENT_MATRIX=none`` skips it), without the soak
@@ -105,7 +106,7 @@ def pyenv_versions() -> str | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-lint", action="store_true", help="skip ruff and mypy")
+    parser.add_argument("--no-lint", action="store_true", help="skip ruff, mypy and lint-imports")
     parser.add_argument("--no-matrix", action="store_true", help="skip the extra matrix cell")
     parser.add_argument(
         "--backend", choices=["all", "postgres", "sqlite"], default="all", help="which database"
@@ -130,6 +131,8 @@ def main() -> None:
         run("ruff check", [python, "-m", "ruff", "check", "."])
         run("ruff format", [python, "-m", "ruff", "format", "--check", "."])
         run("mypy --strict", [python, "-m", "mypy"])
+        lint_imports = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+        run("import layers (lint-imports)", [python, "-c", lint_imports])
 
     up = ",".join(name for name, problem in status.items() if problem is None)
     base_env = {**os.environ, "KOHERENT_SERVICES": up, "PYTHONPATH": str(ROOT)}

@@ -354,3 +354,46 @@ def test_system_check(
 ) -> None:
     settings.KOHERENT = koherent_settings
     assert [m.id for m in check_assignation_access()] == expected
+
+
+@pytest.mark.parametrize(
+    "policy",
+    ["nobody", "tests.test_access.missing", "tests.test_access.HEADER", 5],
+)
+def test_the_run_time_refusal_is_the_system_checks(settings: Any, policy: object) -> None:
+    """One function decides a policy, for the requests and for koherent.E060 alike."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured) as refused:
+        access.policy_named(policy)
+    settings.KOHERENT = {"ASSIGNATION_ACCESS": policy}
+    with pytest.raises(ImproperlyConfigured, match="ASSIGNATION_ACCESS"):
+        access.check_request(object(), "op-1", user=None)
+    messages = check_assignation_access()
+    if isinstance(policy, str):  # another type is koherent.E004's
+        assert [(m.id, m.msg) for m in messages] == [
+            ("koherent.E060", f"settings.{refused.value}")
+        ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_reference_may_refuse_a_tracked_save_before_it_writes() -> None:
+    """The atomic save asks the context's user reference (its before_write hook), whatever
+    the access policy: nothing is written, neither the row nor its history."""
+    from koherent._users import StaticUserRef
+    from koherent.context import AuditContext, reset_context, set_context
+
+    class Refusing(StaticUserRef):
+        __slots__ = ()
+
+        def before_write(self) -> None:
+            raise AssignationAccessDenied("op-refused", None, "test")
+
+    token = set_context(AuditContext(assignation_id="op-refused", user_ref=Refusing(None)))
+    try:
+        with pytest.raises(AssignationAccessDenied):
+            Order.objects.create(reference="A-1")
+    finally:
+        reset_context(token)
+    assert not Order.objects.exists()
+    assert not Order.history.exists()

@@ -42,7 +42,7 @@ def test_resolver_that_does_not_import(settings: Any) -> None:
 
 
 def test_resolver_that_is_not_callable(settings: Any) -> None:
-    settings.KOHERENT = {"APP_RESOLVER": "koherent.config.DEFAULTS"}
+    settings.KOHERENT = {"APP_RESOLVER": "koherent._config.DEFAULTS"}
     assert ids(check_settings()) == ["koherent.E003"]
 
 

@@ -9,8 +9,8 @@ import pytest
 from django.test import AsyncClient, Client
 
 import koherent
+from koherent._validation import MAX_ASSIGNATION_ID_LENGTH
 from koherent.context import EMPTY
-from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db

@@ -175,7 +175,7 @@ def test_what_type_checkers_see_is_the_table() -> None:
 def test_no_module_imports_the_private_context_variable_where_peek_does() -> None:
     """``peek()`` replaces ``_current.get()`` in the read-only integrations."""
     for path in (
-        "koherent/transactions.py",
+        "koherent/_transactions.py",
         "koherent/http/propagation.py",
         "koherent/records.py",
     ):

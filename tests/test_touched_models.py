@@ -18,8 +18,8 @@ from django.test.utils import CaptureQueriesContext
 
 import koherent
 from koherent import records
+from koherent._registry import tracked_models
 from koherent.models import Assignation, AssignationModel
-from koherent.registry import tracked_models
 from tests.testapp.models import Item, Order
 from tests.undoapp.models import Invoice
 
@@ -63,7 +63,7 @@ SQLITE_ENTRY = "INSERT OR IGNORE INTO koherent_assignationmodel"
 
 
 def _transaction(statements: list[list[str]], autocommit: bool) -> list[list[str]]:
-    """A tracked save in autocommit mode is one transaction (see koherent.transactions)."""
+    """A tracked save in autocommit mode is one transaction (see koherent._transactions)."""
     return [["BEGIN"], *statements, ["COMMIT"]] if autocommit else statements
 
 

@@ -10,9 +10,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from koherent import stamping
+from koherent._registry import tracked_model
 from koherent.checks import _trigger_capture_limits, check_capture
 from koherent.fields import HistoryField
-from koherent.registry import tracked_model
 from tests.capture.models import Product
 from tests.undoapp.models import Invoice
 

@@ -37,11 +37,11 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
         name: importlib.import_module(f"koherent.{name}")
         for name in (
             "access",
-            "config",
+            "_config",
             "query._page",
             "query._rows",
             "records",
-            "registry",
+            "_registry",
             "resolvers",
             "signing",
             "http.hosts",
@@ -51,13 +51,13 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
         )
     }
     access, query, records = modules["access"], modules["query._rows"], modules["records"]
-    config = modules["config"]
-    registry, resolvers, signing = modules["registry"], modules["resolvers"], modules["signing"]
+    config = modules["_config"]
+    registry, resolvers, signing = modules["_registry"], modules["resolvers"], modules["signing"]
     hosts, permissions = modules["http.hosts"], modules["strawberry.permissions"]
     extension, audited = modules["strawberry.extension"], modules["django_tasks.audited"]
 
     lru = {
-        "config": config,
+        "_config": config,
         "access": access,
         "resolvers": resolvers,
         "strawberry.permissions": permissions,
@@ -77,7 +77,7 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
     # One entry per purpose (a fixed handful), per connection, per model class: bounded by
     # what the process has, not by its traffic.
     found["signing._signers"] = lambda: (len(signing._signers), 16)
-    found["registry._all"] = lambda: (registry._all.cache_info().currsize, 1)
+    found["_registry._all"] = lambda: (registry._all.cache_info().currsize, 1)
     found["query._BUILDERS"] = lambda: (len(query._BUILDERS), 64)
     found["strawberry.extension._async_variants"] = lambda: (len(extension._async_variants), 64)
     found["django_tasks.audited._classes"] = lambda: (len(audited._classes), 64)
