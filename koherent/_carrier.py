@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from koherent._validation import validate_task_id
 from koherent.context import AuditContext
 from koherent.exceptions import InvalidSignedContext
 from koherent.signing import Work, sign_work, verify_work
-from koherent.validation import validate_task_id
 
 if TYPE_CHECKING:
     from koherent._logging import EscapingLogger

@@ -6,11 +6,14 @@ through a function here, so that a new Django release is checked against this on
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from django.db.models.deletion import Collector
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
-    from django.db.models import QuerySet
+    from django.db.models import Model, QuerySet
     from django.db.models.sql.compiler import SQLInsertCompiler
 
 __all__: list[str] = []
@@ -99,14 +102,6 @@ def fetch_returned_rows(
 # (cascades, parent rows of multi-table children), what it would set to null, what it refuses
 # (``ProtectedError``, ``RestrictedError``), and in what order. It writes the history rows
 # itself, so the rows are deleted without signals (``QuerySet._raw_delete``).
-
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
-
-from django.db.models.deletion import Collector
-
-if TYPE_CHECKING:
-    from django.db.models import Model, QuerySet
 
 
 def raw_delete(queryset: QuerySet[Any], using: str) -> int:

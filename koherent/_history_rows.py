@@ -24,7 +24,7 @@ from koherent.records import touch
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
-    from koherent.registry import TrackedModel
+    from koherent._registry import TrackedModel
 
 __all__ = ["execute_values", "write_history", "write_m2m_history"]
 

@@ -50,7 +50,7 @@ from koherent._config import ASSIGNATION_ACCESS_POLICIES, get_setting, import_ho
 from koherent._django import cached_async_user
 from koherent._logging import get_logger
 from koherent._users import RequestUserRef
-from koherent.context import peek
+from koherent.context import may_leave, peek
 from koherent.exceptions import AssignationAccessDenied
 from koherent.loop import in_event_loop
 
@@ -337,36 +337,8 @@ class CheckedLaterUserRef(RequestUserRef):
 
     #: A tracked save asks before writing (:func:`koherent._users.check_before_write`).
     before_write = check
-
-
-def may_leave(ctx: AuditContext, exit: str, what: object = None) -> bool:
-    """Whether ``ctx`` may leave the process through ``exit`` (``"HTTP request"``, ...).
-
-    The one place every exit asks. A context is held back when its user is a request's user
-    checked late (:class:`CheckedLaterUserRef`: the request named an assignation it could not
-    join when it arrived) and the user read now may still not join it, or when the verdict
-    cannot be reached here (fail closed). Each refusal is logged at WARNING with ``exit`` and
-    ``what`` (the task, the host). Any other context may leave: its request's access was
-    decided, and allowed, when it arrived. Costs nothing but a type check for those.
-    """
-    ref = ctx.user_ref
-    if type(ref) is not CheckedLaterUserRef:
-        return True
-    try:
-        ref.check()
-    except AssignationAccessDenied as refusal:
-        reason: object = refusal
-    except Exception as exc:  # the verdict cannot be reached here: the context stays
-        reason = f"the access to the assignation cannot be decided here ({exc})"
-    else:
-        return True
-    logger.warning(
-        "koherent: %s %s goes without the audit context, which may not leave this process: %s",
-        exit,
-        what,
-        reason,
-    )
-    return False
+    #: A context asks before it leaves the process (:func:`koherent.context.may_leave`).
+    before_leaving = check
 
 
 def leaving_context(exit: str, what: object = None) -> AuditContext | None:

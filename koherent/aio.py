@@ -31,8 +31,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from koherent.access import may_leave
-from koherent.context import UNSET, assignation, context, peek, set_context, use
+from koherent.context import UNSET, assignation, context, may_leave, peek, set_context, use
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,7 +54,7 @@ def _held_back(exit: str, what: object) -> bool:
 
 def copy_context(exit: str = "thread", what: object = None) -> contextvars.Context:
     """``contextvars.copy_context()`` for work started here, without the audit context when
-    it may not leave the request it belongs to (:func:`koherent.access.may_leave`)."""
+    it may not leave the request it belongs to (:func:`koherent.context.may_leave`)."""
     copied = contextvars.copy_context()
     if _held_back(exit, what):
         copied.run(set_context, None)

@@ -25,13 +25,14 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from koherent._logging import get_logger
-from koherent.users import UserRef, user_ref_for
-from koherent.validation import (
+from koherent._users import UserRef, user_ref_for
+from koherent._validation import (
     validate_app,
     validate_assignation_id,
     validate_origin,
     validate_task_id,
 )
+from koherent.exceptions import AssignationAccessDenied
 
 logger = get_logger("koherent")
 
@@ -542,3 +543,34 @@ def use(value: AuditContext | None) -> _Scope:
     For integrations restoring a context they received (a task header, a stored value).
     """
     return _FixedScope(value)
+
+
+def may_leave(ctx: AuditContext, exit: str, what: object = None) -> bool:
+    """Whether ``ctx`` may leave the process through ``exit`` (``"HTTP request"``, ...).
+
+    The one place every exit asks. A context is held back when its user reference refuses
+    (its ``before_leaving()`` hook raises: a request's user checked late,
+    :class:`koherent.access.CheckedLaterUserRef`, whose request named an assignation it could
+    not join when it arrived and the user read now may still not join it), or when the verdict
+    cannot be reached here (fail closed). Each refusal is logged at WARNING with ``exit`` and
+    ``what`` (the task, the host). Any other context may leave: its request's access was
+    decided, and allowed, when it arrived. Costs nothing but an attribute lookup for those.
+    """
+    hook = getattr(ctx.user_ref, "before_leaving", None)
+    if hook is None:
+        return True
+    try:
+        hook()
+    except AssignationAccessDenied as refusal:
+        reason: object = refusal
+    except Exception as exc:  # the verdict cannot be reached here: the context stays
+        reason = f"the access to the assignation cannot be decided here ({exc})"
+    else:
+        return True
+    logger.warning(
+        "koherent: %s %s goes without the audit context, which may not leave this process: %s",
+        exit,
+        what,
+        reason,
+    )
+    return False

@@ -66,7 +66,7 @@ class InvalidSignedContext(KoherentError, ValueError):
     BAD_SIGNATURE = "bad-signature"
     #: Correctly signed, but not a context this version of Koherent can read.
     MALFORMED = "malformed"
-    #: Correctly signed, but a field is not an allowed value (see ``koherent.validation``).
+    #: Correctly signed, but a field is not an allowed value (see ``koherent._validation``).
     INVALID = "invalid"
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -16,9 +16,9 @@ koherent 0.2.0 (the release on the package index) exported, besides its Strawber
                                             column defaults, without a signal
 ``koherent.utils.get_assignation_id_or_none``  ``koherent.resolvers.assignation_id_from_headers``
 ``koherent.admin.KoherentAdmin``            ``koherent.admin.KoherentHistoryAdmin``
-``koherent.strawberry.ProvenanceEntry``     ``koherent.strawberry.HistoryEntry``
+``koherent.strawberry.ProvenanceEntry``     ``koherent.strawberry.HistoryEntryType``
 ``koherent.strawberry.types.HistoryKind``   ``koherent.ChangeKind``
-``koherent.strawberry.types.ModelChange``   ``koherent.strawberry.FieldChange``
+``koherent.strawberry.types.ModelChange``   ``koherent.strawberry.FieldChangeType``
 ==========================================  ==================================================
 
 :data:`DEPRECATED` is that table in code; ``tests/upgrade/test_names.py`` pins it. Each module
@@ -76,11 +76,11 @@ DEPRECATED: dict[tuple[str, str], tuple[str, str]] = {
         "koherent.admin.core:KoherentHistoryAdmin",
     ),
     ("koherent.strawberry", "ProvenanceEntry"): (
-        "koherent.strawberry.HistoryEntry",
+        "koherent.strawberry.HistoryEntryType",
         "koherent.strawberry.legacy:provenance_entry_type",
     ),
     ("koherent.strawberry.types", "ProvenanceEntry"): (
-        "koherent.strawberry.HistoryEntry",
+        "koherent.strawberry.HistoryEntryType",
         "koherent.strawberry.legacy:provenance_entry_type",
     ),
     ("koherent.strawberry.types", "HistoryKind"): (
@@ -88,7 +88,7 @@ DEPRECATED: dict[tuple[str, str], tuple[str, str]] = {
         "koherent.strawberry.legacy:HistoryKind",
     ),
     ("koherent.strawberry.types", "ModelChange"): (
-        "koherent.strawberry.FieldChange",
+        "koherent.strawberry.FieldChangeType",
         "koherent.strawberry.legacy:ModelChange",
     ),
 }

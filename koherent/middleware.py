@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, JsonResponse, StreamingHttpResponse
 
+from koherent._config import get_setting
 from koherent._logging import get_logger
-from koherent.config import get_setting
 from koherent.context import (
     AuditContext,
     reset_context,

@@ -57,11 +57,9 @@ from django.dispatch import receiver
 from django.utils.encoding import force_bytes
 from django.utils.functional import Promise
 
-from koherent.config import user_settings
-from koherent.context import AuditContext
-from koherent.exceptions import InvalidSignedContext
-from koherent.users import StaticUserRef
-from koherent.validation import (
+from koherent._config import user_settings
+from koherent._users import StaticUserRef
+from koherent._validation import (
     MAX_APP_LENGTH,
     MAX_ASSIGNATION_ID_LENGTH,
     MAX_USER_PK_LENGTH,
@@ -69,6 +67,8 @@ from koherent.validation import (
     validate_assignation_id,
     validate_user_pk,
 )
+from koherent.context import AuditContext
+from koherent.exceptions import InvalidSignedContext
 
 __all__ = [
     "MAX_SIGNED_LENGTH",
@@ -90,7 +90,7 @@ _FIELD_SEPARATOR: Final = "|"
 _SIGNATURE_SEPARATOR: Final = ":"
 #: The longest string :func:`verify_context` looks at; longer ones are refused unread. It is
 #: the longest value :func:`sign_context` can make: every field at its maximum length
-#: (:mod:`koherent.validation`), the separators and the 43-character signature.
+#: (:mod:`koherent._validation`), the separators and the 43-character signature.
 MAX_SIGNED_LENGTH: Final = (
     len(_VERSION)
     + 2 * MAX_ASSIGNATION_ID_LENGTH  # the assignation and its parent
@@ -265,7 +265,7 @@ def verify_context(
     Raises :class:`InvalidSignedContext`, whose ``reason`` is one of ``missing``,
     ``not-a-string``, ``oversized``, ``unsigned``, ``bad-signature`` (tampered with, signed
     with another key, for another purpose or bound to something else), ``malformed`` or
-    ``invalid`` (a field fails :mod:`koherent.validation`).
+    ``invalid`` (a field fails :mod:`koherent._validation`).
     """
     error = InvalidSignedContext
     if value is None:

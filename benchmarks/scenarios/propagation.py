@@ -405,10 +405,10 @@ def _signature_costs(calls: int) -> dict[str, float]:
     context for a message (digest included), best of 5."""
     import timeit
 
+    from koherent._users import StaticUserRef
     from koherent.celery.header import message_binding, sign_message, verify_message
     from koherent.context import AuditContext
     from koherent.signing import _bound, _current_signer
-    from koherent.users import StaticUserRef
 
     ctx = AuditContext(assignation_id=str(uuid.uuid4()), app="bench", user_ref=StaticUserRef(1))
     task_id = str(uuid.uuid4())

@@ -187,7 +187,7 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         rows[config] = {c: row_of(result, c) for c in CONTENDERS}
     k = rows["default"]["koherent"]
     rev = rows["default"]["reversion"]
-    from koherent.registry import tracked_models
+    from koherent._registry import tracked_models
 
     tracked_count = len(tracked_models())
     targets = []

@@ -42,7 +42,7 @@ def _fetchers(using: str) -> dict[str, Callable[[int], list[Any]]]:
     def koherent(a: int) -> list[Any]:
         return list(history_for_assignation(dataset.assignation_id(a), using=using).rows())
 
-    import koherent.registry as registry
+    import koherent._registry as registry
 
     everything = registry._all
     base = tuple(t for t in everything() if t.model._meta.app_label != WIDE_APP)
@@ -73,7 +73,7 @@ def _fetchers(using: str) -> dict[str, Callable[[int], list[Any]]]:
 
 
 def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
-    from koherent.registry import tracked_models
+    from koherent._registry import tracked_models
 
     tracked = len(tracked_models())
     spec = dataset.Spec(

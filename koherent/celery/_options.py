@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from koherent._validation import validate_app, validate_origin
 from koherent.exceptions import AuditContextRequired
-from koherent.validation import validate_app, validate_origin
 
 #: Attribute of a task function carrying its options (set by ``audited``).
 OPTIONS_ATTRIBUTE = "__koherent_options__"

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from koherent._carrier import valid_task_id
+from koherent._config import get_setting
 from koherent._logging import get_logger
 from koherent.celery._options import PROBLEM_ATTRIBUTE, TaskOptions, options_for
 from koherent.celery.header import CARRIER, read_header, request_work, write_header
-from koherent.config import get_setting
 from koherent.context import AuditContext, new_assignation_id, peek, reset_context, set_context
 
 if TYPE_CHECKING:

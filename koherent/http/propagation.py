@@ -10,8 +10,8 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
+from koherent._config import get_setting
 from koherent.access import leaving_context, may_leave
-from koherent.config import get_setting
 from koherent.context import UNSET, AuditContext, peek
 from koherent.http.hosts import HostAllowList, allow_list
 

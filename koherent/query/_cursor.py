@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from koherent._registry import tracked_model
 from koherent.exceptions import KoherentError
-from koherent.registry import tracked_model
 
 if TYPE_CHECKING:
     from django.db.models import Model

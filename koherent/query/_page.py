@@ -32,8 +32,8 @@ from koherent.query._sql import (
 if TYPE_CHECKING:
     from django.db.models import Model
 
+    from koherent._registry import TrackedModel
     from koherent.query._cursor import _Cursor
-    from koherent.registry import TrackedModel
 
 
 def _page_keys(

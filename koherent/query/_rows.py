@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.models import Model
 
-    from koherent.registry import TrackedModel
+    from koherent._registry import TrackedModel
 
 
 def _load_rows(

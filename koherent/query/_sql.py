@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from koherent.registry import TrackedModel  # noqa: TC001 (the signatures read it)
+from koherent._registry import TrackedModel  # noqa: TC001 (the signatures read it)
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper

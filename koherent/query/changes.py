@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router
 
+from koherent._registry import TrackedModel, tracked_model
 from koherent._sql import typed_values
 from koherent.query._rows import _builder
 from koherent.query._sql import _date_param, _id_param, _quoted, _table
 from koherent.query.entries import HistoryEntry
-from koherent.registry import TrackedModel, tracked_model
 
 if TYPE_CHECKING:
     from django.db.models import Model

@@ -14,9 +14,9 @@ from typing import Any
 
 from django.db import connections, router
 
+from koherent._registry import TrackedModel, tracked_models
 from koherent._sql import chunks
 from koherent.query._sql import _TABLES_PER_QUERY, _column, _table
-from koherent.registry import TrackedModel, tracked_models
 
 __all__ = ["change_counts", "count_rows", "model_counts"]
 

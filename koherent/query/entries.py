@@ -7,8 +7,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from koherent._registry import TrackedModel, tracked_model
 from koherent.query._cursor import _cursor_of, _encode_cursor
-from koherent.registry import TrackedModel, tracked_model
 
 if TYPE_CHECKING:
     from django.db.models import Model

@@ -8,9 +8,9 @@ from typing import Any
 
 from django.db import connections, router
 
+from koherent._registry import tracked_model
 from koherent._sql import chunks
 from koherent.query.entries import HistoryEntry
-from koherent.registry import tracked_model
 
 __all__ = ["object_histories"]
 

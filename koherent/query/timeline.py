@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import router
 
+from koherent._registry import TrackedModel, tracked_model, tracked_models
 from koherent.query._cursor import _Cursor, _decode_cursor
 from koherent.query._page import _first_page, _page_keys
 from koherent.query._rows import _load_rows
 from koherent.query._sql import _normalise_id
 from koherent.query.counts import count_rows
 from koherent.query.entries import HistoryEntry, HistoryPage
-from koherent.registry import TrackedModel, tracked_model, tracked_models
 from koherent.routing import history_database
 
 if TYPE_CHECKING:

@@ -18,9 +18,9 @@ from django.db import connections, models
 from django.utils import timezone
 
 from koherent import _django, _history_rows
+from koherent._registry import TrackedModel, tracked_model
 from koherent._sql import chunks
 from koherent.capture import history_written_by_caller
-from koherent.registry import TrackedModel, tracked_model
 from koherent.revert._values import ConflictKind, ProgressCallback, RevertAction
 from koherent.revert._work import ObjectWork, Work, concrete
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from django.db.models.deletion import ProtectedError, RestrictedError
 
 from koherent import _django
+from koherent._registry import tracked_model
 from koherent._sql import chunks
-from koherent.registry import tracked_model
 from koherent.revert._values import Conflict, ConflictKind, RevertAction
 from koherent.revert._work import ModelWork, Work, concrete
 

@@ -12,8 +12,8 @@ import graphlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from koherent._registry import TrackedM2M, TrackedModel, tracked_models
 from koherent.query import history_for_assignation
-from koherent.registry import TrackedM2M, TrackedModel, tracked_models
 from koherent.revert._conflicts import collect_deletions, read_conflicts, read_unrecorded
 from koherent.revert._read import (
     lock_and_read_current,

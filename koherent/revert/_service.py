@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from django.db import DatabaseError, transaction
 
 from koherent._logging import get_logger
+from koherent._validation import validate_assignation_id
 from koherent.context import assignation as open_assignation
 from koherent.context import current
 from koherent.records import ensure_record
@@ -29,7 +30,6 @@ from koherent.revert._values import (
 from koherent.revert._work import effective_batch_size
 from koherent.revert.errors import AlreadyReverted, RevertConflict, RevertError
 from koherent.routing import history_database, record_database
-from koherent.validation import validate_assignation_id
 
 if TYPE_CHECKING:
     from koherent.context import AuditContext

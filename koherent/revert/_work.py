@@ -23,7 +23,7 @@ from koherent.revert._values import (
 if TYPE_CHECKING:
     from django.db.models.deletion import Collector
 
-    from koherent.registry import TrackedModel
+    from koherent._registry import TrackedModel
 
 __all__ = ["ModelWork", "ObjectWork", "Work", "concrete", "effective_batch_size"]
 

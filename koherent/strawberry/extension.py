@@ -53,8 +53,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from koherent import access
+from koherent._config import fresh_assignation_mode, get_setting
 from koherent._logging import get_logger
-from koherent.config import GRAPHQL_FRESH_ASSIGNATION_MODES, get_setting
 from koherent.context import (
     AuditContext,
     new_assignation_id,
@@ -303,12 +303,9 @@ class KoherentExtension(SchemaExtension):
         return ctx
 
     def _wants_fresh(self, is_mutation: bool) -> bool:
-        mode = self.fresh_assignation or get_setting("GRAPHQL_FRESH_ASSIGNATION")
-        if mode not in GRAPHQL_FRESH_ASSIGNATION_MODES:
-            raise ImproperlyConfigured(
-                f"GRAPHQL_FRESH_ASSIGNATION must be one of "
-                f"{', '.join(GRAPHQL_FRESH_ASSIGNATION_MODES)}, not {mode!r}"
-            )
+        mode = fresh_assignation_mode(
+            self.fresh_assignation or get_setting("GRAPHQL_FRESH_ASSIGNATION")
+        )
         return mode == "operation" or (mode == "mutation" and is_mutation)
 
     def _report(self, source: OperationSource, ctx: AuditContext) -> None:

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import strawberry
 
+from koherent._registry import tracked_model
 from koherent.loop import in_event_loop
-from koherent.registry import tracked_model
 from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.permissions import areadable_entries, readable_entries, require_read
 from koherent.strawberry.types import HistoryEntryType, run_db

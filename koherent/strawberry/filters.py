@@ -31,10 +31,10 @@ import strawberry_django
 from django.db.models import Q
 
 from koherent import query
-from koherent.registry import tracked_model
+from koherent._registry import tracked_model
+from koherent._validation import validate_assignation_id
 from koherent.strawberry.permissions import require_read
 from koherent.strawberry.types import optional
-from koherent.validation import validate_assignation_id
 
 
 @strawberry.input(description="Conditions on one history row (every condition given holds).")

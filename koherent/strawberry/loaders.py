@@ -37,8 +37,8 @@ from strawberry import relay
 from strawberry.dataloader import DataLoader
 
 from koherent import query
+from koherent._registry import tracked_model
 from koherent.loop import in_event_loop
-from koherent.registry import tracked_model
 from koherent.routing import record_database
 
 if TYPE_CHECKING:

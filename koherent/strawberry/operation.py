@@ -30,10 +30,10 @@ from django.http import HttpRequest
 from django.utils.datastructures import CaseInsensitiveMapping
 from django.utils.functional import SimpleLazyObject, empty
 
+from koherent._validation import validate_assignation_id
 from koherent.exceptions import InvalidRequestContext
 from koherent.loop import in_event_loop
 from koherent.resolvers import context_from_request
-from koherent.validation import validate_assignation_id
 
 if TYPE_CHECKING:
     from koherent.context import AuditContext

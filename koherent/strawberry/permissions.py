@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from graphql import GraphQLError
 
+from koherent._config import get_setting, import_hook
 from koherent._logging import get_logger
-from koherent.config import get_setting, import_hook
 from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.operation import user_of
 

@@ -22,6 +22,7 @@ import strawberry
 from strawberry_django.pagination import OffsetPaginationInput  # noqa: TC002 (read at run time)
 
 from koherent import query
+from koherent._validation import validate_assignation_id
 from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.permissions import may_read, require_read
 from koherent.strawberry.types import (
@@ -32,7 +33,6 @@ from koherent.strawberry.types import (
     readable_assignation,
     run_db,
 )
-from koherent.validation import validate_assignation_id
 
 #: Assignations per page when ``pagination.limit`` is not given.
 DEFAULT_LIMIT = 100

@@ -19,8 +19,8 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.utils.functional import SimpleLazyObject
 
 import koherent
+from koherent._users import RequestUserRef
 from koherent.context import EMPTY, peek, set_context, use
-from koherent.users import RequestUserRef
 
 # A plain variable, set and never reset by callees: shows which boundaries write back or leak.
 probe: ContextVar[str] = ContextVar("probe", default="")

@@ -137,7 +137,7 @@ def test_reading_a_request_user_whose_query_logs_does_not_recurse(
     from django.contrib.auth.middleware import AuthenticationMiddleware
     from django.contrib.sessions.middleware import SessionMiddleware
 
-    from koherent.users import RequestUserRef
+    from koherent._users import RequestUserRef
 
     settings.DEBUG = True
     request = rf.get("/")

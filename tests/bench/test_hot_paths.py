@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from koherent import signing
+from koherent._users import StaticUserRef
 from koherent.context import AuditContext
 from koherent.exceptions import InvalidSignedContext
-from koherent.users import StaticUserRef
 
 FIELDS = ("assignation_id", "app", "task_id", "origin", "parent_assignation_id", "user_ref")
 

@@ -14,9 +14,9 @@ import pytest
 from django.db import connection
 
 import koherent
+from koherent._registry import tracked_model
 from koherent.query import history_for_assignation
 from koherent.query._rows import _plan
-from koherent.registry import tracked_model
 from tests.bench.conftest import capture_sql
 from tests.testapp.models import Item, Order, Project
 from tests.undoapp.models import Invoice, Line

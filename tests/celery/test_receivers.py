@@ -15,6 +15,7 @@ from celery.signals import after_task_publish, before_task_publish, task_postrun
 
 import koherent
 import koherent.celery
+from koherent._users import StaticUserRef
 from koherent.celery.header import HEADER, read_header, verify_message
 from koherent.celery.options import KoherentTask, TaskOptions
 from koherent.celery.receivers import (
@@ -26,7 +27,6 @@ from koherent.celery.receivers import (
 from koherent.checks import check_celery_protocol, check_signing_keys
 from koherent.context import AuditContext, peek, use
 from koherent.exceptions import InvalidSignedContext
-from koherent.users import StaticUserRef
 
 
 def message_headers(task_id: str | None = None) -> dict[str, Any]:

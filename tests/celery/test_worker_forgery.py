@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import koherent
+from koherent._users import StaticUserRef
 from koherent.celery.header import HEADER, PURPOSE, message_binding
 from koherent.context import AuditContext, use
 from koherent.signing import MAX_SIGNED_LENGTH, _bound, _current_signer, sign_context
-from koherent.users import StaticUserRef
 from tests.celery.harness import Worker, wait_for
 from tests.testapp.models import Order
 

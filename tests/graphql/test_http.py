@@ -12,8 +12,8 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncClient, override_settings
 
 import koherent
+from koherent._validation import MAX_ASSIGNATION_ID_LENGTH
 from koherent.context import EMPTY
-from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 from tests.graphql.conftest import GraphQLClient
 from tests.testapp.models import Order
 

@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import Permission
 
 import koherent
+from koherent._validation import MAX_ASSIGNATION_ID_LENGTH
 from koherent.models import Assignation as Record
-from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 from tests.graphql.conftest import GraphQLClient
 from tests.testapp.models import Item, Order
 

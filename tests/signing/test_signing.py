@@ -20,6 +20,8 @@ from kombu.exceptions import DecodeError as _DecodeError
 from kombu.serialization import dumps as _kombu_dumps
 from kombu.serialization import loads as _kombu_loads
 
+from koherent._users import StaticUserRef, user_ref_for
+from koherent._validation import MAX_ASSIGNATION_ID_LENGTH
 from koherent.context import AuditContext
 from koherent.exceptions import InvalidSignedContext
 from koherent.signing import (
@@ -33,8 +35,6 @@ from koherent.signing import (
     verify_work,
     work_binding,
 )
-from koherent.users import StaticUserRef, user_ref_for
-from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 
 TASK = "5f0c1c9e-4a57-4b0e-9d0f-2b1f1c7d9a11"
 

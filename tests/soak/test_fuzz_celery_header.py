@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import koherent.celery
+from koherent._users import StaticUserRef
 from koherent.celery.header import HEADER, PURPOSE, message_binding
 from koherent.celery.receivers import _installed_apps, on_task_postrun, on_task_prerun
 from koherent.context import AuditContext, _current
 from koherent.signing import MAX_SIGNED_LENGTH, sign_context
-from koherent.users import StaticUserRef
 from tests.celery.test_worker_forgery import forge_value, forgeries, json_values
 from tests.soak import support
 

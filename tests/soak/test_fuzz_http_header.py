@@ -18,15 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import koherent
+from koherent._validation import MAX_ASSIGNATION_ID_LENGTH
 from koherent.middleware import KoherentMiddleware
-from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
 from tests.soak import support
 from tests.testapp.models import Order
 
 pytestmark = [support.soak, pytest.mark.django_db]
 
 EXAMPLES = support.size(10_000, 200)
-#: What a valid id is, written down independently of koherent.validation's pattern (its
+#: What a valid id is, written down independently of koherent._validation's pattern (its
 #: length limit is the one shared constant).
 VALID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_ASSIGNATION_ID_LENGTH - 1}}}", re.ASCII)
 ID_CHARACTERS = "abcXYZ019._:-"

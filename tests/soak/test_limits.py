@@ -4,7 +4,7 @@ One table walks every entry point (``koherent.context``, ``koherent.assignation`
 ``koherent.revert_assignation``, the middleware in its sync and async modes, the GraphQL
 extension behind the sync and the async view, the ``header_app`` resolver) times every field
 it takes (assignation id, app, origin, user primary key, task id, parent assignation id) with a
-value one character over the limit of ``koherent.validation`` and with malformed values. Each
+value one character over the limit of ``koherent._validation`` and with malformed values. Each
 refusal must name the field and the limit (or what is wrong), come before anything runs, and
 leave every history table and the ``Assignation`` records as they were. A value exactly at the
 limit goes through the same entry point and is stored whole (PostgreSQL checks the column
@@ -26,17 +26,17 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client, RequestFactory
 
 import koherent
-from koherent.context import EMPTY
-from koherent.exceptions import InvalidRequestContext
-from koherent.registry import tracked_models
-from koherent.resolvers import resolve_app
-from koherent.validation import (
+from koherent._registry import tracked_models
+from koherent._validation import (
     MAX_APP_LENGTH,
     MAX_ASSIGNATION_ID_LENGTH,
     MAX_ORIGIN_LENGTH,
     MAX_TASK_ID_LENGTH,
     MAX_USER_PK_LENGTH,
 )
+from koherent.context import EMPTY
+from koherent.exceptions import InvalidRequestContext
+from koherent.resolvers import resolve_app
 from tests.soak import support
 from tests.testapp.models import Order
 
@@ -70,7 +70,7 @@ class Field:
         )
 
 
-# The documented limits (docs/settings.md, koherent.validation), written out: a change of a
+# The documented limits (docs/settings.md, koherent._validation), written out: a change of a
 # limit must show here.
 ASSIGNATION = Field("assignation id", 1000, "a")
 APP = Field("app", 100, "p")
@@ -399,7 +399,7 @@ def test_control_the_graphql_extension_takes_and_stores_values_at_the_limit(
 
 
 def test_the_table_walks_every_entry_point_and_every_field() -> None:
-    """Every field of koherent.validation has a case at each entry point that takes it."""
+    """Every field of koherent._validation has a case at each entry point that takes it."""
     assert [f.limit for f in (ASSIGNATION, APP, ORIGIN, USER, TASK)] == [
         MAX_ASSIGNATION_ID_LENGTH,
         MAX_APP_LENGTH,

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.test import override_settings
 
+from koherent._users import StaticUserRef
 from koherent.context import AuditContext
 from koherent.django_tasks import PURPOSE
 from koherent.django_tasks.kwarg import binding
 from koherent.signing import MAX_SIGNED_LENGTH, _bound, _current_signer, sign_context
-from koherent.users import StaticUserRef
 
 #: Each kind of forgery, and the reason logged when it is refused.
 REASONS = {

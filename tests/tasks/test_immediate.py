@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 import koherent
+from koherent._users import StaticUserRef
 from koherent.context import AuditContext, use
 from koherent.django_tasks import KWARG, PURPOSE, audited
 from koherent.django_tasks.kwarg import binding
 from koherent.models import Assignation
 from koherent.signing import sign_context
-from koherent.users import StaticUserRef
 from tests.tasks import jobs
 from tests.testapp.models import Order
 

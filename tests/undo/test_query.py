@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import koherent
+from koherent._registry import tracked_model, tracked_models
 from koherent.query import InvalidCursor, assignations
-from koherent.registry import tracked_model, tracked_models
 from tests.testapp.models import Order
 from tests.undoapp.models import Invoice, Label, Line
 

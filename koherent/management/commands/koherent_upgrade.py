@@ -85,7 +85,7 @@ class Command(BaseCommand):
         if refused:
             self.stderr.write(
                 "These clients were not carried into app, because their client_id is not a "
-                "valid app name (koherent.validation.validate_app); their rows keep client and "
+                "valid app name (koherent._validation.validate_app); their rows keep client and "
                 "an empty app. Fix the client ids (or set app on those rows yourself), then run "
                 "koherent_upgrade again:\n  " + "\n  ".join(refused)
             )
