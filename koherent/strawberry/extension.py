@@ -54,6 +54,7 @@ from strawberry.types.graphql import OperationType
 
 from koherent import access
 from koherent._config import fresh_assignation_mode, get_setting
+from koherent._django import cached_async_user
 from koherent._logging import get_logger
 from koherent.context import (
     AuditContext,
@@ -241,7 +242,7 @@ class KoherentExtension(SchemaExtension):
         **kwargs: Any,
     ) -> Any:
         request = self._user_request
-        if request is not None and not hasattr(request, "_acached_user"):
+        if request is not None and cached_async_user(request) is None:
             return self._resolve_after_user(request, _next, root, info, *args, **kwargs)
         # Whatever a resolver leaves in effect is undone when it returns, so the fields
         # resolved after it (siblings, later mutation fields) see the operation's context.

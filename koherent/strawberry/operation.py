@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.http import HttpRequest
 from django.utils.datastructures import CaseInsensitiveMapping
-from django.utils.functional import SimpleLazyObject, empty
+from django.utils.functional import SimpleLazyObject
 
+from koherent._django import cached_async_user, lazy_object_resolved
 from koherent._validation import validate_assignation_id
 from koherent.exceptions import InvalidRequestContext
 from koherent.loop import in_event_loop
@@ -279,10 +280,10 @@ def unresolved_async_user(context_value: Any) -> HttpRequest | None:
     request = lookup(context_value, "request")
     if not isinstance(request, HttpRequest) or not hasattr(request, "auser"):
         return None
-    if hasattr(request, "_acached_user"):
+    if cached_async_user(request) is not None:
         return None
     user = getattr(request, "user", None)
-    if not isinstance(user, SimpleLazyObject) or user._wrapped is not empty:
+    if not isinstance(user, SimpleLazyObject) or lazy_object_resolved(user):
         return None
     if not in_event_loop():  # sync execution: the lazy user is read when needed
         return None
@@ -302,7 +303,7 @@ def user_of(context_value: Any) -> Any:
     if scope is not None:
         user = scope.get("user")
     else:  # the user async code resolved (request.auser()), else the lazy request.user
-        user = getattr(request, "_acached_user", None) or getattr(request, "user", None)
+        user = cached_async_user(request) or getattr(request, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     return user
