@@ -78,4 +78,5 @@ class FridgeShelf(Shelf):
 
     temperature = models.IntegerField(default=4)
 
-    history = HistoryField()
+    # Multi-table inheritance: triggers cannot capture it (koherent.E073), signals do.
+    history = HistoryField(capture="signal")

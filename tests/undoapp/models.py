@@ -24,7 +24,8 @@ class Invoice(models.Model):
     total = models.IntegerField(default=0)
     labels = models.ManyToManyField(Label, blank=True, related_name="invoices")
 
-    history = HistoryField(m2m_fields=["labels"])
+    # Tracked many-to-many fields: triggers cannot capture them (koherent.E073), signals do.
+    history = HistoryField(m2m_fields=["labels"], capture="signal")
 
     def __str__(self) -> str:
         return self.number
@@ -69,7 +70,8 @@ class Contract(Document):
 
     party = models.CharField(max_length=50)
 
-    history = HistoryField()
+    # Multi-table inheritance: triggers cannot capture it (koherent.E073), signals do.
+    history = HistoryField(capture="signal")
 
 
 class Reminder(models.Model):
