@@ -62,7 +62,7 @@ from django.utils import timezone
 
 from koherent._logging import get_logger
 from koherent._sql import chunks, typed_values
-from koherent.capture import history_written_by_caller
+from koherent.capture import captured_by_trigger, history_written_by_caller
 from koherent.context import assignation as open_assignation
 from koherent.exceptions import KoherentError
 from koherent.query import history_for_assignation, previous_rows
@@ -945,6 +945,8 @@ def _write_history(
         return []
     hm = t.history_model
     touch(hm, using)  # the revert's record lists the model (see koherent.records)
+    if captured_by_trigger(t.model, using):
+        return []  # the triggers wrote them with the writes (no m2m fields there: E073)
     user = hm.get_default_history_user(instances[0])  # type: ignore[attr-defined]
     relation = hasattr(hm, "history_relation")
 

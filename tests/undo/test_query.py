@@ -49,6 +49,7 @@ def test_registry_lists_koherent_models_only() -> None:
         tracked_model(Label)
 
 
+@pytest.mark.signal_capture
 def test_rows_of_every_model_in_stable_order(user: Any) -> None:
     with koherent.assignation(user=user, app="shop") as ctx:
         invoice = Invoice(number="A-1")

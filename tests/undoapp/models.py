@@ -62,7 +62,9 @@ class Document(models.Model):
 
     title = models.CharField(max_length=50)
 
-    history = HistoryField()
+    # Captured by signals like its child (the triggers of this table would also record the
+    # child's parent rows, which signal capture records as the child's only).
+    history = HistoryField(capture="signal")
 
 
 class Contract(Document):
