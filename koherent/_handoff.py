@@ -82,6 +82,16 @@ def row_context(instance: Model, *, adding: bool) -> Iterator[None]:
         _row.reset(token)
 
 
+@contextmanager
+def table_reason(model: type[Model], reason: str) -> Iterator[None]:
+    """Hand ``reason`` to the trigger for every row of ``model``'s table the block writes."""
+    token = _row.set((model._meta.db_table, "", reason, False))
+    try:
+        yield
+    finally:
+        _row.reset(token)
+
+
 # -- the statement prefix -------------------------------------------------------------------
 
 _WRITES = ("insert", "update", "delete", "with", "merge", "call")

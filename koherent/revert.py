@@ -60,6 +60,7 @@ from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from koherent._handoff import table_reason
 from koherent._logging import get_logger
 from koherent._sql import chunks, typed_values
 from koherent.capture import captured_by_trigger, history_written_by_caller
@@ -925,6 +926,15 @@ def _target_instance(t: TrackedModel, row: models.Model) -> models.Model:
     return t.model(**values)
 
 
+def _trigger_reason(
+    model: type[models.Model], using: str, reason: str
+) -> contextlib.AbstractContextManager[None]:
+    """The revert's change reason, for the rows the triggers write for ``model``'s table."""
+    if captured_by_trigger(model, using):
+        return table_reason(model, reason)
+    return contextlib.nullcontext()
+
+
 def _write_history(
     t: TrackedModel,
     instances: Sequence[models.Model],
@@ -1141,7 +1151,8 @@ def _apply(
                     instance.save(force_insert=True, using=using)
                 _set_m2m(t, chunk, using, batch)
             else:
-                t.model._base_manager.using(using).bulk_create(instances, batch_size=batch)
+                with _trigger_reason(t.model, using, reason):
+                    t.model._base_manager.using(using).bulk_create(instances, batch_size=batch)
                 _set_m2m(t, chunk, using, batch)
                 rows = _write_history(t, instances, "+", using, now, reason, batch)
                 _write_m2m_history(t, rows, using, batch)
@@ -1164,7 +1175,8 @@ def _apply(
                         fields.add(f.name)
                 instances.append(o.current)
             if fields:
-                _bulk_update(t.model, instances, sorted(fields), using, batch)
+                with _trigger_reason(t.model, using, reason):
+                    _bulk_update(t.model, instances, sorted(fields), using, batch)
             if any(name in m2m_names for o in chunk for name in o.changed_fields):
                 _set_m2m(t, chunk, using, batch)
             rows = _write_history(t, instances, "~", using, now, reason, batch)
@@ -1202,7 +1214,8 @@ def _delete(
     for model in models_in_order:
         pks = [obj.pk for obj in collector.data[model]]
         for chunk in chunks(pks, batch):
-            model._base_manager.using(using).filter(pk__in=chunk)._raw_delete(using)
+            with _trigger_reason(model, using, reason):
+                model._base_manager.using(using).filter(pk__in=chunk)._raw_delete(using)
     by_model: dict[type[models.Model], list[models.Model]] = defaultdict(list)
     for (_, _pk), obj in doomed.items():
         by_model[type(obj)].append(obj)

@@ -50,8 +50,13 @@ def test_create_update_delete_are_undone_across_related_models(
     )
     rows = list(koherent.history_for_assignation(result.revert_assignation_id).rows())
     assert len(rows) == 8  # one row per object the revert wrote
-    assert {(r.assignation_id, r.app, r.user_pk) for r in rows} == {
-        (result.revert_assignation_id, "backoffice", str(other_user.pk))
+    assert {(r.assignation_id, r.app, r.user_pk, r.history_change_reason) for r in rows} == {
+        (
+            result.revert_assignation_id,
+            "backoffice",
+            str(other_user.pk),
+            f"revert of {scenario.assignation_id}",
+        )
     }
     kinds = sorted((type(r).__name__, r.history_type) for r in rows)
     assert kinds == [
