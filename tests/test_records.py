@@ -126,6 +126,7 @@ def test_bulk_path_writes_the_record() -> None:
     assert Assignation.objects.get().id == ctx.assignation_id
 
 
+@pytest.mark.signal_capture
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_record_write_losing_its_connection_fails_the_change_with_that_error(

@@ -110,6 +110,7 @@ def _first_and_later_saves(user: Any) -> tuple[CaptureQueriesContext, CaptureQue
     return first, later
 
 
+@pytest.mark.signal_capture
 @pytest.mark.django_db(transaction=True)
 def test_first_save_of_a_fresh_assignation_costs_no_extra_round_trip(user: Any) -> None:
     """Autocommit: the record travels with the history row (PostgreSQL)."""
@@ -259,6 +260,7 @@ def test_savepoint_rollback_writes_the_list_entry_again() -> None:
     ) == ["testapp.Item", "testapp.Order"]
 
 
+@pytest.mark.signal_capture
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_missing_list_table_never_fails_the_change(caplog: pytest.LogCaptureFixture) -> None:
