@@ -17,6 +17,10 @@ Statements that cannot take a prefix are left alone: reads, DDL (``CREATE INDEX
 CONCURRENTLY`` cannot run in a transaction block), named (server-side) cursors, and statements
 sent in a transaction that has already failed. ``executemany`` sets the context with a
 statement of its own, in a transaction.
+
+Where the router keeps Koherent's records in another database than the written table's, the
+triggers are told to write no record (``koherent.record`` empty) and the record, with the
+tables the statement writes to on its list, is written from here where the router keeps it.
 """
 
 from __future__ import annotations
