@@ -17,6 +17,10 @@ Statements that cannot take a prefix are left alone: reads, DDL (``CREATE INDEX
 CONCURRENTLY`` cannot run in a transaction block), named (server-side) cursors, and statements
 sent in a transaction that has already failed. ``executemany`` sets the context with a
 statement of its own, in a transaction.
+
+Where the router keeps Koherent's records in another database than the written table's, the
+triggers are told to write no record (``koherent.record`` empty) and the record, with the
+tables the statement writes to on its list, is written from here where the router keeps it.
 """
 
 from __future__ import annotations
@@ -116,6 +120,16 @@ def make_deletes_hand_off(model: type[Model]) -> None:
     model.delete = delete  # type: ignore[method-assign]
 
 
+@contextmanager
+def table_reason(model: type[Model], reason: str) -> Iterator[None]:
+    """Hand ``reason`` to the trigger for every row of ``model``'s table the block writes."""
+    token = _row.set((model._meta.db_table, "", reason, False))
+    try:
+        yield
+    finally:
+        _row.reset(token)
+
+
 # -- the statement prefix -------------------------------------------------------------------
 
 _WRITES = ("insert", "update", "delete", "with", "merge", "call")
@@ -151,8 +165,12 @@ _EMPTY_VALUES: tuple[str, ...] = ("",) * len(SETTING_NAMES)
 _EMPTY_PREFIX = _prefix(_EMPTY_VALUES)
 
 
-def context_values() -> tuple[str, ...]:
-    """The values of :data:`SETTING_NAMES` for a statement run now (empty strings: none)."""
+def context_values(*, record: bool = True) -> tuple[str, ...]:
+    """The values of :data:`SETTING_NAMES` for a statement run now (empty strings: none).
+
+    ``record=False`` leaves ``koherent.record`` empty: the triggers write no assignation record
+    (the records of that database are kept in another, see :func:`hand_off`).
+    """
     from koherent.exceptions import AssignationAccessDenied
 
     ctx = peek()
@@ -160,7 +178,7 @@ def context_values() -> tuple[str, ...]:
     if ctx is None or (ctx.is_empty and ctx.task_id is None):
         if row is None:
             return _EMPTY_VALUES
-        assignation_id = app = task_id = user_id = user_pk = record = parent = ""
+        assignation_id = app = task_id = user_id = user_pk = origin = parent = ""
     else:
         user_id = user_pk = ""
         ref = ctx.user_ref
@@ -181,8 +199,9 @@ def context_values() -> tuple[str, ...]:
         app = ctx.app or ""
         task_id = ctx.task_id or ""
         parent = ctx.parent_assignation_id or ""
-        record = (ctx.origin or "manual") if get_setting("RECORD_ASSIGNATIONS") else ""
-    values = (assignation_id, app, task_id, user_id, user_pk, record, parent)
+        records_on = record and get_setting("RECORD_ASSIGNATIONS")
+        origin = (ctx.origin or "manual") if records_on else ""
+    values = (assignation_id, app, task_id, user_id, user_pk, origin, parent)
     return (*values, *_row_values(row))
 
 
@@ -193,9 +212,9 @@ def _row_values(row: tuple[str, str, str, bool] | None) -> tuple[str, str, str]:
     return (f"{table}:{key}", reason, "1" if skip else "")
 
 
-def context_prefix(*, escape_percent: bool) -> str:
+def context_prefix(*, escape_percent: bool, record: bool = True) -> str:
     """The ``SELECT set_config(...);`` that hands the context in effect to the triggers."""
-    values = context_values()
+    values = context_values(record=record)
     if values is _EMPTY_VALUES:
         return _EMPTY_PREFIX
     prefix = _prefix(values)
@@ -242,7 +261,10 @@ def hand_off(
     in_transaction = connection.in_atomic_block or not connection.get_autocommit()
     handed_off = in_transaction and getattr(connection, _HANDED_OFF, False)
     if writes and _names_captured_table(text):
-        prefix = context_prefix(escape_percent=params is not None)
+        here = not _records_elsewhere(connection)
+        prefix = context_prefix(escape_percent=params is not None, record=here)
+        if not here and prefix is not _EMPTY_PREFIX:
+            _record_elsewhere(text, connection.alias)
         if prefix is _EMPTY_PREFIX and not handed_off:
             # Nothing to hand over, and nothing to clear: the settings are unset here.
             setattr(connection, _HANDED_OFF, False)
@@ -300,8 +322,50 @@ def _tables_pattern() -> re.Pattern[str]:
 
 def forget_tables() -> None:
     """Forget the captured tables (after models were added at run time, in tests)."""
-    global _captured_tables
+    global _captured_tables, _history_models
     _captured_tables = None
+    _history_models = None
+
+
+def _records_elsewhere(connection: BaseDatabaseWrapper) -> bool:
+    """Whether the router keeps the records of the history on ``connection`` in another
+    database (Koherent's tables are not migrated there)."""
+    from django.db import router
+
+    if not router.routers:
+        return False
+    from koherent.routing import record_database
+
+    return record_database(connection.alias, write=True) != connection.alias
+
+
+#: The history model of each captured table, by table name (lower case).
+_history_models: dict[str, type[Model]] | None = None
+
+
+def _record_elsewhere(sql: str, alias: str) -> None:
+    """The triggers of a database whose records live elsewhere write none: the record of the
+    assignation in effect, and the tables ``sql`` writes to on its list, are written from here,
+    where the router keeps them (as signal capture does)."""
+    global _history_models
+    from koherent import records
+
+    if _history_models is None:
+        from django.apps import apps
+
+        from koherent._triggers import history_model_of
+
+        _history_models = {
+            model._meta.db_table.rsplit('"."', 1)[-1].strip('"').lower(): history_model_of(model)
+            for model in apps.get_models()
+            if getattr(model, MODE_ATTRIBUTE, None) == "trigger" and not model._meta.proxy
+        }
+    if _captured_tables is None or not context_values(record=False)[0]:
+        return  # no assignation in effect (or the user may not join it): nothing to record
+    for name in {match.lower() for match in _captured_tables.findall(sql)}:
+        history_model = _history_models.get(name)
+        if history_model is not None:
+            records.touch(history_model, alias)
 
 
 def _hand_off_many(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections, models
 
 from koherent._sql import chunks, typed_values
+from koherent.capture import captured_by_trigger
 from koherent.records import touch
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ def write_history(
         return []
     hm = t.history_model
     touch(hm, using)  # the assignation's record lists the model (see koherent.records)
+    if captured_by_trigger(t.model, using):
+        return []  # the triggers wrote them with the writes (no m2m fields there: E073)
     user = hm.get_default_history_user(instances[0])  # type: ignore[attr-defined]
     relation = hasattr(hm, "history_relation")
 

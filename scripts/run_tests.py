@@ -5,7 +5,11 @@
    With ``KOHERENT_REQUIRE_SERVICES=1`` (CI) a missing service is an error, not a skip.
 2. ruff (lint and format), mypy --strict and the import layers (``lint-imports``, the
    contracts in pyproject.toml), unless ``--no-lint``.
-3. The suite on PostgreSQL (when up), then on SQLite.
+3. The suite on PostgreSQL (when up), then on SQLite. On PostgreSQL the test apps' models are
+   captured by triggers (``KOHERENT_TEST_CAPTURE=trigger``); a second PostgreSQL pass captures
+   them by signals (``KOHERENT_TEST_CAPTURE=signal``) for the files that pin signal capture's
+   write path (``SIGNAL_PASS``; the paths among the pytest arguments instead, if any).
+   ``--capture`` picks the passes. SQLite captures by signals (its only mode).
 4. One more cell of the version matrix through nox (``KOHERENT_MATRIX``, default
    ``tests-3.13(django='6.0')``; ``KOHERENT_MATRIX=none`` skips it), without the soak
    scenarios (they ran in step 3).
@@ -27,6 +31,19 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MATRIX_CELL = "tests-3.13(django='6.0')"
+#: The second PostgreSQL pass, on signal capture: every test marked ``signal_capture`` (skipped
+#: on the trigger pass) is in these files, with the other tests of signal capture's write path
+#: (statements, records, the atomic save, the revert, routing).
+SIGNAL_PASS = [
+    "tests/test_history.py",
+    "tests/test_records.py",
+    "tests/test_touched_models.py",
+    "tests/test_multidb.py",
+    "tests/bench/test_save_paths.py",
+    "tests/undo/test_query.py",
+    "tests/undo/test_revert.py",
+    "tests/graphql/test_revert.py",
+]
 
 SERVICES = {
     "postgres": ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/koherent"),
@@ -111,6 +128,12 @@ def main() -> None:
     parser.add_argument(
         "--backend", choices=["all", "postgres", "sqlite"], default="all", help="which database"
     )
+    parser.add_argument(
+        "--capture",
+        choices=["both", "trigger", "signal"],
+        default="both",
+        help="PostgreSQL passes: trigger capture, signal capture, or both (default)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args()
 
@@ -140,8 +163,27 @@ def main() -> None:
     pytest = [python, "-m", "pytest", "-p", "no:cacheprovider", *args.pytest_args]
     if args.backend in ("all", "postgres"):
         if status["postgres"] is None:
-            run("tests on PostgreSQL", pytest, {**base_env, "KOHERENT_TEST_DB": "postgres"})
-            used.append("PostgreSQL")
+            pg_env = {**base_env, "KOHERENT_TEST_DB": "postgres"}
+            if args.capture in ("both", "trigger"):
+                run(
+                    "tests on PostgreSQL (trigger capture)",
+                    pytest,
+                    {**pg_env, "KOHERENT_TEST_CAPTURE": "trigger"},
+                )
+                used.append("PostgreSQL (trigger capture)")
+            if args.capture in ("both", "signal"):
+                # Paths among the arguments: those; otherwise the arguments on SIGNAL_PASS.
+                paths = any(
+                    (ROOT / a.split("::")[0]).exists()
+                    for a in args.pytest_args
+                    if not a.startswith("-")
+                )
+                run(
+                    "tests on PostgreSQL (signal capture)",
+                    pytest if paths else [*pytest, *SIGNAL_PASS],
+                    {**pg_env, "KOHERENT_TEST_CAPTURE": "signal"},
+                )
+                used.append("PostgreSQL (signal capture)")
         else:
             print("\n=== tests on PostgreSQL: skipped, PostgreSQL is down")
     if args.backend in ("all", "sqlite"):

@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.db import connections
+from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 
 from koherent import records
 from tests import services
@@ -26,6 +27,29 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"koherent: database backend {db['ENGINE'].rsplit('.', 1)[-1]} ({where})",
         f"koherent: services {services.summary()}",
     ]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
+    """The test databases, with the triggers of every trigger-captured model installed.
+
+    The test apps' migrations serve both capture modes, so they hold no triggers (but those of
+    ``tests.capture``, whose models say their mode): in trigger mode pgtrigger installs the
+    others on each PostgreSQL test database, as ``PGTRIGGER_INSTALL_ON_MIGRATE`` would after a
+    ``migrate`` (docs/concepts.md, "Setting up trigger capture").
+    """
+    if settings.KOHERENT.get("CAPTURE") != "trigger":
+        return
+    import pgtrigger
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            name = str(connection.settings_dict["NAME"])
+            set_up = name == connection.settings_dict["TEST"].get("NAME") or name.startswith(
+                TEST_DATABASE_PREFIX
+            )  # the test databases of the tests collected (those of other aliases are not)
+            if connection.vendor == "postgresql" and set_up:
+                pgtrigger.install(database=connection.alias)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,6 +80,14 @@ def other_user(django_user_model: Any) -> Any:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if settings.KOHERENT.get("CAPTURE") == "trigger":
+        signal_only = pytest.mark.skip(
+            reason="pins signal capture; this pass captures by triggers "
+            "(KOHERENT_TEST_CAPTURE=signal runs it)"
+        )
+        for item in items:
+            if "signal_capture" in item.keywords:
+                item.add_marker(signal_only)
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
     skip = pytest.mark.skip(reason="needs the PostgreSQL backend (KOHERENT_TEST_DB=postgres)")

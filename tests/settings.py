@@ -2,6 +2,10 @@
 
 The database comes from ``KOHERENT_TEST_DB``: ``postgres`` (default; the server in
 ``DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/koherent``) or ``sqlite``.
+
+The capture mode of every ``HistoryField`` that does not say comes from
+``KOHERENT_TEST_CAPTURE``: ``trigger`` (the default on PostgreSQL) or ``signal`` (the default,
+and the only mode, elsewhere).
 """
 
 from __future__ import annotations
@@ -147,8 +151,20 @@ TEMPLATES = [
 
 STATIC_URL = "/static/"
 
+# The project-wide capture mode: the whole suite runs on trigger-written history on PostgreSQL
+# (KOHERENT_TEST_CAPTURE=signal runs it on signal capture there). The test apps' migrations are
+# shared by both modes: tests/conftest.py installs the triggers they do not hold.
+CAPTURE = os.environ.get("KOHERENT_TEST_CAPTURE") or (
+    "trigger" if TEST_DB == "postgres" else "signal"
+)
+if CAPTURE not in ("signal", "trigger") or (CAPTURE == "trigger" and TEST_DB != "postgres"):
+    raise RuntimeError(
+        f"KOHERENT_TEST_CAPTURE must be 'signal', or 'trigger' on PostgreSQL, not {CAPTURE!r}"
+    )
+
 KOHERENT = {
     "APP": "tests",
+    "CAPTURE": CAPTURE,
 }
 
 LOGGING = {

@@ -25,6 +25,7 @@ def _record_inserts(queries: CaptureQueriesContext) -> int:
     return sum(len(_RECORD_INSERT.findall(q["sql"])) for q in queries.captured_queries)
 
 
+@pytest.mark.signal_capture
 def test_record_written_once_per_assignation(user: Any) -> None:
     with CaptureQueriesContext(connection) as queries, koherent.assignation(user=user) as ctx:
         for n in range(5):
@@ -96,6 +97,7 @@ def test_committed_record_is_not_written_again() -> None:
     assert _record_inserts(queries) == 0
 
 
+@pytest.mark.signal_capture
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_record_failure_never_fails_the_change(caplog: pytest.LogCaptureFixture) -> None:
@@ -124,6 +126,7 @@ def test_bulk_path_writes_the_record() -> None:
     assert Assignation.objects.get().id == ctx.assignation_id
 
 
+@pytest.mark.signal_capture
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_record_write_losing_its_connection_fails_the_change_with_that_error(

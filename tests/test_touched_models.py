@@ -52,7 +52,10 @@ def _shape(queries: CaptureQueriesContext) -> list[list[str]]:
 def _history_tables_read(queries: CaptureQueriesContext) -> set[str]:
     tables = {t.history_model._meta.db_table for t in tracked_models()}
     return {
-        table for q in queries.captured_queries for table in tables if f'"{table}"' in q["sql"]
+        table
+        for q in queries.captured_queries
+        for table in tables
+        if connection.ops.quote_name(table) in q["sql"]
     }
 
 
@@ -107,6 +110,7 @@ def _first_and_later_saves(user: Any) -> tuple[CaptureQueriesContext, CaptureQue
     return first, later
 
 
+@pytest.mark.signal_capture
 @pytest.mark.django_db(transaction=True)
 def test_first_save_of_a_fresh_assignation_costs_no_extra_round_trip(user: Any) -> None:
     """Autocommit: the record travels with the history row (PostgreSQL)."""
@@ -123,6 +127,7 @@ def test_first_save_of_a_fresh_assignation_costs_no_extra_round_trip(user: Any) 
         assert len(first) == len(later) + 2
 
 
+@pytest.mark.signal_capture
 def test_first_save_inside_a_transaction_costs_no_extra_round_trip(user: Any) -> None:
     with transaction.atomic():
         first, later = _first_and_later_saves(user)
@@ -132,6 +137,7 @@ def test_first_save_inside_a_transaction_costs_no_extra_round_trip(user: Any) ->
         assert len(first) == len(later)
 
 
+@pytest.mark.signal_capture
 def test_each_model_is_listed_once_with_its_first_row() -> None:
     with koherent.assignation() as ctx:
         order = Order.objects.create(reference="o")
@@ -254,6 +260,7 @@ def test_savepoint_rollback_writes_the_list_entry_again() -> None:
     ) == ["testapp.Item", "testapp.Order"]
 
 
+@pytest.mark.signal_capture
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_missing_list_table_never_fails_the_change(caplog: pytest.LogCaptureFixture) -> None:
@@ -340,6 +347,7 @@ def test_touch_sql_adds_an_entry_once() -> None:
     assert records.model_key(history_model) == "testapp.Item"
 
 
+@pytest.mark.signal_capture
 def test_records_turned_off_write_no_list(settings: Any) -> None:
     settings.KOHERENT = {"RECORD_ASSIGNATIONS": False}
     with koherent.assignation() as ctx, CaptureQueriesContext(connection) as queries:

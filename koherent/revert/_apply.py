@@ -8,6 +8,7 @@ the context like any other (:mod:`koherent._history_rows`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,9 +19,10 @@ from django.db import connections, models
 from django.utils import timezone
 
 from koherent import _django, _history_rows
+from koherent._handoff import table_reason
 from koherent._registry import TrackedModel, tracked_model
 from koherent._sql import chunks
-from koherent.capture import history_written_by_caller
+from koherent.capture import captured_by_trigger, history_written_by_caller
 from koherent.revert._values import ConflictKind, ProgressCallback, RevertAction
 from koherent.revert._work import ObjectWork, Work, concrete
 
@@ -74,6 +76,13 @@ class _Writer:
     def reason(self) -> str:
         return f"revert of {self.reverted}"[:100]
 
+    def reasoned(self, model: type[models.Model]) -> contextlib.AbstractContextManager[None]:
+        """The revert's change reason on the rows the triggers write for ``model``'s table
+        (a model captured by signals gets its rows from :meth:`history`)."""
+        if captured_by_trigger(model, self.using):
+            return table_reason(model, self.reason)
+        return contextlib.nullcontext()
+
     def history(self, t: TrackedModel, instances: Sequence[Any], history_type: str) -> None:
         """The history rows of ``instances``, with their many-to-many snapshots."""
         rows = _history_rows.write_history(
@@ -90,7 +99,10 @@ class _Writer:
                 instance.save(force_insert=True, using=self.using)
             self.set_m2m(t, objects)
         else:
-            t.model._base_manager.using(self.using).bulk_create(instances, batch_size=self.batch)
+            with self.reasoned(t.model):
+                t.model._base_manager.using(self.using).bulk_create(
+                    instances, batch_size=self.batch
+                )
             self.set_m2m(t, objects)
             self.history(t, instances, "+")
         return len(instances)
@@ -108,7 +120,8 @@ class _Writer:
                     fields.add(f.name)
             instances.append(o.current)
         if fields:
-            _bulk_update(t.model, instances, sorted(fields), self.using, self.batch)
+            with self.reasoned(t.model):
+                _bulk_update(t.model, instances, sorted(fields), self.using, self.batch)
         if any(name in m2m_names for o in objects for name in o.changed_fields):
             self.set_m2m(t, objects)
         self.history(t, instances, "~")
@@ -128,9 +141,11 @@ class _Writer:
             _django.run_deletion(collector)
             return len(doomed)
         for qs in work.expected_fast_deletes:
-            _django.raw_delete(qs, self.using)
+            with self.reasoned(qs.model):
+                _django.raw_delete(qs, self.using)
         for model, objs in _django.deletion_order(collector):
-            self.raw_delete(model._base_manager, [obj.pk for obj in objs])
+            with self.reasoned(model):
+                self.raw_delete(model._base_manager, [obj.pk for obj in objs])
         by_model: dict[type[models.Model], list[models.Model]] = defaultdict(list)
         for obj in doomed.values():
             by_model[type(obj)].append(obj)

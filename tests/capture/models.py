@@ -94,3 +94,34 @@ class FaultOrder(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+
+class Placed(models.Model):
+    """Captured by triggers, in a PostgreSQL schema of its own: Django names the table
+    ``"schema"."table"``, and its history table lives in that schema too."""
+
+    name = models.CharField(max_length=50)
+    price = models.IntegerField(default=0)
+
+    history = HistoryField(
+        capture="trigger", table_name='"koherent_other"."capture_historicalplaced"'
+    )
+
+    class Meta:
+        db_table = '"koherent_other"."capture_placed"'
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Routed(models.Model):
+    """Captured by triggers, and sent with its history to the ``other`` database by the
+    router of the routed tests (``tests.capture.router``)."""
+
+    name = models.CharField(max_length=50)
+    price = models.IntegerField(default=0)
+
+    history = HistoryField(capture="trigger")
+
+    def __str__(self) -> str:
+        return self.name

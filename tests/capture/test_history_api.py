@@ -60,7 +60,10 @@ def test_revert_of_the_users_assignation_restores_only_the_stock(product: Produc
     # The revert's own write is a trigger-written row under the revert's assignation.
     last = rows(Product)[-1]
     assert (last.stock, last.price, last.history_type) == (5, 11, "~")
+    assert last.history_change_reason == "revert of user-stock"
     assert last.assignation_id not in (None, "user-stock", "task-raise")
+    # One row for the object the revert wrote: the trigger's, none from the revert itself.
+    assert len(rows(Product, assignation_id=last.assignation_id)) == 1
     assert Assignation.objects.get(pk=last.assignation_id).origin == "revert"
 
 

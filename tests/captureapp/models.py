@@ -1,4 +1,9 @@
-"""Models of the update() capture tests: products with a manager and queryset of their own."""
+"""Models of the update() capture tests: products with a manager and queryset of their own.
+
+Koherent's ``update()`` capture and the revert's unrecorded changes are those of signal
+capture: every tracked model here says ``capture="signal"``, on every pass (the trigger
+counterparts are in ``tests/capture``, on models captured by triggers).
+"""
 
 from __future__ import annotations
 
@@ -49,7 +54,7 @@ class Product(models.Model):
     #: Left out of the history.
     internal_note = models.CharField(max_length=50, blank=True, default="")
 
-    history = HistoryField(excluded_fields=["internal_note"])
+    history = HistoryField(excluded_fields=["internal_note"], capture="signal")
 
     objects = ActiveProductManager()
     everything = models.Manager()  # noqa: DJ012 (the default manager is declared first)
@@ -70,7 +75,7 @@ class Shelf(models.Model):
 
     label = models.CharField(max_length=50)
 
-    history = HistoryField()
+    history = HistoryField(capture="signal")
 
 
 class FridgeShelf(Shelf):
@@ -78,4 +83,4 @@ class FridgeShelf(Shelf):
 
     temperature = models.IntegerField(default=4)
 
-    history = HistoryField()
+    history = HistoryField(capture="signal")

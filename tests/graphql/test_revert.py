@@ -176,6 +176,7 @@ def test_conflicts_come_back_as_a_typed_error(
     assert not Order.objects.filter(pk=created.pk).exists()
 
 
+@pytest.mark.signal_capture
 def test_an_unrecorded_change_comes_back_as_a_conflict_with_its_fields(
     gql_client: GraphQLClient, staff: Any, created: Order
 ) -> None:

@@ -16,4 +16,9 @@ MIDDLEWARE = [m for m in MIDDLEWARE if "messages" not in m]
 ROOT_URLCONF = "tests.http.service_b_urls"
 TASKS: dict[str, object] = {}
 
-KOHERENT = {"APP": "service-b", "APP_RESOLVER": "koherent.resolvers.header_app"}
+# Signal capture: its database is migrated by ``migrate`` alone (no triggers installed).
+KOHERENT = {
+    "APP": "service-b",
+    "APP_RESOLVER": "koherent.resolvers.header_app",
+    "CAPTURE": "signal",
+}

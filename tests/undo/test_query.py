@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -14,6 +13,7 @@ from django.utils import timezone
 import koherent
 from koherent._registry import tracked_model, tracked_models
 from koherent.query import InvalidCursor, assignations
+from tests.pending_migrations import assert_in_sync
 from tests.testapp.models import Order
 from tests.undoapp.models import Invoice, Label, Line
 
@@ -33,7 +33,7 @@ def _save_at(obj: Any, when: dt.datetime) -> None:
 
 
 def test_migrations_of_the_undo_app_are_in_sync() -> None:
-    call_command("makemigrations", "undoapp", check=True, dry_run=True)
+    assert_in_sync("undoapp")
 
 
 def test_registry_lists_koherent_models_only() -> None:
@@ -49,6 +49,7 @@ def test_registry_lists_koherent_models_only() -> None:
         tracked_model(Label)
 
 
+@pytest.mark.signal_capture
 def test_rows_of_every_model_in_stable_order(user: Any) -> None:
     with koherent.assignation(user=user, app="shop") as ctx:
         invoice = Invoice(number="A-1")
