@@ -16,7 +16,7 @@ from django.db import connection
 import koherent
 from koherent.query import _plan, history_for_assignation
 from koherent.registry import tracked_model
-from tests.bench.conftest import capture_sql
+from tests.bench.sql import capture_sql
 from tests.testapp.models import Item, Order, Project
 from tests.undoapp.models import Invoice, Line
 

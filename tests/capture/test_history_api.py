@@ -135,7 +135,7 @@ ASSIGNATION = """query($id: ID!) {
 
 
 def test_graphql_types(product: Product, user: Any, settings: Any) -> None:
-    from tests.graphql.conftest import GraphQLClient
+    from tests.graphql.client import GraphQLClient
 
     settings.ROOT_URLCONF = "tests.graphql.urls"
     client = GraphQLClient("sync")

@@ -14,7 +14,7 @@ from django.test import AsyncClient, override_settings
 import koherent
 from koherent.context import EMPTY
 from koherent.validation import MAX_ASSIGNATION_ID_LENGTH
-from tests.graphql.conftest import GraphQLClient
+from tests.graphql.client import GraphQLClient
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db

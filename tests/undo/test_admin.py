@@ -14,7 +14,7 @@ from django.urls import reverse
 import koherent
 from koherent.admin.core import TIMELINE_PAGE_SIZE
 from koherent.models import Assignation
-from tests.undo.conftest import Scenario, snapshot
+from tests.undo.scenario import Scenario, snapshot
 from tests.undoapp.models import Invoice, Line
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ import koherent
 from koherent import revert as revert_module
 from koherent.models import Assignation
 from koherent.revert import ConflictKind, RevertAction
-from tests.undo.conftest import Scenario, snapshot
+from tests.undo.scenario import Scenario, snapshot
 from tests.undoapp.models import Invoice, Label, Line, Payment
 
 pytestmark = pytest.mark.django_db
