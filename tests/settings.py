@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 
 import dj_database_url
 import django
@@ -21,6 +22,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 TEST_DB = os.environ.get("KOHERENT_TEST_DB", "postgres")
+DATABASES: dict[str, Any]
 if TEST_DB == "sqlite":
     DATABASES = {
         "default": {
@@ -110,7 +112,7 @@ if importlib.util.find_spec("django_tasks_db") and importlib.util.find_spec(_TAS
     if _TASKS_PACKAGE == "django_tasks":
         INSTALLED_APPS.append("django_tasks")
     INSTALLED_APPS.append("django_tasks_db")
-    TASKS = {
+    TASKS: dict[str, Any] = {
         "default": {"BACKEND": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend"},
         "database": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []},
     }
@@ -147,11 +149,11 @@ TEMPLATES = [
 
 STATIC_URL = "/static/"
 
-KOHERENT = {
+KOHERENT: dict[str, Any] = {
     "APP": "tests",
 }
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +174,25 @@ def test_collection_refuses_a_process_fixture_without_the_marker(
         assert "test_it (uses start_worker)" in result.stderr.str()
     else:
         assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED  # deselected by -m
+
+
+def test_mypy_checks_the_suite_too() -> None:
+    """``mypy`` (``make lint``, the lint step of ``scripts/run_tests.py``) reads its files from
+    pyproject.toml: the package and every test module but generated migrations and the
+    koherent 0.2.0 project of the upgrade test."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert {"koherent", "tests"} <= set(config["files"])
+    assert config["strict"] is True
+    excluded = [re.compile(pattern) for pattern in config["exclude"]]
+    checked = {
+        path.relative_to(ROOT).as_posix()
+        for path in TESTS.rglob("*.py")
+        if not any(pattern.search(path.relative_to(ROOT).as_posix()) for pattern in excluded)
+    }
+    left_out = {path.relative_to(ROOT).as_posix() for path in TESTS.rglob("*.py")} - checked
+    assert {
+        p for p in left_out if "/migrations/" not in p and "/upgrade/project/" not in p
+    } == set()
+    assert "tests/test_suite_layout.py" in checked
+    # Plain ``mypy``, without paths that would replace the configured files.
+    assert '[python, "-m", "mypy"]' in (ROOT / "scripts" / "run_tests.py").read_text()

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
+
+if TYPE_CHECKING:  # the test client's response types exist in django-stubs only
+    from django.test.client import _MonkeyPatchedASGIResponse, _MonkeyPatchedWSGIResponse
 
 
 @dataclass
@@ -66,14 +69,13 @@ class GraphQLClient:
         body: dict[str, Any] = {"query": query, "variables": variables or {}}
         if extensions is not None:
             body["extensions"] = extensions
-        kwargs = {
-            "data": json.dumps(body),
-            "content_type": "application/json",
-            "headers": headers or {},
-        }
+        data, content_type = json.dumps(body), "application/json"
+        response: _MonkeyPatchedASGIResponse | _MonkeyPatchedWSGIResponse
         if isinstance(self.client, AsyncClient):
-            response = async_to_sync(self.client.post)(self.path, **kwargs)
+            response = async_to_sync(self.client.post)(
+                self.path, data, content_type, headers=headers or {}
+            )
         else:
-            response = self.client.post(self.path, **kwargs)
+            response = self.client.post(self.path, data, content_type, headers=headers or {})
         content = response.content
         return Result(response.status_code, response.headers, json.loads(content or b"{}"))

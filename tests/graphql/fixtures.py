@@ -21,7 +21,7 @@ def gql_client(request: pytest.FixtureRequest) -> GraphQLClient:
 @pytest.fixture(params=["with-middleware", "without-middleware"])
 def middleware(request: pytest.FixtureRequest, settings: Any) -> bool:
     """Run with KoherentMiddleware in MIDDLEWARE, then without it."""
-    present = request.param == "with-middleware"
+    present: bool = request.param == "with-middleware"
     if not present:
         settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != KOHERENT_MIDDLEWARE]
     return present

@@ -14,6 +14,6 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [m for m in MIDDLEWARE if "messages" not in m]
 ROOT_URLCONF = "tests.http.service_b_urls"
-TASKS: dict[str, object] = {}
+TASKS = {}
 
 KOHERENT = {"APP": "service-b", "APP_RESOLVER": "koherent.resolvers.header_app"}

@@ -142,6 +142,7 @@ def test_revert_with_conflicts_needs_force(admin_client: Client, scenario: Scena
         Invoice.objects.filter(pk=scenario.kept.pk).get().save()
     preview = admin_client.get(_revert(scenario.assignation_id)).content.decode()
     assert "was changed later by" in preview
+    assert later.assignation_id is not None
     assert later.assignation_id in preview
     assert 'id="koherent-force"' in preview
     refused = admin_client.post(_revert(scenario.assignation_id))

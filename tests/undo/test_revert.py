@@ -44,7 +44,7 @@ def test_create_update_delete_are_undone_across_related_models(
         "backoffice",
         str(other_user.pk),
     )
-    rows = list(koherent.history_for_assignation(result.revert_assignation_id).rows())
+    rows: list[Any] = list(koherent.history_for_assignation(result.revert_assignation_id).rows())
     assert len(rows) == 8  # one row per object the revert wrote
     assert {(r.assignation_id, r.app, r.user_pk) for r in rows} == {
         (result.revert_assignation_id, "backoffice", str(other_user.pk))
