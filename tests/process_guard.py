@@ -19,9 +19,12 @@ from typing import Any
 
 import pytest
 
-#: Fixtures that start a worker, a server or another process. A test that uses one of them, or
-#: a fixture depending on one of them (``item.fixturenames`` is the closure), needs the marker.
-PROCESS_FIXTURES = frozenset({"start_worker", "db_worker", "live_server"})
+#: The shared fixtures that start worker processes (Celery's, the tasks framework's
+#: ``db_worker``). A test that uses one of them, or a fixture depending on one of them
+#: (``item.fixturenames`` is the closure), needs the marker. Servers that a test module starts
+#: in a fixture of its own, and any other process, are caught by the audit hook when the test
+#: runs. (``live_server`` and the echo server of tests/http run in threads of this process.)
+PROCESS_FIXTURES = frozenset({"start_worker", "db_worker"})
 
 #: The audit events of starting a process (https://docs.python.org/3/library/audit_events.html).
 SPAWN_EVENTS = frozenset(
