@@ -8,13 +8,21 @@ subprocess. Two checks keep the marker true:
 * while a test without the marker sets up and runs, an audit hook refuses every way of starting
   a process (``subprocess``, ``os.system``, ``os.fork``, ``os.posix_spawn``, ``os.exec*``,
   ``os.spawn*``, ``pty``): the attempt raises :class:`ProcessStarted` and the test fails, even
-  if the code under test swallowed the exception.
+  if the code under test swallowed the exception;
+* while test modules are collected (imported), the hook refuses too: a module that starts a
+  process on import fails to collect.
+
+Library lookups by ``ctypes.util.find_library`` (``ldconfig``, ``gcc``, ``ld``: importing
+strawberry_django tries GDAL through ``django.contrib.gis``, a dozen names) are refused without
+failing anything: they take :class:`ProcessStarted`, a :class:`PermissionError`, for a tool
+they cannot run, and find nothing.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Generator, Iterable
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -42,8 +50,13 @@ SPAWN_EVENTS = frozenset(
 )
 
 
-class ProcessStarted(RuntimeError):
-    """A test without the ``processes`` marker tried to start a process."""
+class ProcessStarted(PermissionError):
+    """A test without the ``processes`` marker tried to start a process (an ``OSError``, as
+    when the program cannot be run: probing code takes it for "not available")."""
+
+
+#: The modules whose attempts are probes, refused without failing the test.
+PROBES = frozenset({"ctypes.util"})
 
 
 #: The test that may not start a process right now (None: any code may).
@@ -59,11 +72,21 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     if test is None:
         return
     what = f"{event}{_describe(args)}"
-    _attempts.setdefault(test, []).append(what)
+    if not _probing():
+        _attempts.setdefault(test, []).append(what)
     raise ProcessStarted(
         f"{test} started a process ({what}) but is not marked processes: "
         "mark it @pytest.mark.processes (make test-fast leaves those out)"
     )
+
+
+def _probing() -> bool:
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_globals.get("__name__") in PROBES:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _describe(args: tuple[Any, ...]) -> str:
@@ -121,6 +144,21 @@ def _guarded(item: pytest.Item) -> Generator[None, object, object]:
                 f"{item.nodeid} is not marked processes but started a process: "
                 + "; ".join(attempts),
                 pytrace=False,
+            )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    global _forbidden
+    before, _forbidden = _forbidden, "collection"
+    try:
+        return (yield)
+    finally:
+        _forbidden = before
+        attempts = take_attempts("collection")
+        if attempts:
+            raise pytest.UsageError(
+                "collecting the tests started a process: " + "; ".join(attempts)
             )
 
 

@@ -4,6 +4,7 @@ processes (``make test-fast`` leaves those out and must not start any)."""
 from __future__ import annotations
 
 import ast
+import ctypes.util
 import os
 import re
 import subprocess
@@ -18,6 +19,8 @@ from tests import process_guard
 from tests.process_guard import ProcessStarted
 
 TESTS = Path(__file__).resolve().parent
+#: A pytest run in a test (pytester): the guard, without the suite's other plugins.
+GUARD_ONLY = ("-p", "tests.process_guard", "-p", "no:django", "-p", "no:asyncio", "-p", "no:anyio")
 ROOT = TESTS.parent
 
 
@@ -131,9 +134,30 @@ def test_a_test_without_the_marker_cannot_start_a_process(request: pytest.Fixtur
     ]
 
 
+def test_a_library_lookup_is_refused_without_failing_the_test(
+    request: pytest.FixtureRequest,
+) -> None:
+    """ctypes.util.find_library runs ldconfig, gcc and ld: refused, it finds nothing."""
+    assert ctypes.util.find_library("c") is None
+    assert process_guard.take_attempts(request.node.nodeid) == []
+
+
 @pytest.mark.processes
 def test_a_marked_test_may_start_one() -> None:
     subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+
+def test_a_module_that_starts_a_process_on_import_is_not_collected(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        "import subprocess, sys\n\n"
+        "subprocess.run([sys.executable, '-c', 'pass'])\n\n"
+        "def test_it():\n    pass\n"
+    )
+    result = pytester.runpytest_inprocess(*GUARD_ONLY, "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "collecting the tests started a process: subprocess.Popen" in result.stderr.str()
 
 
 CONFTEST = """
@@ -159,16 +183,10 @@ def test_collection_refuses_a_process_fixture_without_the_marker(
 ) -> None:
     """A test that uses a fixture starting processes, even through another fixture, must be
     marked: the session stops at collection otherwise (before ``-m`` deselects anything)."""
-    pytester.makeini(
-        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
-        "markers =\n    processes: starts processes\n"
-    )
+    pytester.makeini("[pytest]\nmarkers =\n    processes: starts processes\n")
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(f"import pytest\n\n{mark}\ndef test_it(worker):\n    pass\n")
-    result = pytester.runpytest_inprocess(
-        "-p", "tests.process_guard", "-p", "no:django", "-p", "no:cacheprovider",
-        "--collect-only", "-m", "not processes",
-    )  # fmt: skip
+    result = pytester.runpytest_inprocess(*GUARD_ONLY, "--collect-only", "-m", "not processes")
     if refused:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         assert "test_it (uses start_worker)" in result.stderr.str()
