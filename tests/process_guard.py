@@ -1,7 +1,7 @@
 """Only tests marked ``processes`` may start a process (a plugin of the root conftest).
 
 ``make test-fast`` leaves out ``-m processes`` and must not start any worker, server or other
-subprocess. Two checks keep the marker true:
+subprocess. Three checks keep the marker true:
 
 * at collection, a test that uses a fixture starting processes (:data:`PROCESS_FIXTURES`, or a
   fixture that depends on one) without the marker is an error;
@@ -75,8 +75,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     if not _probing():
         _attempts.setdefault(test, []).append(what)
     raise ProcessStarted(
-        f"{test} started a process ({what}) but is not marked processes: "
-        "mark it @pytest.mark.processes (make test-fast leaves those out)"
+        f"{test}: starting a process ({what}) is refused outside the tests marked "
+        "@pytest.mark.processes (make test-fast leaves those out)"
     )
 
 

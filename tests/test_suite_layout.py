@@ -1,5 +1,6 @@
-"""The suite's own rules: fixtures are never imported, and only tests marked ``processes`` start
-processes (``make test-fast`` leaves those out and must not start any)."""
+"""The suite's own rules: fixtures are never imported, only tests marked ``processes`` start
+processes (``make test-fast`` leaves those out and must not start any), and mypy --strict
+checks the tests as it checks the package."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from tests import process_guard
 from tests.process_guard import ProcessStarted
 
 TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 #: A pytest run in a test (pytester): the guard, without the suite's other plugins.
 GUARD_ONLY = ("-p", "tests.process_guard", "-p", "no:django", "-p", "no:asyncio", "-p", "no:anyio")
-ROOT = TESTS.parent
 
 
 def modules() -> dict[str, Path]:
@@ -120,7 +121,7 @@ def test_the_import_rule_lets_plain_modules_through() -> None:
 
 
 def test_a_test_without_the_marker_cannot_start_a_process(request: pytest.FixtureRequest) -> None:
-    with pytest.raises(ProcessStarted, match="not marked processes"):
+    with pytest.raises(ProcessStarted, match="refused outside the tests marked"):
         subprocess.run([sys.executable, "-c", "pass"], check=True)
     with pytest.raises(ProcessStarted):
         os.system("true")
