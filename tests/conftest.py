@@ -14,8 +14,18 @@ from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 from koherent import records
 from tests import services
 
-#: The Celery workers are session fixtures of one plugin, whichever folder asks for them.
-pytest_plugins = ["tests.celery.fixtures"]
+#: Fixtures live in a folder's conftest or in a plugin here, never in a module that tests
+#: import: tests import helpers from plain modules (tests.undo.scenario, tests.graphql.client),
+#: and no module imports a conftest or a fixture (tests/test_suite_layout.py). The Celery
+#: workers are session fixtures of one plugin, whichever folder asks for them. process_guard
+#: lets only tests marked ``processes`` start processes; pytester is for its own tests.
+pytest_plugins = [
+    "pytester",
+    "tests.process_guard",
+    "tests.celery.fixtures",
+    "tests.graphql.fixtures",
+    "tests.undo.fixtures",
+]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

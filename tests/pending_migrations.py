@@ -28,7 +28,7 @@ def pending_operations(*app_labels: str) -> list[Operation]:
     loader = MigrationLoader(None, ignore_no_migrations=True)
     labels = set(app_labels)
     # pgtrigger's autodetector (it adds the trigger operations) when pgtrigger is installed.
-    autodetector = makemigrations.MigrationAutodetector(
+    autodetector = makemigrations.MigrationAutodetector(  # type: ignore[attr-defined]
         loader.project_state(),
         ProjectState.from_apps(apps),
         NonInteractiveMigrationQuestioner(specified_apps=labels, dry_run=True),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 
 import dj_database_url
 import django
@@ -25,6 +26,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 TEST_DB = os.environ.get("KOHERENT_TEST_DB", "postgres")
+DATABASES: dict[str, Any]
 if TEST_DB == "sqlite":
     DATABASES = {
         "default": {
@@ -114,7 +116,7 @@ if importlib.util.find_spec("django_tasks_db") and importlib.util.find_spec(_TAS
     if _TASKS_PACKAGE == "django_tasks":
         INSTALLED_APPS.append("django_tasks")
     INSTALLED_APPS.append("django_tasks_db")
-    TASKS = {
+    TASKS: dict[str, Any] = {
         "default": {"BACKEND": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend"},
         "database": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []},
     }
@@ -162,12 +164,12 @@ if CAPTURE not in ("signal", "trigger") or (CAPTURE == "trigger" and TEST_DB != 
         f"KOHERENT_TEST_CAPTURE must be 'signal', or 'trigger' on PostgreSQL, not {CAPTURE!r}"
     )
 
-KOHERENT = {
+KOHERENT: dict[str, Any] = {
     "APP": "tests",
     "CAPTURE": CAPTURE,
 }
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},

@@ -5,4 +5,4 @@ from __future__ import annotations
 
 from tests.settings import *  # noqa: F403
 
-LOGGING: dict[str, object] = {}
+LOGGING = {}

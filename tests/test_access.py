@@ -132,6 +132,7 @@ def test_authentication_in_the_view_counts_for_the_owner(user: Any) -> None:
     http = HttpClient("sync")
     open_as(http, user, "op-alice")
     http.logout()
+    assert isinstance(http.client, Client)
     response = http.client.post(
         "/late-auth/", headers={HEADER: "op-alice", "X-Test-User": user.username}
     )
@@ -148,6 +149,7 @@ def test_authentication_in_the_view_as_another_user_is_refused_at_the_first_writ
     open_as(http, user, "op-alice")
     http.logout()
     before = written()
+    assert isinstance(http.client, Client)
     with caplog.at_level(logging.WARNING, "koherent"):
         response = http.client.post(
             "/late-auth/", headers={HEADER: "op-alice", "X-Test-User": other_user.username}

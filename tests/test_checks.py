@@ -31,6 +31,7 @@ def test_unknown_key_with_suggestion(settings: Any) -> None:
     [message] = check_settings()
     assert message.id == "koherent.E002"
     assert "ASSIGNATION_HEDER" in message.msg
+    assert message.hint is not None
     assert "ASSIGNATION_HEADER" in message.hint
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def test_200_concurrent_coroutines_each_stamp_their_own(django_user_model: Any) -> None:
     users = [await django_user_model.objects.acreate(username=f"user{n}") for n in range(10)]
 
-    async def operation(n: int) -> tuple[str, Any]:
+    async def operation(n: int) -> tuple[str | None, Any]:
         user = users[n % len(users)]
         async with koherent.assignation(user=user, app=f"app{n % 3}") as ctx:
             first = Order(reference=f"op{n}")

@@ -170,7 +170,7 @@ def test_history_reads_only_the_tables_the_assignation_wrote_to() -> None:
     assert ctx.assignation_id is not None
     history = koherent.history_for_assignation(ctx.assignation_id)
     with CaptureQueriesContext(connection) as queries:
-        rows = list(history.rows())
+        rows: list[Any] = list(history.rows())
         counts = history.counts()
         models = [t.label for t in history.models()]
     assert [r.history_type for r in rows] == ["+", "+", "~"]
@@ -213,7 +213,7 @@ def test_rows_without_a_record_are_still_found() -> None:
     records.clear_cache()
     assert ctx.assignation_id is not None
     assert not AssignationModel.objects.exists()  # went with its record
-    rows = list(koherent.history_for_assignation(ctx.assignation_id).rows())
+    rows: list[Any] = list(koherent.history_for_assignation(ctx.assignation_id).rows())
     assert [r.reference for r in rows] == ["o"]
 
 

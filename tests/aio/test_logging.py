@@ -136,16 +136,17 @@ def test_reading_a_request_user_whose_query_logs_does_not_recurse(
     """Reading a lazy ``request.user`` runs queries, and with DEBUG those queries log too."""
     from django.contrib.auth.middleware import AuthenticationMiddleware
     from django.contrib.sessions.middleware import SessionMiddleware
+    from django.http import HttpResponse
 
     from koherent._users import RequestUserRef
 
     settings.DEBUG = True
     request = rf.get("/")
-    SessionMiddleware(lambda r: None).process_request(request)
+    SessionMiddleware(lambda r: HttpResponse()).process_request(request)
     request.session["_auth_user_id"] = str(user.pk)
     request.session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
     request.session["_auth_user_hash"] = user.get_session_auth_hash()
-    AuthenticationMiddleware(lambda r: None).process_request(request)
+    AuthenticationMiddleware(lambda r: HttpResponse()).process_request(request)
     records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):

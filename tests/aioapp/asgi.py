@@ -14,6 +14,7 @@ Django's ASGI handler behind a thin pure-ASGI layer that
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.asgi import get_asgi_application
@@ -30,7 +31,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     entry = koherent.current().assignation_id or ""
     outer = dict(scope["headers"]).get(b"x-outer-assignation", b"").decode()
 
-    async def report_entry(message: dict[str, Any]) -> None:
+    async def report_entry(message: Mapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             headers = [*message.get("headers", []), (b"x-entry-assignation", entry.encode())]
             message = {**message, "headers": headers}

@@ -29,7 +29,7 @@ def test_audit_context_init_takes_every_field_in_order() -> None:
     assert tuple(inspect.signature(AuditContext).parameters) == FIELDS
     ref = StaticUserRef(7)
     by_position = AuditContext("a-1", "shop", "t-1", "celery", "p-1", ref)
-    values = ("a-1", "shop", "t-1", "celery", "p-1", ref)
+    values: tuple[Any, ...] = ("a-1", "shop", "t-1", "celery", "p-1", ref)
     by_name = AuditContext(**dict(zip(FIELDS, values, strict=True)))
     for ctx in (by_position, by_name):
         assert [getattr(ctx, name) for name in FIELDS] == [

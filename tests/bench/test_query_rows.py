@@ -17,7 +17,7 @@ import koherent
 from koherent._registry import tracked_model
 from koherent.query import history_for_assignation
 from koherent.query._rows import _plan
-from tests.bench.conftest import capture_sql
+from tests.bench.sql import capture_sql
 from tests.testapp.models import Item, Order, Project
 from tests.undoapp.models import Invoice, Line
 

@@ -21,7 +21,7 @@ from django.db.models.signals import post_save
 import koherent
 from koherent.capture import capture_mode
 from koherent.fields import KoherentHistoryDescriptor
-from tests.bench.conftest import capture_sql
+from tests.bench.sql import capture_sql
 from tests.testapp.models import Item, Order, Project
 
 pytestmark = pytest.mark.django_db

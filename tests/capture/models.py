@@ -103,6 +103,7 @@ class Placed(models.Model):
     name = models.CharField(max_length=50)
     price = models.IntegerField(default=0)
 
+    objects: models.Manager[Placed] = models.Manager()
     history = HistoryField(
         capture="trigger", table_name='"koherent_other"."capture_historicalplaced"'
     )
@@ -121,6 +122,7 @@ class Routed(models.Model):
     name = models.CharField(max_length=50)
     price = models.IntegerField(default=0)
 
+    objects: models.Manager[Routed] = models.Manager()
     history = HistoryField(capture="trigger")
 
     def __str__(self) -> str:

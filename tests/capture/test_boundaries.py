@@ -133,6 +133,7 @@ def test_a_task_of_the_tasks_framework(user: Any) -> None:
     assert row.task_id == str(result.id)
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 def test_a_write_from_a_separate_psql_process_is_recorded_unattributed(user: Any) -> None:
     product = Product.objects.create(name="psql", price=1)

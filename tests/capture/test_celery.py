@@ -169,7 +169,7 @@ def test_many_tasks_with_mixed_contexts_none_misattributed_none_lost(
 
     # Negative control: a row moved to another sender's assignation and a row with its stamp
     # wiped (of a task that had a context) are each caught, and nothing else.
-    history_model: Any = Product.history.model  # type: ignore[attr-defined]
+    history_model: Any = Product.history.model
     first, second = with_context[0], with_context[1]
     history_model.objects.filter(name=first, price=10, stock=1).update(
         assignation_id=expected[second][3]

@@ -68,25 +68,26 @@ def test_revert_of_the_users_assignation_restores_only_the_stock(product: Produc
 
 
 def test_history_manager_as_of_and_most_recent(product: Product) -> None:
-    history = list(product.history.all())  # type: ignore[attr-defined]
+    history = list(product.history.all())
     assert [h.history_type for h in history] == ["~", "~", "+"]  # newest first
     raised_at = history[1].history_date
-    old = product.history.as_of(raised_at)  # type: ignore[attr-defined]
+    old = product.history.as_of(raised_at)
     assert (old.price, old.stock) == (11, 5)
-    before = product.history.as_of(history[2].history_date)  # type: ignore[attr-defined]
+    before = product.history.as_of(history[2].history_date)
     assert (before.price, before.stock) == (10, 5)
-    recent = product.history.most_recent()  # type: ignore[attr-defined]
+    recent = product.history.most_recent()
     assert (recent.price, recent.stock) == (11, 4)
     assert history[0].prev_record == history[1]
     assert history[0].history_user is not None
 
 
 def test_history_for_assignation(product: Product, user: Any) -> None:
-    entries = list(koherent.history_for_assignation("user-stock").rows())
+    entries: list[Any] = list(koherent.history_for_assignation("user-stock").rows())
     assert len(entries) == 1
     assert entries[0].history_type == "~"
     assert entries[0].history_user_id == user.pk
-    assert next(iter(koherent.history_for_assignation("task-raise").rows())).price == 11
+    raised: Any = next(iter(koherent.history_for_assignation("task-raise").rows()))
+    assert raised.price == 11
 
 
 def test_assignation_records_written_by_the_trigger(product: Product, user: Any) -> None:
@@ -138,7 +139,7 @@ ASSIGNATION = """query($id: ID!) {
 
 
 def test_graphql_types(product: Product, user: Any, settings: Any) -> None:
-    from tests.graphql.conftest import GraphQLClient
+    from tests.graphql.client import GraphQLClient
 
     settings.ROOT_URLCONF = "tests.graphql.urls"
     client = GraphQLClient("sync")

@@ -67,6 +67,7 @@ def test_migrating_back_and_forth_switches_capture_and_keeps_every_row() -> None
 
 
 @pytest.mark.slow
+@pytest.mark.processes
 def test_tables_created_without_migrations_get_their_triggers(tmp_path: Path) -> None:
     """pytest-django's --nomigrations creates tables from the models: pgtrigger's schema
     editor installs their triggers with them."""

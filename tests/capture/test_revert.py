@@ -75,7 +75,7 @@ def test_the_price_rise_is_its_own_row_and_reverting_a_restores_only_the_stock(
         Product.objects.update(price=F("price") * Decimal("1.1"))
     a = _a_changes_the_stock(shop.pan, user, 4)
 
-    rise = list(koherent.history_for_assignation(task.assignation_id or "").rows())
+    rise: list[Any] = list(koherent.history_for_assignation(task.assignation_id or "").rows())
     assert sorted((r.name, r.price) for r in rise) == [
         ("cup", Decimal("22.00")),
         ("pan", Decimal("11.00")),

@@ -54,4 +54,4 @@ def test_every_save_is_one_statement_the_first_one_included(user: Any, atomic: b
     record = Assignation.objects.get(pk="a-count")
     assert (record.app, record.user_pk, record.origin) == ("web", str(user.pk), "manual")
     assert touched_models("a-count", "default") == frozenset({"capture.Product"})
-    assert Product.history.filter(assignation_id="a-count").count() == 3  # type: ignore[attr-defined]
+    assert Product.history.filter(assignation_id="a-count").count() == 3

@@ -98,7 +98,7 @@ def register_tasks(app: Celery) -> SimpleNamespace:
         return seen
 
     @app.task(shared=False, name="kt.retry_args", bind=True)
-    def retry_args(self: Any, label: str, step: int = 0, **extra: Any) -> dict[str, Any]:
+    def retry_args(self: Any, /, label: str, step: int = 0, **extra: Any) -> dict[str, Any]:
         """Retry twice with other arguments (``retry(args=..., kwargs=...)``): each attempt is
         a message with its own arguments, signed again by the worker that publishes it."""
         seen = observe(self, f"{label}-{step}", total=step)

@@ -19,6 +19,7 @@ from tests.celery.harness import Worker
 from tests.testapp.models import Order
 
 pytestmark = [
+    pytest.mark.processes,
     pytest.mark.postgres,
     pytest.mark.django_db(transaction=True),
     pytest.mark.urls("tests.celery.views"),

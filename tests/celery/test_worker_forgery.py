@@ -181,12 +181,11 @@ def test_each_reason_is_logged(redis_worker: Worker, forge: dict[str, object], u
     for kind, result in results.items():
         result.get(timeout=TIMEOUT)
         assert_unattributed(f"f-{result.id}", result.id)
-        wait_for(
-            lambda r=result, k=kind: (
-                f"[{r.id}]: audit context header refused ({expected[k]})" in redis_worker.log()
-            ),
-            what=f"the {kind} refusal",
-        )
+
+        def refused(r: Any = result, k: str = kind) -> bool:
+            return f"[{r.id}]: audit context header refused ({expected[k]})" in redis_worker.log()
+
+        wait_for(refused, what=f"the {kind} refusal")
 
 
 def test_valid_header_below_koherent_is_accepted(

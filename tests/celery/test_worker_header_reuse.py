@@ -32,7 +32,7 @@ from koherent.celery.header import HEADER
 from tests.celery.harness import Worker, wait_for
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @dataclass

@@ -1,100 +1,12 @@
-"""Fixtures of the GraphQL tests: a client posting to the sync or the async view."""
+"""The GraphQL tests' URLs (the client and the fixtures: tests.graphql.client, .fixtures)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
-from django.test import AsyncClient, Client
-
-KOHERENT_MIDDLEWARE = "koherent.middleware.KoherentMiddleware"
-
-
-@dataclass
-class Result:
-    """A GraphQL HTTP response: status, headers, ``data``, ``errors`` and ``extensions``."""
-
-    status_code: int
-    headers: Any
-    body: dict[str, Any]
-
-    @property
-    def data(self) -> Any:
-        return self.body.get("data")
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        return self.body.get("errors") or []
-
-    @property
-    def assignation_id(self) -> str | None:
-        """The assignation the result's ``extensions`` name."""
-        return ((self.body.get("extensions") or {}).get("koherent") or {}).get("assignationId")
-
-
-class GraphQLClient:
-    """Posts GraphQL operations to the sync or the async view through Django's test clients.
-
-    The async flavour drives ``AsyncClient`` with ``async_to_sync`` from the test's thread, so
-    Django's sync work comes back to that thread and sees the test's transaction.
-    """
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.path = f"/graphql/{mode}/"
-        self.client: Client | AsyncClient = Client() if mode == "sync" else AsyncClient()
-
-    def login(self, user: Any) -> None:
-        self.client.force_login(user)
-
-    def get(self, path: str, headers: dict[str, str] | None = None) -> Any:
-        """A plain GET through the same client (a non-GraphQL view, for comparison)."""
-        if isinstance(self.client, AsyncClient):
-            return async_to_sync(self.client.get)(path, headers=headers or {})
-        return self.client.get(path, headers=headers or {})
-
-    def post(
-        self,
-        query: str,
-        variables: dict[str, Any] | None = None,
-        *,
-        headers: dict[str, str] | None = None,
-        extensions: dict[str, Any] | None = None,
-    ) -> Result:
-        body: dict[str, Any] = {"query": query, "variables": variables or {}}
-        if extensions is not None:
-            body["extensions"] = extensions
-        kwargs = {
-            "data": json.dumps(body),
-            "content_type": "application/json",
-            "headers": headers or {},
-        }
-        if isinstance(self.client, AsyncClient):
-            response = async_to_sync(self.client.post)(self.path, **kwargs)
-        else:
-            response = self.client.post(self.path, **kwargs)
-        content = response.content
-        return Result(response.status_code, response.headers, json.loads(content or b"{}"))
 
 
 @pytest.fixture(autouse=True)
 def _graphql_urls(settings: Any) -> None:
     settings.ROOT_URLCONF = "tests.graphql.urls"
-
-
-@pytest.fixture(params=["sync", "async"])
-def gql_client(request: pytest.FixtureRequest) -> GraphQLClient:
-    """A client of the sync view, then of the async view."""
-    return GraphQLClient(request.param)
-
-
-@pytest.fixture(params=["with-middleware", "without-middleware"])
-def middleware(request: pytest.FixtureRequest, settings: Any) -> bool:
-    """Run with KoherentMiddleware in MIDDLEWARE, then without it."""
-    present = request.param == "with-middleware"
-    if not present:
-        settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != KOHERENT_MIDDLEWARE]
-    return present

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 import koherent
 from koherent.strawberry.extension import ASSIGNATION_ACCESS_DENIED
-from tests.graphql.conftest import GraphQLClient
+from tests.graphql.client import GraphQLClient
 from tests.graphql.test_websocket import connect, cookie_of, events, operation, run
 from tests.testapp.models import Order
 

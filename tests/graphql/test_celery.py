@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.celery.harness import Worker, wait_for
-from tests.graphql.conftest import GraphQLClient
+from tests.graphql.client import GraphQLClient
 from tests.testapp.models import Order
 
 pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

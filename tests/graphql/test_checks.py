@@ -25,6 +25,7 @@ def test_unknown_fresh_assignation_mode(settings: Any) -> None:
     [message] = check_graphql_settings()
     assert message.id == "koherent.E030"
     assert "'mutations'" in message.msg
+    assert message.hint is not None
     assert "'mutation'" in message.hint
 
 
@@ -34,7 +35,7 @@ def test_wrong_types_are_reported_by_the_generic_check(settings: Any) -> None:
         "GRAPHQL_WEBSOCKET_MUTATIONS": "yes",
         "GRAPHQL_REVERT_PERMISSION": "nowhere.to.be.found",
     }
-    assert sorted(m.id for m in check_settings()) == [
+    assert sorted(str(m.id) for m in check_settings()) == [
         "koherent.E003",
         "koherent.E004",
         "koherent.E004",
@@ -54,6 +55,7 @@ def test_graphql_settings_without_strawberry_warn(
     settings.KOHERENT = {"GRAPHQL_WEBSOCKET_MUTATIONS": True}
     [message] = check_graphql_settings()
     assert message.id == "koherent.W030"
+    assert message.hint is not None
     assert "koherent[strawberry]" in message.hint
     settings.KOHERENT = {"APP": "x"}
     assert check_graphql_settings() == []

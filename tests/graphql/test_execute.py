@@ -33,7 +33,7 @@ def request_for(user: Any = None, **headers: str) -> Any:
 class Unguarded(KoherentExtension):
     """The extension without its per-field guard: the control for the leak tests."""
 
-    resolve = SchemaExtension.resolve  # type: ignore[assignment]
+    resolve = SchemaExtension.resolve
 
 
 unguarded_schema = strawberry.Schema(
@@ -170,9 +170,10 @@ def test_async_leaky_resolver_stays_in_its_task() -> None:
 
 def test_an_extension_instance_is_refused() -> None:
     with pytest.warns(DeprecationWarning, match="instance"):
-        shared = strawberry.Schema(query=Query, extensions=[KoherentExtension()])
+        shared = strawberry.Schema(query=Query, extensions=[KoherentExtension()])  # type: ignore[list-item]
     result = shared.execute_sync(CONTEXT, context_value={"request": request_for()})
     assert result.data is None
+    assert result.errors is not None
     [error] = result.errors
     assert "must be registered as a class" in error.message
 
@@ -184,6 +185,7 @@ def test_options_per_schema_by_subclass_or_partial() -> None:
 
     quiet = strawberry.Schema(query=Query, extensions=[EveryOperation])
     result = quiet.execute_sync(CONTEXT, context_value={"request": request_for()})
+    assert result.data is not None
     assert result.data["context"]["assignationId"] is not None  # a query got a fresh one
     assert result.extensions == {}  # and does not report it
     never = strawberry.Schema(
@@ -205,5 +207,6 @@ def test_an_unknown_mode_fails_the_operation_clearly(settings: Any) -> None:
     result = schema.execute_sync(
         'mutation { createOrder(reference: "x") { id } }', context_value={"request": request_for()}
     )
+    assert result.errors is not None
     assert "GRAPHQL_FRESH_ASSIGNATION must be one of" in result.errors[0].message
     assert not Order.objects.exists()

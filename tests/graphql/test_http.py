@@ -14,7 +14,7 @@ from django.test import AsyncClient, override_settings
 import koherent
 from koherent._validation import MAX_ASSIGNATION_ID_LENGTH
 from koherent.context import EMPTY
-from tests.graphql.conftest import GraphQLClient
+from tests.graphql.client import GraphQLClient
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db

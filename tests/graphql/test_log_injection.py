@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tests.graphql.conftest import GraphQLClient
+from tests.graphql.client import GraphQLClient
 
 pytestmark = pytest.mark.django_db
 

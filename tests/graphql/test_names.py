@@ -42,16 +42,16 @@ def test_the_former_python_name_still_works_with_a_warning(old: str) -> None:
 
 def test_the_defining_modules_keep_the_former_names_too() -> None:
     with pytest.warns(DeprecationWarning, match="HistoryEntry is now"):
-        assert types.HistoryEntry is types.HistoryEntryType  # type: ignore[attr-defined]
+        assert types.HistoryEntry is types.HistoryEntryType
     with pytest.warns(DeprecationWarning, match="RevertPlan is now"):
-        assert mutations.RevertPlan is mutations.RevertPlanType  # type: ignore[attr-defined]
+        assert mutations.RevertPlan is mutations.RevertPlanType
     # In the types' module, Assignation is the model (the name the core gives it).
-    assert types.Assignation is koherent.Assignation
+    assert types.Assignation is koherent.Assignation  # type: ignore[attr-defined]
 
 
 def test_an_unknown_name_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError):
-        _ = mutations.NoSuchType  # type: ignore[attr-defined]
+        _ = mutations.NoSuchType
 
 
 def _cycles(package: str) -> list[set[str]]:

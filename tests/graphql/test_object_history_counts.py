@@ -14,7 +14,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 import koherent
-from tests.graphql.conftest import GraphQLClient
+from tests.graphql.client import GraphQLClient
 from tests.graphql.list_schema import optimized_schema, plain_schema
 from tests.testapp.models import Item, Order
 

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 import koherent
-from tests.graphql.conftest import GraphQLClient
+from tests.graphql.client import GraphQLClient
 from tests.testapp.models import Item, Order
 
 pytestmark = pytest.mark.django_db

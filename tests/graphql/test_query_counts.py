@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import koherent
-from tests.graphql.conftest import GraphQLClient, Result
+from tests.graphql.client import GraphQLClient, Result
 from tests.testapp.models import Item, Order
 from tests.undoapp.models import Invoice, Label
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 
 import koherent
-from tests.graphql.conftest import GraphQLClient
+from tests.graphql.client import GraphQLClient
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 import koherent
 from koherent._validation import MAX_ASSIGNATION_ID_LENGTH
 from koherent.models import Assignation as Record
-from tests.graphql.conftest import GraphQLClient
+from tests.graphql.client import GraphQLClient
 from tests.testapp.models import Item, Order
 
 pytestmark = pytest.mark.django_db

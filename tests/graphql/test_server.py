@@ -84,7 +84,7 @@ async def websocket_operations(url: str, session: str, name: str) -> dict[str, A
         )
         ticks: list[Any] = []
         refusal: Any = None
-        done = set()
+        done: set[str] = set()
         while done != {"s", "m"}:
             message = json.loads(await asyncio.wait_for(ws.recv(), 30))
             if message["id"] == "s" and message["type"] == "next":

@@ -136,7 +136,7 @@ def test_an_operation_names_its_own_assignation(cookie: Any, path: str, expected
     """Koherent's consumer passes the subscribe message's extensions; strawberry's own
     consumer drops them, so the connection's assignation applies (the control)."""
 
-    async def scenario() -> list[dict[str, Any]]:
+    async def scenario() -> list[list[dict[str, Any]]]:
         async with connect(cookie, {"X-Assignation-ID": "conn-1"}, path) as ws:
             own = await operation(
                 ws, "1", TICKS, {"n": 1, "d": 0}, {"koherent": {"assignationId": "op-own"}}
@@ -309,7 +309,7 @@ def test_a_subscription_closed_from_another_task_raises_nothing(
             context_value={"request": _request()},
         )
         first = await asyncio.create_task(stream.__anext__())
-        await asyncio.create_task(stream.aclose())  # type: ignore[union-attr]
+        await asyncio.create_task(stream.aclose())
         return first
 
     with caplog.at_level(logging.DEBUG, "koherent"):

@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.http.echo import echo_server
-
-
-@dataclass(frozen=True)
-class Echo:
-    port: int
-
-    @property
-    def allowed(self) -> str:
-        """The server's base URL by the name on the allow-list."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def unlisted(self) -> str:
-        """The same server by a name that is not on the allow-list."""
-        return f"http://localhost:{self.port}"
+from tests.http.echo import Echo, echo_server
 
 
 @pytest.fixture(scope="session")

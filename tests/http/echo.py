@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,3 +50,18 @@ def echo_server() -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class Echo:
+    port: int
+
+    @property
+    def allowed(self) -> str:
+        """The server's base URL by the name on the allow-list."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def unlisted(self) -> str:
+        """The same server by a name that is not on the allow-list."""
+        return f"http://localhost:{self.port}"

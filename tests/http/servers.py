@@ -59,4 +59,4 @@ def service_database(
 def query(name: str, settings_dict: Mapping[str, Any], statement: str, *params: Any) -> list[Any]:
     """The rows ``statement`` selects in database ``name``."""
     with _connect(settings_dict, name) as connection:
-        return connection.execute(statement, params).fetchall()  # type: ignore[arg-type]
+        return connection.execute(statement, params).fetchall()

@@ -14,7 +14,7 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [m for m in MIDDLEWARE if "messages" not in m]
 ROOT_URLCONF = "tests.http.service_b_urls"
-TASKS: dict[str, object] = {}
+TASKS = {}
 
 # Signal capture: its database is migrated by ``migrate`` alone (no triggers installed).
 KOHERENT = {

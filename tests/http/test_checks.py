@@ -9,7 +9,7 @@ from koherent.checks import check_outgoing_http, check_settings
 
 def ids(settings: Any, **koherent: Any) -> list[str]:
     settings.KOHERENT = koherent
-    return [m.id for m in check_outgoing_http()] + [m.id for m in check_settings()]
+    return [str(m.id) for m in check_outgoing_http()] + [str(m.id) for m in check_settings()]
 
 
 def test_valid_settings_pass(settings: Any) -> None:

@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 import koherent
 import koherent.http.httpx
 import koherent.http.requests
-from tests.http.conftest import Echo
+from tests.http.echo import Echo
 
 HEADER = "x-assignation-id"
 APP_HEADER = "x-koherent-app"

@@ -24,7 +24,7 @@ from koherent.models import Assignation
 from tests.aio.servers import Server, running_server
 from tests.testapp.models import Order
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module")

@@ -337,6 +337,7 @@ def test_work_is_signed_for_its_name_id_and_arguments() -> None:
     value = sign_work(ctx(), purpose="celery", name="t", args=[1], kwargs={}, work_id="id-1")
     back = verify_work(value, purpose="celery", name="t", args=(1,), kwargs=None, work_id="id-1")
     assert back.assignation_id == "op-1"
+    changed: dict[str, Any]
     for changed in ({"name": "u"}, {"args": [2]}, {"work_id": "id-2"}, {"options": {}}):
         given: dict[str, Any] = {"name": "t", "args": [1], "kwargs": {}, "work_id": "id-1"}
         given.update(changed)

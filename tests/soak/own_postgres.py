@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -95,7 +96,7 @@ class PostgresServer:
 
     def connect(
         self, database: str = DATABASE, application: str = "koherent-test"
-    ) -> psycopg.Connection[tuple[object, ...]]:
+    ) -> psycopg.Connection[tuple[Any, ...]]:
         return psycopg.connect(
             self.url(database), autocommit=True, application_name=application, connect_timeout=10
         )

@@ -187,7 +187,8 @@ def test_tasks_published_after_a_broker_restart_run_with_their_context(
 
             def all_ran() -> bool:
                 references = [f"{x}.0" for x in must_run]
-                return Order.history.filter(reference__in=references).count() >= len(must_run)
+                ran: int = Order.history.filter(reference__in=references).count()
+                return ran >= len(must_run)
 
             if not _done_unless_stalled(all_ran):
                 # Reconnected, then stopped consuming (seen with RabbitMQ: a message or two
@@ -290,7 +291,7 @@ _last_count: list[int] = [-1]
 
 def _settled() -> bool:
     """True once two polls half a second apart see the same number of rows."""
-    count = Order.history.count()
+    count: int = Order.history.count()
     settled = count == _last_count[0]
     _last_count[0] = count
     if not settled:

@@ -87,7 +87,7 @@ def history_of(capture: str) -> Any:
     if capture == "trigger":
         from tests.capture.models import FaultOrder
 
-        return FaultOrder.history  # type: ignore[attr-defined]
+        return FaultOrder.history
     return Order.history
 
 

@@ -34,7 +34,12 @@ from tests.soak.celery_audit import log_problems, make_users, running
 from tests.soak.introspect import caches
 from tests.testapp.models import Order
 
-pytestmark = [support.soak, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    support.soak,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 
 POOLS = {
     "threads": WorkerConfig("redis", pool="threads", concurrency=4),

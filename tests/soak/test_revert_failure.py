@@ -281,7 +281,10 @@ def test_a_database_error_in_the_middle_of_a_large_revert_changes_nothing(
 # -- racing concurrent changes -----------------------------------------------------------------
 
 #: The field a concurrent change sets, per model (and its place in model_state's tuples).
-RACED = {"invoice": (Invoice, "total", 3), "line": (Line, "quantity", 4)}
+RACED: dict[str, tuple[type[Any], str, int]] = {
+    "invoice": (Invoice, "total", 3),
+    "line": (Line, "quantity", 4),
+}
 
 
 @dataclass
@@ -356,9 +359,7 @@ def targets_of(assignation_id: str) -> list[tuple[str, Any]]:
     """The objects of the assignation that exist now, by kind and primary key."""
     found = []
     for kind, (model, _, _) in RACED.items():
-        pks = set(
-            model.history.filter(assignation_id=assignation_id).values_list("id", flat=True)  # type: ignore[attr-defined]
-        )
+        pks = set(model.history.filter(assignation_id=assignation_id).values_list("id", flat=True))
         found += [
             (kind, pk) for pk in model.objects.filter(pk__in=pks).values_list("pk", flat=True)
         ]
@@ -465,7 +466,7 @@ def race(round_: int, mode: str) -> dict[str, Any]:
         for change in racer.committed:
             model, _, _ = RACED[change.kind]
             rows = list(
-                model.history.filter(id=change.pk)  # type: ignore[attr-defined]
+                model.history.filter(id=change.pk)
                 .order_by("history_date", "history_id")
                 .values_list("assignation_id", flat=True)
             )

@@ -47,7 +47,8 @@ VISIBILITY_TIMEOUT = 3
 
 
 def started_rows() -> int:
-    return Order.history.filter(reference__endswith=".start").count()
+    count: int = Order.history.filter(reference__endswith=".start").count()
+    return count
 
 
 @pytest.mark.parametrize("pool", ["prefork", "threads"])

@@ -4,7 +4,7 @@ history row) and returns the audit context it saw."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import koherent
 from koherent.django_tasks import audited, task
@@ -12,7 +12,10 @@ from koherent.django_tasks.compat import FRAMEWORKS
 from tests.testapp.models import Order
 
 #: The framework's own ``@task`` (Django's, or the backport's).
-framework_task = FRAMEWORKS[0].task
+if TYPE_CHECKING:  # Framework.task is typed Any; the backport's decorator has its signature
+    from django_tasks import task as framework_task
+else:
+    framework_task = FRAMEWORKS[0].task
 
 
 def seen() -> dict[str, Any]:

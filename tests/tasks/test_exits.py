@@ -20,6 +20,7 @@ from tests.tasks.worker import DbWorker
 from tests.testapp.models import Order
 
 pytestmark = [
+    pytest.mark.processes,
     pytest.mark.postgres,
     pytest.mark.django_db(transaction=True),
     pytest.mark.urls("tests.tasks.views"),

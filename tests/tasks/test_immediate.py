@@ -94,7 +94,7 @@ def test_a_failing_task_leaks_nothing(user: Any) -> None:
 
 
 def test_alternating_tasks_do_not_leak(user: Any) -> None:
-    sent = {}
+    sent: dict[int, tuple[Any, str | None]] = {}
     for n in range(20):
         if n % 2:
             sent[n] = (jobs.write.enqueue(f"n{n}"), None)
@@ -112,6 +112,7 @@ def test_task_taking_the_task_context(user: Any) -> None:
     with koherent.assignation(user=user) as ctx:
         result = jobs.write_with_context.enqueue("with-context")
     seen = result.return_value
+    assert seen is not None
     assert (seen["assignation_id"], seen["user_id"]) == (ctx.assignation_id, user.pk)
     assert seen["task_id"] == seen["result_id"] == result.id
 
@@ -202,6 +203,7 @@ def test_plain_tasks_are_left_alone() -> None:
         result = jobs.plain.enqueue("plain")
     assert KWARG not in result.kwargs
     # An immediate backend runs a plain task in its caller's thread, as a function call.
+    assert result.return_value is not None
     assert result.return_value["app"] == "plain"
     assert result.return_value["task_id"] is None
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 import koherent
 from koherent.admin.core import TIMELINE_PAGE_SIZE
 from koherent.models import Assignation
-from tests.undo.conftest import Scenario, snapshot
+from tests.undo.scenario import Scenario, snapshot
 from tests.undoapp.models import Invoice, Line
 
 pytestmark = pytest.mark.django_db
@@ -169,6 +169,7 @@ def test_revert_with_conflicts_needs_force(admin_client: Client, scenario: Scena
         Invoice.objects.filter(pk=scenario.kept.pk).get().save()
     preview = admin_client.get(_revert(scenario.assignation_id)).content.decode()
     assert "was changed later by" in preview
+    assert later.assignation_id is not None
     assert later.assignation_id in preview
     assert 'id="koherent-force"' in preview
     refused = admin_client.post(_revert(scenario.assignation_id))

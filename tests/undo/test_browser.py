@@ -13,7 +13,7 @@ from django.test.testcases import LiveServerThread
 import koherent
 from koherent.models import Assignation
 from tests import services
-from tests.undo.conftest import Scenario, snapshot
+from tests.undo.scenario import Scenario, snapshot
 
 pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

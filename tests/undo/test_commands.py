@@ -16,7 +16,7 @@ from django.db import connection
 
 import koherent
 from koherent.models import Assignation
-from tests.undo.conftest import Scenario, snapshot
+from tests.undo.scenario import Scenario, snapshot
 from tests.undoapp.models import Invoice, Line
 
 pytestmark = pytest.mark.django_db

@@ -64,7 +64,8 @@ def test_rows_of_every_model_in_stable_order(user: Any) -> None:
         Invoice.objects.create(number="B-1")  # another assignation: not listed
     Invoice.objects.create(number="C-1")  # no assignation: not listed
 
-    rows = list(koherent.history_for_assignation(ctx.assignation_id).rows())
+    assert ctx.assignation_id is not None
+    rows: list[Any] = list(koherent.history_for_assignation(ctx.assignation_id).rows())
     assert [_key(r) for r in rows] == sorted(_key(r) for r in rows)
     labels = [tracked_model(type(r)).label for r in rows]
     assert labels == [
@@ -88,6 +89,7 @@ def test_entries_carry_the_audit_columns(user: Any) -> None:
         invoice.total = 7
         invoice.save()
         invoice.delete()
+    assert ctx.assignation_id is not None
     history = koherent.history_for_assignation(ctx.assignation_id)
     entries = list(history.entries())
     # Iterating the history yields the same entries (what a reader of the name expects),
@@ -160,8 +162,9 @@ def test_page_ties_across_models_do_not_skip_rows() -> None:
         for n in range(3):
             _save_at(Line(invoice=invoice, position=n, product="p"), T0)
         _save_at(Order(reference="tie"), T0)
+    assert ctx.assignation_id is not None
     history = koherent.history_for_assignation(ctx.assignation_id)
-    walked = []
+    walked: list[Any] = []
     after = None
     for _ in range(10):
         page = history.page(first=1, after=after)
@@ -243,6 +246,7 @@ def test_effective_changes_of_create_update_delete_and_m2m() -> None:
         invoice.labels.remove(red)
         line = Line.objects.create(invoice=invoice, position=1, product="p")
         line.delete()
+    assert ctx.assignation_id is not None
     entries = list(koherent.history_for_assignation(ctx.assignation_id).entries())
     changes = koherent.effective_changes(entries)
     as_tuples = [[(c.field, c.old, c.new) for c in cs] for cs in changes]
@@ -268,6 +272,7 @@ def test_update_without_previous_row_lists_every_field() -> None:
     with koherent.assignation() as ctx:
         invoice.total = 3
         invoice.save()
+    assert ctx.assignation_id is not None
     (changes,) = koherent.effective_changes(
         list(koherent.history_for_assignation(ctx.assignation_id))
     )
@@ -287,6 +292,7 @@ def _updates(count: int) -> list[Any]:
         for line in lines:
             line.quantity = 5
             line.save()
+    assert ctx.assignation_id is not None
     return list(koherent.history_for_assignation(ctx.assignation_id).entries())
 
 
@@ -335,6 +341,8 @@ def test_list_assignations_filters_and_counts(user: Any, other_user: Any) -> Non
     assert len(koherent.list_assignations(limit=1)) == 1
     assert assignations(app="nope").count() == 0
 
+    assert first.assignation_id is not None
+    assert second.assignation_id is not None
     with CaptureQueriesContext(connection) as queries:
         counts = koherent.change_counts([first.assignation_id, second.assignation_id, "none"])
     assert len(queries) == 1
@@ -342,10 +350,11 @@ def test_list_assignations_filters_and_counts(user: Any, other_user: Any) -> Non
 
 
 def test_change_counts_of_many_ids_in_chunks() -> None:
-    ids = []
+    ids: list[str] = []
     for n in range(3):
         with koherent.assignation() as ctx:
             Invoice.objects.create(number=f"c{n}")
+        assert ctx.assignation_id is not None
         ids.append(ctx.assignation_id)
     counts = koherent.change_counts([*ids, *(f"missing-{n}" for n in range(1500))])
     assert [counts[i] for i in ids] == [1, 1, 1]

@@ -14,7 +14,7 @@ from koherent import _history_rows
 from koherent.capture import capture_mode
 from koherent.models import Assignation
 from koherent.revert import ConflictKind, RevertAction
-from tests.undo.conftest import Scenario, snapshot
+from tests.undo.scenario import Scenario, snapshot
 from tests.undoapp.models import Invoice, Label, Line, Payment
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +48,7 @@ def test_create_update_delete_are_undone_across_related_models(
         "backoffice",
         str(other_user.pk),
     )
-    rows = list(koherent.history_for_assignation(result.revert_assignation_id).rows())
+    rows: list[Any] = list(koherent.history_for_assignation(result.revert_assignation_id).rows())
     assert len(rows) == 8  # one row per object the revert wrote
     assert {(r.assignation_id, r.app, r.user_pk, r.history_change_reason) for r in rows} == {
         (

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 def as_020() -> None:
     """Strip every history row and record to what koherent 0.2.0 left behind."""
     for model in (Order, Project):
-        model.history.update(user_pk=None, app=None)  # type: ignore[attr-defined]
+        model.history.update(user_pk=None, app=None)
     Assignation.objects.all().delete()
     records.clear_cache()
 
@@ -92,7 +92,7 @@ def test_user_pk_batches_cost_a_fixed_number_of_queries(user: Any) -> None:
         for n in range(6):
             Order.objects.create(reference=f"o{n}")
     as_020()
-    history = Order.history.model  # type: ignore[attr-defined]
+    history = Order.history.model
     with CaptureQueriesContext(connection) as queries:
         result = backfill_user_pk(history, using="default", batch_size=2)
     assert result.done == 6
@@ -105,14 +105,14 @@ def test_a_record_takes_the_first_row_across_models(user: Any, other_user: Any) 
     with koherent.assignation(user=user, app="first") as ctx:
         Project.objects.create(name="p")  # testapp.Project sorts after testapp.Order
         Order.objects.create(reference="o")
-    Order.history.update(user_pk=str(other_user.pk), history_user=other_user, app="later")  # type: ignore[attr-defined]
+    Order.history.update(user_pk=str(other_user.pk), history_user=other_user, app="later")
     as_020()
-    Order.history.update(app="later")  # type: ignore[attr-defined]
-    Project.history.update(app="first")  # type: ignore[attr-defined]
+    Order.history.update(app="later")
+    Project.history.update(app="first")
     upgrade()
     record = Assignation.objects.get(pk=ctx.assignation_id)
     assert (record.user_id, record.app) == (user.pk, "first")
-    assert record.created == Project.history.get().history_date  # type: ignore[attr-defined]
+    assert record.created == Project.history.get().history_date
 
 
 def test_records_koherent_wrote_itself_are_left_alone(user: Any) -> None:

@@ -12,6 +12,7 @@ import importlib
 import re
 import sys
 import warnings
+from types import GenericAlias
 from typing import Any
 
 import pytest
@@ -178,7 +179,11 @@ def test_020_graphql_types_serve_history_rows(user: Any) -> None:
     query = type(
         "Query",
         (),
-        {"entries": strawberry.field(resolver=entries, graphql_type=list[provenance_entry])},
+        {
+            "entries": strawberry.field(
+                resolver=entries, graphql_type=GenericAlias(list, (provenance_entry,))
+            )
+        },
     )
     Query = strawberry.type(query)
     schema = strawberry.Schema(query=Query, types=[history_kind])

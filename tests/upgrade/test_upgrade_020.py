@@ -43,6 +43,7 @@ from koherent.legacy import DEPRECATED, DEPRECATED_MODULES
 from tests.upgrade import environments
 
 pytestmark = [
+    pytest.mark.processes,
     pytest.mark.postgres,
     pytest.mark.skipif(
         os.environ.get("KOHERENT_TEST_DB", "postgres") != "postgres",

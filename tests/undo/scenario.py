@@ -1,11 +1,12 @@
-"""Helpers of the query and revert tests: a scenario over two related models, snapshots."""
+"""Helpers of the query and revert tests: a scenario over two related models, snapshots.
+
+The ``scenario`` fixture (:mod:`tests.undo.fixtures`) builds it; tests import the class and
+:func:`snapshot` from here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-import pytest
 
 import koherent
 from tests.undoapp.models import Invoice, Label, Line
@@ -35,8 +36,8 @@ class Scenario:
     after: dict[str, list[tuple[Any, ...]]]
 
 
-@pytest.fixture
-def scenario(user: Any) -> Scenario:
+def make_scenario(user: Any) -> Scenario:
+    """Objects, then an assignation by ``user`` that updates, deletes and creates some."""
     red = Label.objects.create(name="red")
     blue = Label.objects.create(name="blue")
     with koherent.assignation(app="setup"):

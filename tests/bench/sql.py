@@ -1,4 +1,4 @@
-"""Helpers of the benchmark and speed tests."""
+"""Helpers of the benchmark and speed tests: the SQL a block sends."""
 
 from __future__ import annotations
 
