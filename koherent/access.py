@@ -39,6 +39,7 @@ request share that one query.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -65,7 +66,7 @@ __all__ = [
     "CheckedLaterUserRef",
     "acheck_request",
     "afind_record",
-    "anyone",
+    "any_request",
     "check_request",
     "find_record",
     "leaving_context",
@@ -137,9 +138,24 @@ def owner_or_superuser(user: Any, assignation_id: str, record: Assignation | Non
     return owner_only(user, assignation_id, record)
 
 
-def anyone(user: Any, assignation_id: str, record: Assignation | None) -> bool:
-    """Every request may join every assignation (what ``"any"`` does, as a function)."""
+def any_request(user: Any, assignation_id: str, record: Assignation | None) -> bool:
+    """Every request may join every assignation (what ``"any"`` does, as a function).
+
+    Named apart from the GraphQL permission hook ``koherent.strawberry.permissions.anyone``,
+    which takes other arguments; ``koherent.access.anyone`` is its former name.
+    """
     return True
+
+
+def __getattr__(name: str) -> Any:
+    if name == "anyone":
+        warnings.warn(
+            "koherent.access.anyone is now koherent.access.any_request",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return any_request
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def policy_named(name: object) -> tuple[str, AccessPolicy | None]:
@@ -294,7 +310,7 @@ async def acheck_request(request: Any, assignation_id: str, *, user: Any = _MISS
     if _known_verdict(cache, key, user):
         return
     record = await afind_record(assignation_id, request)
-    if policy in (owner_only, owner_or_superuser, owned_only, anyone):
+    if policy in (owner_only, owner_or_superuser, owned_only, any_request):
         allowed = policy(user, assignation_id, record)
     else:  # may query (groups, permissions): not from the event loop
         allowed = await sync_to_async(policy)(user, assignation_id, record)

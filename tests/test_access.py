@@ -399,3 +399,18 @@ def test_a_user_reference_may_refuse_a_tracked_save_before_it_writes() -> None:
         reset_context(token)
     assert not Order.objects.exists()
     assert not Order.history.exists()
+
+
+def test_the_any_policy_function_is_named_apart_from_the_graphql_hook() -> None:
+    from koherent import access
+    from koherent.strawberry import permissions
+
+    assert access.any_request(None, "a-1", None) is True
+    assert "anyone" not in access.__all__
+    with pytest.warns(DeprecationWarning, match="koherent.access.any_request"):
+        former = access.anyone
+    assert former is access.any_request
+    # The GraphQL hook keeps its documented name and its two arguments.
+    assert permissions.anyone(None, None) is True
+    with pytest.raises(AttributeError):
+        _ = access.no_such_policy
