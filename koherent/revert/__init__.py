@@ -53,7 +53,7 @@ capture of ``queryset.update()``.
 from __future__ import annotations
 
 from koherent.revert._plan import check_revert_permissions, missing_revert_permissions
-from koherent.revert._service import revert_assignation
+from koherent.revert._service import ensure_revertible, revert_assignation
 from koherent.revert._service import revert_logger as revert_logger
 from koherent.revert._values import DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE
 from koherent.revert._values import REVERT_ORIGIN as REVERT_ORIGIN
@@ -87,6 +87,7 @@ __all__ = [
     "RevertPlan",
     "RevertResult",
     "check_revert_permissions",
+    "ensure_revertible",
     "missing_revert_permissions",
     "revert_assignation",
 ]

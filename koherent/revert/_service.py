@@ -40,6 +40,20 @@ __all__ = ["revert_assignation", "revert_logger"]
 revert_logger = get_logger("koherent.revert")
 
 
+def ensure_revertible(plan: RevertPlan, *, force: bool = False) -> None:
+    """Raise the refusal :func:`revert_assignation` would raise for ``plan``, if any.
+
+    :class:`AlreadyReverted` when the assignation was reverted before, :class:`RevertConflict`
+    when the plan has conflicts; ``force`` lifts both, except a protected relation, which it
+    cannot lift. A dry run's plan can be checked with it before asking to apply it.
+    """
+    if plan.reverted_by and not force:
+        raise AlreadyReverted(plan.assignation_id, plan.reverted_by)
+    protected = any(c.kind is ConflictKind.PROTECTED for c in plan.conflicts)
+    if plan.conflicts and (protected or not force):  # force cannot lift a protection
+        raise RevertConflict(plan)
+
+
 @overload
 def revert_assignation(
     assignation_id: str,
@@ -139,11 +153,7 @@ def revert_assignation(
             if user is not None:
                 # Against the plan read under the locks: the one applied below.
                 check_revert_permissions(user, plan)
-            if plan.reverted_by and not force:
-                raise AlreadyReverted(assignation_id, plan.reverted_by)
-            protected = any(c.kind is ConflictKind.PROTECTED for c in plan.conflicts)
-            if plan.conflicts and (protected or not force):  # force cannot lift a protection
-                raise RevertConflict(plan)
+            ensure_revertible(plan, force=force)
             _ensure_revert_record(ctx, db)
             deleted, restored, recreated = apply(work, force=force, progress=progress)
     except DatabaseError as exc:

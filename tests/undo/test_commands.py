@@ -17,7 +17,7 @@ from django.db import connection
 import koherent
 from koherent.models import Assignation
 from tests.undo.scenario import Scenario, snapshot
-from tests.undoapp.models import Invoice, Line
+from tests.undoapp.models import Hold, Invoice, Line
 
 pytestmark = pytest.mark.django_db
 
@@ -154,6 +154,18 @@ def test_revert_conflicts_exit_2_and_force_overrides(scenario: Scenario) -> None
     out, _ = run("koherent_revert", scenario.assignation_id, "--force", "--yes")
     assert "1 conflict(s) overridden:" in out
     assert snapshot() == scenario.before
+
+
+def test_a_protected_relation_refuses_the_revert_also_forced_and_dry_run() -> None:
+    with koherent.assignation() as ctx:
+        invoice = Invoice.objects.create(number="H-1")
+    Hold.objects.create(invoice=invoice, reason="audit")  # outside the assignation
+    for args in (("--dry-run",), ("--dry-run", "--force"), ("--force", "--yes")):
+        with pytest.raises(CommandError) as caught:
+            run("koherent_revert", ctx.assignation_id, *args)
+        assert caught.value.returncode == 2, args
+        assert "H-1" in str(caught.value) or "protect" in str(caught.value).lower(), args
+    assert Invoice.objects.filter(pk=invoice.pk).exists()
 
 
 def test_revert_twice_exits_2(scenario: Scenario) -> None:

@@ -84,3 +84,10 @@ class Reminder(models.Model):
         Invoice, null=True, blank=True, on_delete=models.SET_NULL, related_name="reminders"
     )
     text = models.CharField(max_length=50)
+
+
+class Hold(models.Model):
+    """Not tracked, and protecting (``PROTECT``) its invoice: a deletion no revert may force."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="holds")
+    reason = models.CharField(max_length=50)

@@ -40,6 +40,7 @@ from koherent.revert import (
     RevertConflict,
     RevertError,
     RevertPlan,
+    ensure_revertible,
     revert_assignation,
 )
 
@@ -127,7 +128,7 @@ class Command(BaseCommand):
                         batch_size=options["batch_size"],
                     )
                     self._print_plan(plan, dry_run=options["dry_run"])
-                    self._refuse_if_blocked(plan, force=options["force"])
+                    ensure_revertible(plan, force=options["force"])
                     if options["dry_run"]:
                         return
                     self._confirm(stdin, plan)
@@ -156,12 +157,6 @@ class Command(BaseCommand):
             self.stdout.write(f"{len(result.forced_conflicts)} conflict(s) overridden:")
             for conflict in result.forced_conflicts:
                 self.stdout.write(f"  - {conflict}")
-
-    def _refuse_if_blocked(self, plan: RevertPlan, *, force: bool) -> None:
-        if plan.reverted_by and not force:
-            raise AlreadyReverted(plan.assignation_id, plan.reverted_by)
-        if plan.conflicts and not force:
-            raise RevertConflict(plan)
 
     def _confirm(self, stdin: Any, plan: RevertPlan) -> None:
         self.stdout.write(
