@@ -160,6 +160,7 @@ def test_a_protected_relation_refuses_the_revert_also_forced_and_dry_run() -> No
     with koherent.assignation() as ctx:
         invoice = Invoice.objects.create(number="H-1")
     Hold.objects.create(invoice=invoice, reason="audit")  # outside the assignation
+    assert ctx.assignation_id is not None
     for args in (("--dry-run",), ("--dry-run", "--force"), ("--force", "--yes")):
         with pytest.raises(CommandError) as caught:
             run("koherent_revert", ctx.assignation_id, *args)
