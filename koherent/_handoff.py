@@ -334,7 +334,7 @@ def _records_elsewhere(connection: BaseDatabaseWrapper) -> bool:
 
     if not router.routers:
         return False
-    from koherent.routing import record_database
+    from koherent._assignations import record_database
 
     return record_database(connection.alias, write=True) != connection.alias
 
