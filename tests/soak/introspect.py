@@ -17,6 +17,8 @@ import functools
 import gc
 import importlib
 import os
+import threading
+import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -109,8 +111,9 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
     return found
 
 
-#: Entries Koherent may keep on a connection: a handful about its current transaction.
-CONNECTION_STATE_KEPT = 64
+#: Entries Koherent may keep on a connection: a handful about its current transaction (the
+#: soak tasks write one model under one assignation: two).
+CONNECTION_STATE_KEPT = 16
 
 
 def kept_on_connection(alias: str) -> int:
@@ -142,28 +145,37 @@ def live_contexts() -> int:
     return sum(1 for obj in gc.get_objects() if type(obj) is AuditContext)
 
 
-#: The allocations at the previous :func:`snapshot` of this process (under tracemalloc).
-_previous_allocations: list[tracemalloc.Snapshot] = []
+#: Under tracemalloc: the allocations of this process at its first :func:`snapshot`, and the
+#: last comparison with them (``[baseline, (when, lines)]``), under ``_allocations_lock``.
+_allocations: list[Any] = []
+_allocations_lock = threading.Lock()
+#: Calls this close together (the threads of one pool) share one comparison.
+_SHARED_SECONDS = 30.0
 
 
 def grown_allocations(limit: int = 15) -> list[str]:
     """Under tracemalloc (``PYTHONTRACEMALLOC``), the ``limit`` source lines whose live
-    allocations grew most since the previous call, as ``"<size diff> <count diff> <line>"``;
+    allocations grew most since this process's first call, as ``"<size> <blocks> <line>"``;
     empty on the first call or without tracemalloc. Names what a process keeps per task."""
     if not tracemalloc.is_tracing():
         return []
-    gc.collect()
-    current = tracemalloc.take_snapshot().filter_traces(
-        [tracemalloc.Filter(False, tracemalloc.__file__)]
-    )
-    previous = _previous_allocations[:]
-    _previous_allocations[:] = [current]
-    if not previous:
-        return []
-    return [
-        f"{stat.size_diff:+,} B {stat.count_diff:+,} blocks {stat.traceback}"
-        for stat in current.compare_to(previous[0], "lineno")[:limit]
-    ]
+    with _allocations_lock:
+        if len(_allocations) == 2 and time.monotonic() - _allocations[1][0] < _SHARED_SECONDS:
+            return list(_allocations[1][1])
+        gc.collect()
+        current = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        if not _allocations:
+            _allocations.append(current)
+            lines: list[str] = []
+        else:
+            lines = [
+                f"{stat.size_diff:+,} B {stat.count_diff:+,} blocks {stat.traceback}"
+                for stat in current.compare_to(_allocations[0], "lineno")[:limit]
+            ]
+        _allocations[1:] = [(time.monotonic(), lines)]
+        return lines
 
 
 def snapshot() -> dict[str, Any]:

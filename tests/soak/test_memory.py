@@ -155,11 +155,11 @@ def test_a_worker_running_tasks_under_fresh_assignations_keeps_flat_memory(
                 what=f"{stop} tasks",
             )
             if tracing and stop == tasks // SAMPLES * WARM_UP:  # the allocations' baseline
-                introspect_worker(worker, config.concurrency)
+                introspect_worker(worker, config.concurrency, timeout=600)
 
         samples = sampled(tasks, run_batch, pid)
         worker.drain()
-        snapshots = introspect_worker(worker, config.concurrency)
+        snapshots = introspect_worker(worker, config.concurrency, 600 if tracing else 60)
         leaked_before = max(s["live_contexts"] for s in snapshots)
         leaked_after = None
         if pool == "threads":
@@ -201,7 +201,7 @@ def test_a_worker_running_tasks_under_fresh_assignations_keeps_flat_memory(
     assert log_problems(log) == []
 
 
-def introspect_worker(worker: Worker, processes: int) -> list[dict[str, Any]]:
+def introspect_worker(worker: Worker, processes: int, timeout: float = 60) -> list[dict[str, Any]]:
     """Snapshots of the worker's pool processes: ``processes`` calls at once, each holding its
     process a moment so that the next goes to another (one snapshot per process reached)."""
     results = [
@@ -209,7 +209,7 @@ def introspect_worker(worker: Worker, processes: int) -> list[dict[str, Any]]:
     ]
     by_pid = {}
     for result in results:
-        snapshot = result.get(timeout=60)
+        snapshot = result.get(timeout=timeout)
         by_pid[snapshot["pid"]] = snapshot
     return list(by_pid.values())
 
