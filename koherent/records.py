@@ -122,12 +122,19 @@ class _Promote:
         _mark_committed(self.keys)
 
 
-def _pending(connection: Any) -> dict[_Key, Any]:
-    pending: dict[_Key, Any] | None = connection_state(connection, "pending")
-    if pending is None:
-        pending = {}
+def _pending(connection: Any) -> set[_Key]:
+    """The keys written in ``connection``'s current transaction, not committed yet.
+
+    Kept with the transaction's marker, and started afresh once the marker changes: the
+    connection outlives its transactions (a pool thread's, for the life of the process), so
+    the keys of past ones must not pile up on it (they are in ``_committed`` once committed).
+    """
+    marker = transaction_marker(connection)
+    pending: tuple[object, set[_Key]] | None = connection_state(connection, "pending")
+    if pending is None or pending[0] is not marker:
+        pending = (marker, set())
         set_connection_state(connection, "pending", pending)
-    return pending
+    return pending[1]
 
 
 def _known(key: _Key, connection: Any) -> bool:
@@ -135,11 +142,12 @@ def _known(key: _Key, connection: Any) -> bool:
         return True
     # The marker we registered under is still the current one only within the same
     # transaction and while nothing was rolled back.
-    pending = connection_state(connection, "pending")
+    pending: tuple[object, set[_Key]] | None = connection_state(connection, "pending")
     return bool(
         pending is not None
         and connection.in_atomic_block
-        and pending.get(key) is transaction_marker(connection)
+        and pending[0] is transaction_marker(connection)
+        and key in pending[1]
     )
 
 
@@ -148,9 +156,7 @@ def _written(keys: tuple[_Key, ...], using: str) -> None:
     connection = connections[using]
     if connection.in_atomic_block:
         transaction.on_commit(_Promote(keys), using=using)
-        pending = _pending(connection)
-        for key in keys:
-            pending[key] = transaction_marker(connection)
+        _pending(connection).update(keys)
     else:
         _mark_committed(keys)
 

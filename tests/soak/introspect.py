@@ -17,10 +17,14 @@ import functools
 import gc
 import importlib
 import os
+import threading
+import time
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
+from django.db import connections
 
 #: A module-level place where the negative control leaks contexts on purpose.
 LEAKED: list[Any] = []
@@ -73,6 +77,12 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
             if isinstance(value, functools._lru_cache_wrapper) and value.cache_info().maxsize:
                 found[f"{prefix}.{name}"] = functools.partial(_lru, value)
     found["records._committed"] = lambda: (len(records._committed), records._CACHE_SIZE)
+    # What Koherent keeps on this thread's connections (they live as long as the thread):
+    # about the current transaction at most, nothing per task or request served before.
+    found["_django.connection_state"] = lambda: (
+        sum(kept_on_connection(alias) for alias in connections),
+        CONNECTION_STATE_KEPT,
+    )
     found["signing._user_pks"] = lambda: (len(signing._user_pks), signing._USER_PKS_KEPT)
     # One entry per purpose (a fixed handful), per connection, per model class: bounded by
     # what the process has, not by its traffic.
@@ -101,6 +111,27 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
     return found
 
 
+#: Entries Koherent may keep on a connection: a handful about its current transaction (the
+#: soak tasks write one model under one assignation: two).
+CONNECTION_STATE_KEPT = 16
+
+
+def kept_on_connection(alias: str) -> int:
+    """How many entries the containers Koherent keeps on this thread's connection ``alias``
+    hold (its ``_koherent_*`` attributes, ``koherent._django.set_connection_state``), nested
+    containers counted too."""
+
+    def entries(value: object) -> int:
+        if isinstance(value, dict | set | frozenset):
+            return len(value)
+        if isinstance(value, tuple | list):
+            return sum(entries(item) for item in value)
+        return 0
+
+    kept = vars(connections[alias]).items()
+    return sum(entries(value) for name, value in kept if name.startswith("_koherent_"))
+
+
 def caches() -> dict[str, list[int | None]]:
     """``{name: [size, bound]}`` of every cache Koherent keeps at module level."""
     return {name: list(read()) for name, read in _caches().items()}
@@ -114,9 +145,47 @@ def live_contexts() -> int:
     return sum(1 for obj in gc.get_objects() if type(obj) is AuditContext)
 
 
+#: Under tracemalloc: the allocations of this process at its first :func:`snapshot`, and the
+#: last comparison with them (``[baseline, (when, lines)]``), under ``_allocations_lock``.
+_allocations: list[Any] = []
+_allocations_lock = threading.Lock()
+#: Calls this close together (the threads of one pool) share one comparison.
+_SHARED_SECONDS = 30.0
+
+
+def grown_allocations(limit: int = 15) -> list[str]:
+    """Under tracemalloc (``PYTHONTRACEMALLOC``), the ``limit`` source lines whose live
+    allocations grew most since this process's first call, as ``"<size> <blocks> <line>"``;
+    empty on the first call or without tracemalloc. Names what a process keeps per task."""
+    if not tracemalloc.is_tracing():
+        return []
+    with _allocations_lock:
+        if len(_allocations) == 2 and time.monotonic() - _allocations[1][0] < _SHARED_SECONDS:
+            return list(_allocations[1][1])
+        gc.collect()
+        current = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        if not _allocations:
+            _allocations.append(current)
+            lines: list[str] = []
+        else:
+            lines = [
+                f"{stat.size_diff:+,} B {stat.count_diff:+,} blocks {stat.traceback}"
+                for stat in current.compare_to(_allocations[0], "lineno")[:limit]
+            ]
+        _allocations[1:] = [(time.monotonic(), lines)]
+        return lines
+
+
 def snapshot() -> dict[str, Any]:
     """Everything the memory scenario reads from a process."""
-    return {"pid": os.getpid(), "caches": caches(), "live_contexts": live_contexts()}
+    return {
+        "pid": os.getpid(),
+        "caches": caches(),
+        "live_contexts": live_contexts(),
+        "grown_allocations": grown_allocations(),
+    }
 
 
 def leak() -> None:

@@ -11,10 +11,15 @@ collection must be the handful in use right then, not one per task or request.
 
 Negative control: tasks and requests that keep their context on purpose (``kt.leak``,
 ``/aio/leak/``) are counted by the same check, one per leak.
+
+With ``KOHERENT_SOAK_TRACEMALLOC=1`` the worker runs under tracemalloc, and the figures name
+the source lines whose allocations grew most after the warm-up (what a process keeps per task).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import random
 import time
 import uuid
@@ -136,8 +141,12 @@ def test_a_worker_running_tasks_under_fresh_assignations_keeps_flat_memory(
     tasks = support.size(50_000, 120)
     users = make_users(10)
     rng = random.Random()
+    config = POOLS[pool]
+    tracing = os.environ.get("KOHERENT_SOAK_TRACEMALLOC") == "1"
+    if tracing:
+        config = dataclasses.replace(config, env=(("PYTHONTRACEMALLOC", "1"),))
     started = time.monotonic()
-    with running(f"memory-{pool}", POOLS[pool], tmp_path) as worker:
+    with running(f"memory-{pool}", config, tmp_path) as worker:
         assert worker.process is not None
         pid = worker.process.pid
 
@@ -150,10 +159,12 @@ def test_a_worker_running_tasks_under_fresh_assignations_keeps_flat_memory(
                 timeout=120 + (stop - start) * 0.2,
                 what=f"{stop} tasks",
             )
+            if tracing and stop == tasks // SAMPLES * WARM_UP:  # the allocations' baseline
+                introspect_worker(worker, config.concurrency, timeout=600)
 
         samples = sampled(tasks, run_batch, pid)
         worker.drain()
-        snapshots = introspect_worker(worker, POOLS[pool].concurrency)
+        snapshots = introspect_worker(worker, config.concurrency, 600 if tracing else 60)
         leaked_before = max(s["live_contexts"] for s in snapshots)
         leaked_after = None
         if pool == "threads":
@@ -184,6 +195,8 @@ def test_a_worker_running_tasks_under_fresh_assignations_keeps_flat_memory(
         caches_over_bound=len(over_bound(merged)),
         duration_s=round(duration, 1),
     )
+    for snapshot in snapshots:
+        print("\n".join(snapshot["grown_allocations"]))
     assert growth(samples) < GROWTH, samples
     for snapshot in snapshots:
         assert over_bound(snapshot["caches"]) == [], snapshot
@@ -193,7 +206,7 @@ def test_a_worker_running_tasks_under_fresh_assignations_keeps_flat_memory(
     assert log_problems(log) == []
 
 
-def introspect_worker(worker: Worker, processes: int) -> list[dict[str, Any]]:
+def introspect_worker(worker: Worker, processes: int, timeout: float = 60) -> list[dict[str, Any]]:
     """Snapshots of the worker's pool processes: ``processes`` calls at once, each holding its
     process a moment so that the next goes to another (one snapshot per process reached)."""
     results = [
@@ -201,7 +214,7 @@ def introspect_worker(worker: Worker, processes: int) -> list[dict[str, Any]]:
     ]
     by_pid = {}
     for result in results:
-        snapshot = result.get(timeout=60)
+        snapshot = result.get(timeout=timeout)
         by_pid[snapshot["pid"]] = snapshot
     return list(by_pid.values())
 
