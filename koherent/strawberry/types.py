@@ -21,7 +21,7 @@ from strawberry.scalars import JSON  # noqa: TC002 (strawberry reads annotations
 
 from koherent import query
 from koherent.loop import in_event_loop
-from koherent.models import Assignation  # noqa: TC001 (read at run time)
+from koherent.models import Assignation as AssignationRecord  # noqa: TC001 (read at run time)
 from koherent.strawberry._renamed import RENAMED, renamed
 from koherent.strawberry.loaders import current_loaders
 from koherent.strawberry.permissions import arequire_read, require_read
@@ -213,7 +213,7 @@ class ModelChanges:
     description="One logical operation: a request, a task, a script, a revert.",
 )
 class AssignationType:
-    record: strawberry.Private[Assignation]
+    record: strawberry.Private[AssignationRecord]
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -307,11 +307,11 @@ class AssignationType:
         return run_db(fetch)  # type: ignore[no-any-return]
 
     @classmethod
-    def of(cls, record: Assignation | None) -> AssignationType | None:
+    def of(cls, record: AssignationRecord | None) -> AssignationType | None:
         return None if record is None else cls(record=record)
 
     @classmethod
-    def list_of(cls, records: list[Assignation]) -> list[AssignationType]:
+    def list_of(cls, records: list[AssignationRecord]) -> list[AssignationType]:
         """GraphQL assignations of ``records``, announced to the loaders."""
         current_loaders().register_assignations(records)
         return [cls(record=record) for record in records]
