@@ -35,6 +35,41 @@ if TYPE_CHECKING:
     from koherent._registry import TrackedModel
 
 
+#: The type PostgreSQL reads through Django's (Python) timestamptz loader.
+_TIMESTAMPTZ = "timestamp with time zone"
+
+
+def _select_list(
+    model: type[Model], connection: BaseDatabaseWrapper, prefix: str = ""
+) -> tuple[str, tuple[int, ...]]:
+    """The select list of ``model``'s concrete fields, and the fields read as ``timestamp``.
+
+    As in :func:`_plan`: on PostgreSQL a ``timestamp with time zone`` column is cast, and
+    :func:`_make_aware` gives its values the connection's time zone.
+    """
+    postgres = connection.vendor == "postgresql"
+    columns = []
+    naive = []
+    for i, f in enumerate(model._meta.concrete_fields):
+        column = prefix + _quoted(f, connection)
+        if postgres and str(f.cast_db_type(connection)) == _TIMESTAMPTZ:
+            column = f"CAST({column} AS timestamp)"
+            naive.append(i)
+        columns.append(column)
+    return ", ".join(columns), tuple(naive)
+
+
+def _make_aware(
+    values: list[Any], naive: Sequence[int], connection: BaseDatabaseWrapper
+) -> list[Any]:
+    """``values`` with the fields at ``naive`` given the connection's time zone (in place)."""
+    zone = connection.timezone  # what Django's timestamptz loader gives (None: naive)
+    for i in naive:
+        if values[i] is not None:
+            values[i] = values[i].replace(tzinfo=zone)
+    return values
+
+
 def _load_rows(
     using: str, keys: Sequence[tuple[TrackedModel, Any]]
 ) -> dict[tuple[str, Any], Model]:
@@ -77,6 +112,9 @@ class _LoadPlan:
     #: Per model: :attr:`selects` with each column named ``koherent_c<n>`` (a first branch
     #: names the columns of a ``UNION``).
     named_selects: tuple[str, ...] = ()
+    #: Per model: the fields (by index) read as ``timestamp`` and made aware here (see
+    #: :func:`_plan`).
+    naive_dates: tuple[tuple[int, ...], ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -95,16 +133,27 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
     there too a column must keep one type.) Columns a model does not use hold ``NULL``\ s,
     typed on PostgreSQL, which types the columns of a ``UNION`` pairwise from the left: an
     untyped ``NULL`` in the first two branches would make a column text.
+
+    On PostgreSQL a ``timestamp with time zone`` column is read cast to ``timestamp`` (the
+    same wall clock, in the session's time zone) and given the connection's time zone here:
+    the value Django's own loader gives, without its per-value Python parsing (about 12 µs a
+    value, most of the client's time on a page of history rows).
     """
     postgres = connection.vendor == "postgresql"
     types: list[str] = []
     columns_of_type: dict[str, list[int]] = defaultdict(list)
     layout: list[tuple[int, ...]] = []
+    naive_dates: list[tuple[int, ...]] = []
+    casts: list[set[int]] = []
     for t in group:
         seen: dict[str, int] = defaultdict(int)
         placement: list[int] = []
-        for f in t.history_model._meta.concrete_fields:
+        cast_here: set[int] = set()
+        for i, f in enumerate(t.history_model._meta.concrete_fields):
             db_type = str(f.cast_db_type(connection) if postgres else f.db_type(connection))
+            if postgres and db_type == _TIMESTAMPTZ:
+                db_type = "timestamp"
+                cast_here.add(i)
             key = re.sub(r"\(.*?\)", "", db_type)  # varchar(20) and varchar(50) share
             nth = seen[key]
             seen[key] += 1
@@ -114,14 +163,19 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
                 types.append(db_type)
             placement.append(shared[nth])
         layout.append(tuple(placement))
+        naive_dates.append(tuple(sorted(cast_here)))
+        casts.append(cast_here)
     nulls = [f"CAST(NULL AS {db_type})" if postgres else "NULL" for db_type in types]
     selects = []
     named_selects = []
     pk_columns = []
-    for t, columns in zip(group, layout, strict=True):
+    for t, columns, cast_here in zip(group, layout, casts, strict=True):
         select = list(nulls)
-        for f, column in zip(t.history_model._meta.concrete_fields, columns, strict=True):
-            select[column] = _quoted(f, connection)
+        for i, (f, column) in enumerate(
+            zip(t.history_model._meta.concrete_fields, columns, strict=True)
+        ):
+            quoted = _quoted(f, connection)
+            select[column] = f"CAST({quoted} AS timestamp)" if i in cast_here else quoted
         selects.append(", ".join(select))
         named_selects.append(", ".join(f"{e} AS koherent_c{n}" for n, e in enumerate(select)))
         pk = t.history_model._meta.pk
@@ -134,6 +188,7 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
         layout=tuple(layout),
         width=len(types),
         named_selects=tuple(named_selects),
+        naive_dates=tuple(naive_dates),
     )
 
 
@@ -181,6 +236,7 @@ def _build_rows(
     for raw in fetched:
         index = raw[0]
         values = [raw[column + offset] for column in plan.layout[index]]
+        _make_aware(values, plan.naive_dates[index], connection)
         rows.append(builders[index].build(values, direct[index]))
     return rows
 

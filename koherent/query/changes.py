@@ -18,7 +18,7 @@ from django.db import connections, router
 
 from koherent._registry import TrackedModel, tracked_model
 from koherent._sql import typed_values
-from koherent.query._rows import _builder
+from koherent.query._rows import _builder, _make_aware, _select_list
 from koherent.query._sql import _date_param, _id_param, _quoted, _table
 from koherent.query.entries import HistoryEntry
 
@@ -94,7 +94,7 @@ def previous_rows(
         params.append(key_field.get_db_prep_value(object_id, connection))
         params.append(_date_param(when, connection))
         params.append(_id_param(tracked, history_id, connection))
-    columns = ", ".join(f"p.{_quoted(f, connection)}" for f in hm._meta.concrete_fields)
+    columns, naive = _select_list(hm, connection, "p.")
     latest = f"ORDER BY q.{date} DESC, q.{hid} DESC LIMIT 1"
     if connection.vendor == "postgresql":
         values = typed_values([key_field, date_field, pk], len(points), connection)
@@ -116,7 +116,7 @@ def previous_rows(
         fetched = cursor.fetchall()
     builder = _builder(hm, using, connection)
     direct = builder.builds_directly()
-    return [builder.build(list(raw), direct) for raw in fetched]
+    return [builder.build(_make_aware(list(raw), naive, connection), direct) for raw in fetched]
 
 
 def _previous_rows(db: str, tracked: TrackedModel, rows: Sequence[Model]) -> dict[Any, Model]:

@@ -17,6 +17,7 @@ import koherent
 from koherent._registry import tracked_model
 from koherent.query import history_for_assignation
 from koherent.query._rows import _plan
+from koherent.query.changes import previous_rows
 from tests.bench.sql import capture_sql
 from tests.testapp.models import Item, Order, Project
 from tests.undoapp.models import Invoice, Line
@@ -92,3 +93,59 @@ def test_load_query_text_does_not_depend_on_the_number_of_rows(user: Any) -> Non
     # The touched tables, the first page, then keys and rows for each of two more.
     assert len(statements) == 6
     assert statements[3] == statements[5]
+
+
+def _assert_dates_as_the_orm_reads_them(rows: list[Any]) -> None:
+    assert rows
+    for row in rows:
+        expected = type(row)._default_manager.get(pk=row.pk)
+        for name in ("history_date",):
+            got, want = getattr(row, name), getattr(expected, name)
+            assert got == want
+            assert got.tzinfo == want.tzinfo, (got, want)
+            assert got.isoformat() == want.isoformat()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # USE_TZ, the connection in UTC: aware values in UTC
+        {"USE_TZ": False, "TIME_ZONE": "America/New_York"},  # naive local wall clock
+        {"USE_TZ": False, "TIME_ZONE": "Asia/Kolkata"},
+    ],
+    ids=["aware-utc", "naive-new-york", "naive-kolkata"],
+)
+def test_dates_read_as_the_orm_reads_them_in_every_time_zone_setting(
+    user: Any, options: dict[str, Any], settings: Any
+) -> None:
+    for name, value in options.items():
+        setattr(settings, name, value)  # the connection's time zone follows (setting_changed)
+    assignation_id = _write_some_of_everything(user)
+    rows: list[Any] = list(history_for_assignation(assignation_id).rows())
+    assert len(rows) == 8
+    _assert_dates_as_the_orm_reads_them(rows)
+    # Later pages load rows by key (another query, the same layout).
+    paged = list(history_for_assignation(assignation_id, batch_size=3).rows())
+    assert [r.pk for r in paged] == [r.pk for r in rows]
+    _assert_dates_as_the_orm_reads_them(paged)
+    # The rows before an assignation's (changes and the revert read them in one query).
+    order = tracked_model(Order)
+    updates: list[Any] = [r for r in rows if r.history_type == "~"]
+    update: Any = next(r for r in updates if isinstance(r, order.history_model))
+    before: list[Any] = previous_rows(
+        "default", order, [(update.id, update.history_date, update.history_id)]
+    )
+    assert [r.history_type for r in before] == ["+"]
+    _assert_dates_as_the_orm_reads_them(before)
+
+
+@pytest.mark.postgres
+def test_postgres_reads_history_dates_without_djangos_python_loader(user: Any) -> None:
+    """Django reads ``timestamptz`` through a Python loader (about 12 µs a value); the
+    history reads cast the column to ``timestamp`` (psycopg's C loader) and set the zone."""
+    assignation_id = _write_some_of_everything(user)
+    with capture_sql() as statements:
+        rows = list(history_for_assignation(assignation_id).rows())
+    assert len(rows) == 8
+    assert 'CAST("history_date" AS timestamp)' in statements[-1]
+    assert "CAST(NULL AS timestamp with time zone)" not in statements[-1]
