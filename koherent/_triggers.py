@@ -331,9 +331,10 @@ def _record_sql(
 
     Guarded by the transaction-local setting ``koherent.recorded`` (``<assignation>|<history
     table>``): a savepoint rolled back takes the setting back with the record. In autocommit
-    mode every statement is a transaction of its own: a lookup by primary key finds the
-    record there, and only a missing one is inserted. A record that cannot be written (no
-    table in this database, say) is a warning, never a failed change.
+    mode every statement is a transaction of its own: there one lookup (the record and its
+    entry for this table, by their keys) finds both, and only what is missing is inserted.
+    A record that cannot be written (no table in this database, say) is a warning, never a
+    failed change.
     """
     from django.conf import settings
 
@@ -359,7 +360,16 @@ def _record_sql(
     return f"""
         IF v_record IS NOT NULL AND v_assignation IS NOT NULL
                 AND current_setting('koherent.recorded', true) IS DISTINCT FROM {key} THEN
-            IF to_regclass({_text(table)}) IS NOT NULL THEN
+            IF to_regclass({_text(touched_table)}) IS NOT NULL
+                    AND to_regclass({_text(table)}) IS NOT NULL
+                    AND EXISTS (SELECT 1 FROM {touched_table} AS t JOIN {table} AS a
+                        ON a."id" = t.{touched_assignation}
+                        WHERE t.{touched_assignation} = v_assignation
+                        AND t.{touched_model} = {_text(model_key(history))}) THEN
+                -- Recorded by an earlier transaction (autocommit statements): two index
+                -- probes, where the inserts below would each open a subtransaction.
+                NULL;
+            ELSIF to_regclass({_text(table)}) IS NOT NULL THEN
                 IF NOT EXISTS (SELECT 1 FROM {table} WHERE "id" = v_assignation) THEN
                     BEGIN
                         INSERT INTO {table} ("id", "user_id", "user_pk", "app", "origin",

@@ -55,3 +55,67 @@ def test_every_save_is_one_statement_the_first_one_included(user: Any, atomic: b
     assert (record.app, record.user_pk, record.origin) == ("web", str(user.pk), "manual")
     assert touched_models("a-count", "default") == frozenset({"capture.Product"})
     assert Product.history.filter(assignation_id="a-count").count() == 3
+
+
+@pytest.fixture
+def record_insert_attempts() -> Any:
+    """Counts the INSERTs tried on the record and model-list tables (a BEFORE trigger fires
+    for ``INSERT ... ON CONFLICT DO NOTHING`` even when the row is there already)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE koherent_test_attempts (tbl text); "
+            "CREATE FUNCTION koherent_test_attempt() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN INSERT INTO koherent_test_attempts VALUES (TG_TABLE_NAME); RETURN NEW; END $$; "
+            "CREATE TRIGGER koherent_test_attempt BEFORE INSERT ON koherent_assignation "
+            "FOR EACH ROW EXECUTE FUNCTION koherent_test_attempt(); "
+            "CREATE TRIGGER koherent_test_attempt BEFORE INSERT ON koherent_assignationmodel "
+            "FOR EACH ROW EXECUTE FUNCTION koherent_test_attempt()"
+        )
+
+    def attempts() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT tbl FROM koherent_test_attempts ORDER BY tbl")
+            return [row[0] for row in cursor.fetchall()]
+
+    try:
+        yield attempts
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER koherent_test_attempt ON koherent_assignation; "
+                "DROP TRIGGER koherent_test_attempt ON koherent_assignationmodel; "
+                "DROP FUNCTION koherent_test_attempt(); DROP TABLE koherent_test_attempts"
+            )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_statements_of_a_recorded_assignation_try_no_record_insert(
+    user: Any, record_insert_attempts: Any
+) -> None:
+    """In autocommit every statement is a transaction of its own: once the record and this
+    table's entry exist, the trigger finds them with one lookup and tries no insert (each
+    insert runs in a subtransaction, the costliest part of the trigger)."""
+    with koherent.assignation("a-lookup", user=user.pk, app="web"):
+        first = Product.objects.create(name="first")
+        assert record_insert_attempts() == ["koherent_assignation", "koherent_assignationmodel"]
+        for n in range(3):
+            Product.objects.filter(pk=first.pk).update(price=n + 1)
+        Product.objects.create(name="second")
+    assert record_insert_attempts() == ["koherent_assignation", "koherent_assignationmodel"]
+    assert Product.history.filter(assignation_id="a-lookup").count() == 5
+    # What is missing is written again: the lookup asks for the record and the entry both.
+    Assignation.objects.filter(pk="a-lookup").delete()  # the entry goes with it (cascade)
+    with koherent.assignation("a-lookup", user=user.pk, app="web"):
+        Product.objects.filter(pk=first.pk).update(price=10)
+    assert (
+        record_insert_attempts()
+        == ["koherent_assignation"] * 2 + ["koherent_assignationmodel"] * 2
+    )
+    assert touched_models("a-lookup", "default") == frozenset({"capture.Product"})
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM koherent_assignationmodel WHERE assignation_id = 'a-lookup'")
+    with koherent.assignation("a-lookup", user=user.pk, app="web"):
+        Product.objects.filter(pk=first.pk).update(price=11)
+    assert record_insert_attempts().count("koherent_assignationmodel") == 3
+    assert record_insert_attempts().count("koherent_assignation") == 2  # the record was there
+    assert touched_models("a-lookup", "default") == frozenset({"capture.Product"})
