@@ -70,9 +70,9 @@ def read_conflicts(
     ]
 
 
-def _recorded_fields(row: models.Model) -> frozenset[str] | None:
-    """The fields a history row records its write changed (None: the writer did not say)."""
-    value = getattr(row, "history_changed_fields", None)
+def _changed_fields(value: str | None) -> frozenset[str] | None:
+    """The fields a history row's ``history_changed_fields`` says its write changed (None:
+    the writer did not say)."""
     if value is None:
         return None
     return frozenset(name for name in value.split(",") if name)
@@ -98,33 +98,57 @@ def read_unrecorded(
     if not work.objects:
         return []
     pk = t.pk_attname
-    chains: dict[Any, list[models.Model]] = defaultdict(list)
-    for history in _rows_since_first_change(work, using, batch):
-        for row in history.order_by(pk, "history_date", "pk"):
-            chains[getattr(row, pk)].append(row)
     compared = [f for f in t.fields if not f.primary_key]
+    has_changed = any(
+        f.attname == "history_changed_fields" for f in t.history_model._meta.concrete_fields
+    )
+    # Plain tuples, not model instances (an operation's objects have thousands of rows):
+    # (history date, history id, assignation, type, changed fields, *compared values).
+    columns = [
+        "history_date",
+        "pk",
+        "assignation_id",
+        "history_type",
+        "history_changed_fields" if has_changed else "history_type",
+        *(f.attname for f in compared),
+    ]
+    chains: dict[Any, list[tuple[Any, ...]]] = defaultdict(list)
+    for history in _rows_since_first_change(work, using, batch):
+        rows = history.order_by(pk, "history_date", "pk").values_list(pk, *columns)
+        for obj_pk, *row in rows:
+            if not has_changed:
+                row[4] = None
+            chains[obj_pk].append(tuple(row))
     conflicts = []
     for obj in work.objects.values():
         start = (obj.first_date, obj.first_id)
-        chain = [r for r in chains.get(obj.pk, ()) if (r.history_date, r.pk) >= start]  # type: ignore[attr-defined]
-        prev: models.Model | None = obj.target if obj.first_type == "~" else None
+        chain = [r for r in chains.get(obj.pk, ()) if (r[0], r[1]) >= start]
+        prev: tuple[Any, ...] | None = None
+        if obj.first_type == "~" and obj.target is not None:
+            target = obj.target
+            prev = (
+                None,
+                None,
+                None,
+                target.history_type,  # type: ignore[attr-defined]
+                None,
+                *(getattr(target, f.attname) for f in compared),
+            )
         found: dict[str, dt.datetime | None] = {}
         own: set[str] | None = set()
         for row in chain:
-            mine = row.assignation_id == assignation_id  # type: ignore[attr-defined]
-            recorded = _recorded_fields(row) if row.history_type == "~" else None  # type: ignore[attr-defined]
-            if recorded is not None and prev is not None and prev.history_type != "-":  # type: ignore[attr-defined]
-                for f in compared:
-                    if f.name not in recorded and getattr(prev, f.attname) != getattr(
-                        row, f.attname
-                    ):
-                        found.setdefault(f.name, row.history_date)  # type: ignore[attr-defined]
+            mine = row[2] == assignation_id
+            recorded = _changed_fields(row[4]) if row[3] == "~" else None
+            if recorded is not None and prev is not None and prev[3] != "-":
+                for i, f in enumerate(compared, start=5):
+                    if f.name not in recorded and prev[i] != row[i]:
+                        found.setdefault(f.name, row[0])
             if mine and own is not None:
                 own = None if recorded is None else own | recorded
             prev = row
-        if obj.current is not None and prev is not None and prev.history_type != "-":  # type: ignore[attr-defined]
-            for f in compared:
-                if getattr(obj.current, f.attname) != getattr(prev, f.attname):
+        if obj.current is not None and prev is not None and prev[3] != "-":
+            for i, f in enumerate(compared, start=5):
+                if getattr(obj.current, f.attname) != prev[i]:
                     found.setdefault(f.name, None)
         if not found:
             continue

@@ -399,3 +399,33 @@ def test_multi_table_inherited_objects_are_deleted_and_recreated() -> None:
     assert not Contract.objects.filter(pk=made.pk).exists()
     recreated = Contract.history.get(assignation_id=result.revert_assignation_id, id=kept_id)
     assert recreated.history_type == "+"
+
+
+def test_checking_unrecorded_changes_builds_no_instance_per_history_row(user: Any) -> None:
+    """The check reads the objects' rows since the assignation's first change as plain
+    values: a revert builds instances for the objects (their target and current state), not
+    one per history row."""
+    from django.db.models.signals import post_init
+
+    invoices = [Invoice.objects.create(number=f"N-{n}", total=n) for n in range(5)]
+    with koherent.assignation(user=user) as ctx:
+        for _ in range(10):
+            for invoice in invoices:
+                invoice.total += 1
+                invoice.save()
+    assert ctx.assignation_id is not None
+    built: list[Any] = []
+
+    def count(sender: Any, instance: Any, **kwargs: Any) -> None:
+        built.append(instance)
+
+    history = Invoice.history.model
+    post_init.connect(count, sender=history)
+    try:
+        plan = koherent.revert_assignation(ctx.assignation_id, dry_run=True)
+    finally:
+        post_init.disconnect(count, sender=history)
+    assert len(plan.restores) == 5
+    assert not plan.conflicts
+    assert history.objects.filter(assignation_id=ctx.assignation_id).count() == 50
+    assert len(built) <= 2 * len(invoices), len(built)
