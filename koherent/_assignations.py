@@ -19,6 +19,7 @@ from koherent._validation import (
     MAX_TASK_ID_LENGTH,
     MAX_USER_PK_LENGTH,
 )
+from koherent.stamping import AssignationIdField
 
 __all__ = ["Assignation", "AssignationModel", "record_database"]
 
@@ -29,7 +30,7 @@ class Assignation(models.Model):
     Written lazily, by the first history row of the assignation (see :mod:`koherent.records`).
     """
 
-    id = models.CharField(primary_key=True, max_length=MAX_ASSIGNATION_ID_LENGTH)
+    id = AssignationIdField(primary_key=True, max_length=MAX_ASSIGNATION_ID_LENGTH)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -65,7 +66,7 @@ class Assignation(models.Model):
         verbose_name_plural = "assignations"
 
     def __str__(self) -> str:
-        return self.id
+        return str(self.id)
 
 
 class AssignationModel(models.Model):

@@ -58,7 +58,7 @@ class KoherentHistoryBase(models.Model):
     """
 
     assignation_id = _context_column(
-        models.CharField,
+        stamping.AssignationIdField,
         MAX_ASSIGNATION_ID_LENGTH,
         stamping.current_assignation_id,
         "The assignation (logical operation) this change was part of.",

@@ -504,8 +504,9 @@ def touch_sql(
 
     ``assignation_id_sql`` is an SQL expression for the assignation id: ``%s`` (the default)
     for a parameter, ``NEW."assignation_id"`` in a row trigger. The statement does nothing
-    when the entry exists (``ON CONFLICT DO NOTHING``), so it can run for every row; the
-    model key is a quoted literal. PostgreSQL and SQLite.
+    when the entry exists (``ON CONFLICT DO NOTHING``; ``INSERT OR IGNORE`` on SQLite,
+    ``INSERT IGNORE`` on MySQL and MariaDB), so it can run for every row; the model key is a
+    quoted literal.
     """
     from koherent._assignations import AssignationModel
 
@@ -515,8 +516,10 @@ def touch_sql(
     assignation = quote(str(meta.get_field("assignation").column))
     model = quote(str(meta.get_field("model").column))
     literal = "'" + model_key(history_model).replace("'", "''") + "'"
-    verb = "INSERT OR IGNORE INTO" if connection.vendor == "sqlite" else "INSERT INTO"
-    suffix = "" if connection.vendor == "sqlite" else " ON CONFLICT DO NOTHING"
+    verb = {"sqlite": "INSERT OR IGNORE INTO", "mysql": "INSERT IGNORE INTO"}.get(
+        connection.vendor, "INSERT INTO"
+    )
+    suffix = " ON CONFLICT DO NOTHING" if verb == "INSERT INTO" else ""
     return (
         f"{verb} {table} ({assignation}, {model}) VALUES ({assignation_id_sql}, {literal}){suffix}"
     )

@@ -91,3 +91,21 @@ class UserPkField(models.CharField):  # type: ignore[type-arg]
             setattr(model_instance, self.attname, value)
             return value
         return super().pre_save(model_instance, add)
+
+
+class AssignationIdField(models.CharField):  # type: ignore[type-arg]
+    """A column holding assignation ids (the record's key, its references, the history rows').
+
+    Assignation ids are ASCII by validation (:data:`koherent._validation.ASSIGNATION_ID_PATTERN`),
+    up to 1,000 characters. On MySQL and MariaDB the column is declared ``CHARACTER SET ascii
+    COLLATE ascii_bin``: with a project's ``utf8mb4`` an index on 1,000 characters would need
+    4,000 bytes, over InnoDB's 3,072-byte key limit, and ``migrate`` would fail; in ASCII it
+    needs 1,000, and ids compare case-sensitively, as everywhere else. Other databases get
+    the plain ``CharField`` column.
+    """
+
+    def db_type(self, connection: Any) -> str | None:
+        declared = super().db_type(connection)
+        if connection.vendor == "mysql" and declared is not None:
+            return f"{declared} CHARACTER SET ascii COLLATE ascii_bin"
+        return declared

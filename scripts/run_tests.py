@@ -5,11 +5,12 @@
    With ``KOHERENT_REQUIRE_SERVICES=1`` (CI) a missing service is an error, not a skip.
 2. ruff (lint and format), mypy --strict and the import layers (``lint-imports``, the
    contracts in pyproject.toml), unless ``--no-lint``.
-3. The suite on PostgreSQL (when up), then on SQLite. On PostgreSQL the test apps' models are
-   captured by triggers (``KOHERENT_TEST_CAPTURE=trigger``); a second PostgreSQL pass captures
-   them by signals (``KOHERENT_TEST_CAPTURE=signal``) for the files that pin signal capture's
-   write path (``SIGNAL_PASS``; the paths among the pytest arguments instead, if any).
-   ``--capture`` picks the passes. SQLite captures by signals (its only mode).
+3. The suite on PostgreSQL (when up), then on SQLite, then the files of ``MYSQL_PASS`` on
+   MySQL/MariaDB (when up). On PostgreSQL the test apps' models are captured by triggers
+   (``KOHERENT_TEST_CAPTURE=trigger``); a second PostgreSQL pass captures them by signals
+   (``KOHERENT_TEST_CAPTURE=signal``) for the files that pin signal capture's write path
+   (``SIGNAL_PASS``; the paths among the pytest arguments instead, if any). ``--capture``
+   picks the passes. SQLite and MySQL capture by signals (their only mode).
 4. One more cell of the version matrix through nox (``KOHERENT_MATRIX``, default
    ``tests-3.13(django='6.0')``; ``KOHERENT_MATRIX=none`` skips it), without the soak
    scenarios (they ran in step 3).
@@ -45,12 +46,23 @@ SIGNAL_PASS = [
     "tests/graphql/test_revert.py",
 ]
 
+#: The MySQL/MariaDB pass: the capture of ``update()`` without ``UPDATE ... RETURNING``, the
+#: migrations (assignation ids in ASCII columns), querying and reverting by assignation, and
+#: the records (the paths among the pytest arguments instead, if any).
+MYSQL_PASS = [
+    "tests/capture",
+    "tests/undo",
+    "tests/bench/test_query_rows.py",
+    "tests/test_records.py",
+]
+
 SERVICES = {
     "postgres": ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/koherent"),
+    "mysql": ("KOHERENT_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
     "redis": ("KOHERENT_REDIS_URL", "redis://127.0.0.1:6379/0"),
     "rabbitmq": ("KOHERENT_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"),
 }
-DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "rabbitmq": 5672}
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379, "rabbitmq": 5672}
 
 
 def service_url(name: str) -> str:
@@ -76,6 +88,28 @@ def probe(name: str) -> str | None:
         return str(exc)
     if name == "postgres":
         return probe_postgres()
+    if name == "mysql":
+        return probe_mysql()
+    return None
+
+
+def probe_mysql() -> str | None:
+    try:
+        import pymysql
+    except ImportError:
+        return "PyMySQL is not installed"
+    parsed = urlparse(service_url("mysql"))
+    try:
+        connection = pymysql.connect(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 3306,
+            user=parsed.username or "root",
+            password=parsed.password or "",
+            connect_timeout=5,
+        )
+        connection.close()
+    except Exception as exc:  # any failure means "not usable"
+        return str(exc).strip().splitlines()[0]
     return None
 
 
@@ -126,7 +160,10 @@ def main() -> None:
     parser.add_argument("--no-lint", action="store_true", help="skip ruff, mypy and lint-imports")
     parser.add_argument("--no-matrix", action="store_true", help="skip the extra matrix cell")
     parser.add_argument(
-        "--backend", choices=["all", "postgres", "sqlite"], default="all", help="which database"
+        "--backend",
+        choices=["all", "postgres", "sqlite", "mysql"],
+        default="all",
+        help="which database",
     )
     parser.add_argument(
         "--capture",
@@ -161,6 +198,10 @@ def main() -> None:
     base_env = {**os.environ, "KOHERENT_SERVICES": up, "PYTHONPATH": str(ROOT)}
     used: list[str] = []
     pytest = [python, "-m", "pytest", "-p", "no:cacheprovider", *args.pytest_args]
+    # Paths among the arguments: those; otherwise the arguments on a pass's own list.
+    paths = any(
+        (ROOT / a.split("::")[0]).exists() for a in args.pytest_args if not a.startswith("-")
+    )
     if args.backend in ("all", "postgres"):
         if status["postgres"] is None:
             pg_env = {**base_env, "KOHERENT_TEST_DB": "postgres"}
@@ -172,12 +213,6 @@ def main() -> None:
                 )
                 used.append("PostgreSQL (trigger capture)")
             if args.capture in ("both", "signal"):
-                # Paths among the arguments: those; otherwise the arguments on SIGNAL_PASS.
-                paths = any(
-                    (ROOT / a.split("::")[0]).exists()
-                    for a in args.pytest_args
-                    if not a.startswith("-")
-                )
                 run(
                     "tests on PostgreSQL (signal capture)",
                     pytest if paths else [*pytest, *SIGNAL_PASS],
@@ -189,6 +224,16 @@ def main() -> None:
     if args.backend in ("all", "sqlite"):
         run("tests on SQLite", pytest, {**base_env, "KOHERENT_TEST_DB": "sqlite"})
         used.append("SQLite")
+    if args.backend in ("all", "mysql"):
+        if status["mysql"] is None:
+            run(
+                "tests on MySQL/MariaDB",
+                pytest if paths else [*pytest, *MYSQL_PASS],
+                {**base_env, "KOHERENT_TEST_DB": "mysql"},
+            )
+            used.append("MySQL/MariaDB")
+        else:
+            print("\n=== tests on MySQL/MariaDB: skipped, MySQL/MariaDB is down")
 
     cell = os.environ.get("KOHERENT_MATRIX", DEFAULT_MATRIX_CELL)
     if not args.no_matrix and cell != "none":

@@ -18,7 +18,7 @@ from tests.testapp.models import Item, Order
 pytestmark = pytest.mark.django_db
 
 
-_RECORD_INSERT = re.compile(r'INSERT (?:OR IGNORE )?INTO "koherent_assignation" ')
+_RECORD_INSERT = re.compile(r'INSERT (?:OR IGNORE |IGNORE )?INTO ["`]koherent_assignation["`] ')
 
 
 def _record_inserts(queries: CaptureQueriesContext) -> int:

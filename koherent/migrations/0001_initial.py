@@ -5,6 +5,8 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+import koherent.stamping
+
 
 class Migration(migrations.Migration):
 
@@ -18,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Assignation',
             fields=[
-                ('id', models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ('id', koherent.stamping.AssignationIdField(max_length=100, primary_key=True, serialize=False)),
                 ('user_pk', models.CharField(blank=True, max_length=64, null=True)),
                 ('app', models.CharField(blank=True, db_index=True, max_length=100, null=True)),
                 ('origin', models.CharField(db_index=True, default='manual', max_length=32)),

@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+import koherent.stamping
+
 
 class Migration(migrations.Migration):
 
@@ -13,6 +15,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='assignation',
             name='id',
-            field=models.CharField(max_length=1000, primary_key=True, serialize=False),
+            field=koherent.stamping.AssignationIdField(max_length=1000, primary_key=True, serialize=False),
         ),
     ]

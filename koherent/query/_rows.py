@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import connections
 from django.db.models import signals
 from django.db.models.base import ModelState
@@ -255,6 +256,7 @@ class _RowBuilder:
         self.model = model
         self.using = using
         self.connection = connection
+        self.use_tz = settings.USE_TZ
         fields = model._meta.concrete_fields
         self.attnames = [f.attname for f in fields]
         self.converters = [
@@ -295,6 +297,7 @@ def _builder(model: type[Model], using: str, connection: BaseDatabaseWrapper) ->
     if per_connection is None:
         per_connection = _BUILDERS[connection] = {}
     builder = per_connection.get(model)
-    if builder is None or builder.using != using:
+    if builder is None or builder.using != using or builder.use_tz != settings.USE_TZ:
+        # (The backends' converters of dates depend on USE_TZ, which tests change.)
         builder = per_connection[model] = _RowBuilder(model, using, connection)
     return builder

@@ -104,12 +104,18 @@ def previous_rows(
             f"AND (q.{date}, q.{hid}) < (e.d, e.h) {latest}) p"
         )
     else:
-        values = ", ".join(["(%s, %s, %s)"] * len(points))
+        if connection.vendor == "mysql":  # no column names for a VALUES list there
+            rows = " UNION ALL ".join(
+                ["SELECT %s AS column1, %s AS column2, %s AS column3"]
+                + ["SELECT %s, %s, %s"] * (len(points) - 1)
+            )
+        else:
+            rows = "VALUES " + ", ".join(["(%s, %s, %s)"] * len(points))
         sql = (
             f"SELECT {columns} FROM {table} p WHERE p.{hid} IN ("
             f"SELECT (SELECT q.{hid} FROM {table} q WHERE q.{key} = e.column1 "
             f"AND (q.{date}, q.{hid}) < (e.column2, e.column3) {latest}) "
-            f"FROM (VALUES {values}) e)"
+            f"FROM ({rows}) e)"
         )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -21,13 +21,7 @@ from koherent.query import ChangeKind, FieldChange
 from koherent.revert import ConflictKind, RevertAction, RevertConflict
 from tests.captureapp.models import Product
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(
-        connection.vendor == "mysql",
-        reason="querying and reverting by assignation run on PostgreSQL and SQLite",
-    ),
-]
+pytestmark = pytest.mark.django_db
 
 History = Product.history.model
 

@@ -226,11 +226,12 @@ def test_the_assignation_record_is_written_once(products: list[Product]) -> None
             Product.objects.filter(name="pan").update(stock=1)
         with CaptureQueriesContext(connection) as second:
             Product.objects.filter(name="pan").update(stock=2)
-    record_table = f'"{Assignation._meta.db_table}"'
+    record_table = connection.ops.quote_name(Assignation._meta.db_table)
+    entry_table = connection.ops.quote_name("koherent_assignationmodel")
     assert sum(record_table in s for s in _history_writes(first)) == 1
     assert not any(record_table in s for s in _history_writes(second))
     # The model goes on the record's list with it, in the same round trip, once.
-    entries = [s for s in _history_writes(first) if '"koherent_assignationmodel"' in s]
+    entries = [s for s in _history_writes(first) if entry_table in s]
     assert len(entries) == 1
     assert not any("koherent_assignationmodel" in s for s in _history_writes(second))
     assert len(_history_writes(second)) == (2 if RETURNING_UPDATE else 4)

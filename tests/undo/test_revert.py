@@ -83,15 +83,19 @@ def test_foreign_key_order_of_writes(scenario: Scenario) -> None:
         koherent.revert_assignation(scenario.assignation_id)
     writes = _writes(queries)
 
+    quote = connection.ops.quote_name
+
     def first(prefix: str, table: str) -> int:
         return next(i for i, sql in enumerate(writes) if sql.startswith(prefix) and table in sql)
 
+    invoice, line = quote("undoapp_invoice"), quote("undoapp_line")
+    any_table = quote("undoapp_")[:-1]  # the opening quote and the prefix
     # Re-creation: the invoice before its line. Deletion: the lines before their invoice.
-    assert first("INSERT", '"undoapp_invoice"') < first("INSERT", '"undoapp_line"')
-    assert first("DELETE", '"undoapp_line"') < first("DELETE", '"undoapp_invoice"')
+    assert first("INSERT", invoice) < first("INSERT", line)
+    assert first("DELETE", line) < first("DELETE", invoice)
     # Restores come between: after re-creations, before deletions.
-    assert first("INSERT", '"undoapp_line"') < first("UPDATE", '"undoapp_')
-    assert first("UPDATE", '"undoapp_') < first("DELETE", '"undoapp_line"')
+    assert first("INSERT", line) < first("UPDATE", any_table)
+    assert first("UPDATE", any_table) < first("DELETE", line)
 
 
 @pytest.mark.postgres

@@ -14,11 +14,11 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='historicalticket',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicalticketevent',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
     ]

@@ -64,37 +64,37 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='historicalcounter',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicalgadget',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicalledger',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicalpart',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicalproduct',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicalswitch',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicalwidget',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         pgtrigger.migrations.AddTrigger(
             model_name='counter',

@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
             name='HistoricalPlaced',
             fields=[
                 ('id', models.BigIntegerField(auto_created=True, blank=True, verbose_name='ID')),
-                ('assignation_id', models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True)),
+                ('assignation_id', koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True)),
                 ('app', models.CharField(blank=True, default=koherent.stamping.current_app, editable=False, help_text='The client app the change came through.', max_length=100, null=True)),
                 ('task_id', models.CharField(blank=True, default=koherent.stamping.current_task_id, editable=False, help_text='The id of the Celery task that made the change, if a task did.', max_length=255, null=True)),
                 ('user_pk', koherent.stamping.UserPkField(blank=True, default=koherent.stamping.current_user_pk, editable=False, help_text='The primary key of the user who made the change, kept as text.', max_length=64, null=True)),
@@ -72,7 +72,7 @@ class Migration(migrations.Migration):
             name='HistoricalRouted',
             fields=[
                 ('id', models.BigIntegerField(auto_created=True, blank=True, verbose_name='ID')),
-                ('assignation_id', models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True)),
+                ('assignation_id', koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True)),
                 ('app', models.CharField(blank=True, default=koherent.stamping.current_app, editable=False, help_text='The client app the change came through.', max_length=100, null=True)),
                 ('task_id', models.CharField(blank=True, default=koherent.stamping.current_task_id, editable=False, help_text='The id of the Celery task that made the change, if a task did.', max_length=255, null=True)),
                 ('user_pk', koherent.stamping.UserPkField(blank=True, default=koherent.stamping.current_user_pk, editable=False, help_text='The primary key of the user who made the change, kept as text.', max_length=64, null=True)),

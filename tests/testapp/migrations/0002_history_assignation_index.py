@@ -14,17 +14,17 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='historicalitem',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=100, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=100, null=True),
         ),
         migrations.AlterField(
             model_name='historicalorder',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=100, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=100, null=True),
         ),
         migrations.AlterField(
             model_name='historicalproject',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=100, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=100, null=True),
         ),
         migrations.AddIndex(
             model_name='historicalitem',

@@ -14,21 +14,21 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='historicalcontract',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicaldocument',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicalinvoice',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
         migrations.AlterField(
             model_name='historicalline',
             name='assignation_id',
-            field=models.CharField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
+            field=koherent.stamping.AssignationIdField(blank=True, default=koherent.stamping.current_assignation_id, editable=False, help_text='The assignation (logical operation) this change was part of.', max_length=1000, null=True),
         ),
     ]
