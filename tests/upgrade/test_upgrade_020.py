@@ -201,11 +201,12 @@ def test_makemigrations_keeps_every_column_of_020(stage2: dict[str, Any]) -> Non
     migration = stage2["migration"]
     assert "RemoveField" not in migration, migration
     assert "DeleteModel" not in migration, migration
-    # assignation_id keeps 0.2.0's 1000 characters; Koherent's columns are added.
+    # assignation_id keeps 0.2.0's 1000 characters (in Koherent's column of ASCII ids);
+    # Koherent's columns are added.
     for model in ("historicallibrary", "historicalbook", "historicalloan"):
         assert re.search(
-            rf"model_name='{model}',\s*name='assignation_id',\s*field=models\.CharField\([^\n]*"
-            rf"max_length=1000",
+            rf"model_name='{model}',\s*name='assignation_id',\s*"
+            rf"field=koherent\.stamping\.AssignationIdField\([^\n]*max_length=1000",
             migration,
         ), model
         for column in ("app", "task_id", "user_pk"):
