@@ -1,7 +1,8 @@
 """The version matrix: Python 3.11-3.13 x Django 5.2 and 6.0 (where Django supports them).
 
 ``make matrix`` runs every cell; ``make test`` runs the default cell fully plus one other.
-Each cell runs the suite on PostgreSQL (when up) and SQLite, without lint.
+Each cell runs the suite on PostgreSQL (when up), SQLite and MySQL/MariaDB (when up), without
+lint.
 """
 
 from __future__ import annotations
