@@ -33,7 +33,7 @@ setup: $(STAMP) ## Create .venv and install Koherent with every extra
 demo: $(DEMO_STAMP) ## The example end to end: GraphQL request, Celery worker, history, revert
 	$(BIN)/python examples/demo.py $(ARGS)
 
-test: $(STAMP) ## Lint, type-check, run the suite on PostgreSQL and SQLite, and one more matrix cell
+test: $(STAMP) ## Lint, type-check, run the suite on PostgreSQL, SQLite and MySQL/MariaDB, and one more matrix cell
 	$(BIN)/python scripts/run_tests.py $(if $(ARGS),-- $(ARGS))
 
 test-fast: $(STAMP) ## SQLite only, no lint, no worker/server/subprocess tests (-m "not processes"; ARGS="-k name")

@@ -40,24 +40,27 @@ if TYPE_CHECKING:
 _TIMESTAMPTZ = "timestamp with time zone"
 
 
+def _read_as_timestamp(f: Any, connection: BaseDatabaseWrapper) -> bool:
+    """Whether ``f``'s column is read cast to ``timestamp`` (and made aware by
+    :func:`_make_aware`): a ``timestamp with time zone`` column on PostgreSQL."""
+    return connection.vendor == "postgresql" and str(f.cast_db_type(connection)) == _TIMESTAMPTZ
+
+
+def _column_select(f: Any, connection: BaseDatabaseWrapper, prefix: str = "") -> str:
+    """The select expression of ``f``'s column (see :func:`_read_as_timestamp`)."""
+    column = prefix + _quoted(f, connection)
+    return f"CAST({column} AS timestamp)" if _read_as_timestamp(f, connection) else column
+
+
 def _select_list(
     model: type[Model], connection: BaseDatabaseWrapper, prefix: str = ""
 ) -> tuple[str, tuple[int, ...]]:
-    """The select list of ``model``'s concrete fields, and the fields read as ``timestamp``.
-
-    As in :func:`_plan`: on PostgreSQL a ``timestamp with time zone`` column is cast, and
-    :func:`_make_aware` gives its values the connection's time zone.
-    """
-    postgres = connection.vendor == "postgresql"
-    columns = []
-    naive = []
-    for i, f in enumerate(model._meta.concrete_fields):
-        column = prefix + _quoted(f, connection)
-        if postgres and str(f.cast_db_type(connection)) == _TIMESTAMPTZ:
-            column = f"CAST({column} AS timestamp)"
-            naive.append(i)
-        columns.append(column)
-    return ", ".join(columns), tuple(naive)
+    """The select list of ``model``'s concrete fields, and the fields read as ``timestamp``
+    (whose values :func:`_make_aware` gives the connection's time zone)."""
+    fields = model._meta.concrete_fields
+    columns = ", ".join(_column_select(f, connection, prefix) for f in fields)
+    naive = tuple(i for i, f in enumerate(fields) if _read_as_timestamp(f, connection))
+    return columns, naive
 
 
 def _make_aware(
@@ -145,16 +148,15 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
     columns_of_type: dict[str, list[int]] = defaultdict(list)
     layout: list[tuple[int, ...]] = []
     naive_dates: list[tuple[int, ...]] = []
-    casts: list[set[int]] = []
     for t in group:
         seen: dict[str, int] = defaultdict(int)
         placement: list[int] = []
-        cast_here: set[int] = set()
+        naive: list[int] = []
         for i, f in enumerate(t.history_model._meta.concrete_fields):
             db_type = str(f.cast_db_type(connection) if postgres else f.db_type(connection))
-            if postgres and db_type == _TIMESTAMPTZ:
+            if _read_as_timestamp(f, connection):
                 db_type = "timestamp"
-                cast_here.add(i)
+                naive.append(i)
             key = re.sub(r"\(.*?\)", "", db_type)  # varchar(20) and varchar(50) share
             nth = seen[key]
             seen[key] += 1
@@ -164,19 +166,15 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
                 types.append(db_type)
             placement.append(shared[nth])
         layout.append(tuple(placement))
-        naive_dates.append(tuple(sorted(cast_here)))
-        casts.append(cast_here)
+        naive_dates.append(tuple(naive))
     nulls = [f"CAST(NULL AS {db_type})" if postgres else "NULL" for db_type in types]
     selects = []
     named_selects = []
     pk_columns = []
-    for t, columns, cast_here in zip(group, layout, casts, strict=True):
+    for t, columns in zip(group, layout, strict=True):
         select = list(nulls)
-        for i, (f, column) in enumerate(
-            zip(t.history_model._meta.concrete_fields, columns, strict=True)
-        ):
-            quoted = _quoted(f, connection)
-            select[column] = f"CAST({quoted} AS timestamp)" if i in cast_here else quoted
+        for f, column in zip(t.history_model._meta.concrete_fields, columns, strict=True):
+            select[column] = _column_select(f, connection)
         selects.append(", ".join(select))
         named_selects.append(", ".join(f"{e} AS koherent_c{n}" for n, e in enumerate(select)))
         pk = t.history_model._meta.pk
