@@ -1,32 +1,40 @@
 """Trigger capture: handing the audit context to the PostgreSQL triggers.
 
-The triggers (:mod:`koherent._triggers`) read the audit context from transaction-local settings
-(``koherent.assignation_id``, ``koherent.app``, ...). This module puts them there: a Django
-``execute_wrapper``, installed on every PostgreSQL connection when it is created, prefixes each
-writing statement with ``SELECT set_config('koherent.…', '…', true), …;``. The values are read
-from Koherent's context variable *when the statement runs*, and every writing statement sets
-all of them (to empty strings when there is no context), so
+A Django ``execute_wrapper``, installed on every PostgreSQL connection when it is created, hands
+the context in effect to the triggers (:mod:`koherent._triggers`) with each writing statement
+that names a trigger-captured table. The values are read from Koherent's context variable *when
+the statement runs*, encoded as one text (:func:`encode`), and sent in one of two ways:
 
-* nothing is left on a connection: ``set_config(..., true)`` ends with the transaction, which in
-  autocommit mode is the statement itself (persistent connections, Django's pool, PgBouncer in
-  transaction mode, threads reusing a connection);
-* inside one transaction, a statement without context after one with context is recorded
-  unattributed, not under the earlier statement's context.
+* **a leading comment** — ``/*koherent:1|<assignation>|<app>|…*/ UPDATE …`` — for the common
+  statement: nothing more is sent or run, and the trigger reads it from ``current_query()``.
+  The comment belongs to that statement only, so nothing can be left on a connection
+  (persistent connections, Django's pool, PgBouncer in transaction mode, threads reusing a
+  connection) or reach a later statement of the transaction;
+* **a transaction-local setting** — ``SELECT set_config('koherent.context', …, true); UPDATE …``
+  — for statements longer than :data:`COMMENT_LIMIT` (a row-level trigger would copy a long
+  statement's text once per row) and for ``executemany`` (a statement of its own, in a
+  transaction). The trigger reads the setting before the comment, so once a setting was sent in
+  a transaction, the next statement sets it again — to its own context, or to ``''`` when it
+  has none — and a statement without context is recorded unattributed, not under the earlier
+  statement's context.
 
 Statements that cannot take a prefix are left alone: reads, DDL (``CREATE INDEX
 CONCURRENTLY`` cannot run in a transaction block), named (server-side) cursors, and statements
-sent in a transaction that has already failed. ``executemany`` sets the context with a
-statement of its own, in a transaction.
+sent in a transaction that has already failed.
+
+A session outside Django (psql) may set the per-value settings ``koherent.assignation_id``,
+``koherent.app``, … itself; the triggers read them when a statement brings no context.
 
 Where the router keeps Koherent's records in another database than the written table's, the
-triggers are told to write no record (``koherent.record`` empty) and the record, with the
-tables the statement writes to on its list, is written from here where the router keeps it.
+triggers are told to write no record (an empty origin) and the record, with the tables the
+statement writes to on its list, is written from here where the router keeps it.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -37,6 +45,13 @@ from django.db import connections, router, transaction
 from koherent._config import get_setting
 from koherent._django import add_execute_wrapper_first
 from koherent._logging import get_logger
+from koherent._trigger_context import (
+    COMMENT_LIMIT,
+    COMMENT_MARK,
+    CONTEXT_SETTING,
+    SETTING_NAMES,
+    encode,
+)
 from koherent.capture import MODE_ATTRIBUTE, captured_by_trigger
 from koherent.context import peek
 
@@ -45,20 +60,6 @@ if TYPE_CHECKING:
     from django.db.models import Model
 
 logger = get_logger("koherent")
-
-#: The transaction-local settings the triggers read, in the order the prefix sets them.
-SETTING_NAMES: tuple[str, ...] = (
-    "koherent.assignation_id",
-    "koherent.app",
-    "koherent.task_id",
-    "koherent.user_id",
-    "koherent.user_pk",
-    "koherent.record",
-    "koherent.parent",
-    "koherent.row",
-    "koherent.reason",
-    "koherent.skip",
-)
 
 
 # -- the context of one row: change reason and skip flag ------------------------------------
@@ -153,23 +154,16 @@ def _literal(value: str) -> str:
     return f"E'{cleaned}'"
 
 
-def _prefix(values: tuple[str, ...]) -> str:
-    calls = ", ".join(
-        f"set_config('{name}', {_literal(value)}, true)"
-        for name, value in zip(SETTING_NAMES, values, strict=True)
-    )
-    return f"SELECT {calls}; "
-
-
 _EMPTY_VALUES: tuple[str, ...] = ("",) * len(SETTING_NAMES)
-_EMPTY_PREFIX = _prefix(_EMPTY_VALUES)
+#: The setter that clears a context set earlier in the transaction.
+_CLEAR = f"SELECT set_config('{CONTEXT_SETTING}', '', true); "
 
 
 def context_values(*, record: bool = True) -> tuple[str, ...]:
-    """The values of :data:`SETTING_NAMES` for a statement run now (empty strings: none).
+    """The values of the fields of :func:`encode` for a statement run now (empty strings: none).
 
-    ``record=False`` leaves ``koherent.record`` empty: the triggers write no assignation record
-    (the records of that database are kept in another, see :func:`hand_off`).
+    ``record=False`` leaves the origin empty: the triggers write no assignation record (the
+    records of that database are kept in another, see :func:`hand_off`).
     """
     from koherent.exceptions import AssignationAccessDenied
 
@@ -212,13 +206,45 @@ def _row_values(row: tuple[str, str, str, bool] | None) -> tuple[str, str, str]:
     return (f"{table}:{key}", reason, "1" if skip else "")
 
 
-def context_prefix(*, escape_percent: bool, record: bool = True) -> str:
-    """The ``SELECT set_config(...);`` that hands the context in effect to the triggers."""
+#: The last context encoded in this context of execution, and its encoding: ``(a weak
+#: reference to the audit context, row context, record, RECORD_ASSIGNATIONS, encoded or "" for
+#: none)``. Contexts are frozen, so the statements of one request or task encode theirs once;
+#: the reference is weak so that the cache keeps no context alive.
+_encoded: ContextVar[tuple[Any, Any, bool, Any, str] | None] = ContextVar(
+    "koherent_encoded", default=None
+)
+
+
+def encoded_context(*, record: bool = True) -> str:
+    """The context in effect, encoded (:func:`encode`); ``""`` when there is none."""
+    ctx = peek()
+    row = _row.get()
+    records_on = get_setting("RECORD_ASSIGNATIONS")
+    cached = _encoded.get()
+    if (
+        cached is not None
+        and (cached[0] is None if ctx is None else cached[0] is not None and cached[0]() is ctx)
+        and cached[1] == row
+        and cached[2] is record
+        and cached[3] == records_on
+    ):
+        return cached[4]
     values = context_values(record=record)
-    if values is _EMPTY_VALUES:
-        return _EMPTY_PREFIX
-    prefix = _prefix(values)
-    return prefix.replace("%", "%%") if escape_percent else prefix
+    text = "" if values is _EMPTY_VALUES else encode(values)
+    _encoded.set((None if ctx is None else weakref.ref(ctx), row, record, records_on, text))
+    return text
+
+
+def context_comment(text: str, *, escape_percent: bool) -> str:
+    """The leading comment that hands the encoded context ``text`` to the triggers."""
+    comment = f"{COMMENT_MARK}{text}*/ "
+    return comment.replace("%", "%%") if escape_percent else comment
+
+
+def context_setter(text: str, *, escape_percent: bool) -> str:
+    """The ``SELECT set_config('koherent.context', …, true); `` that hands ``text`` over."""
+    setter = f"SELECT set_config('{CONTEXT_SETTING}', {_literal(text)}, true); "
+    return setter.replace("%", "%%") if escape_percent else setter
 
 
 def _in_failed_transaction(cursor: Any) -> bool:
@@ -231,19 +257,20 @@ def _in_failed_transaction(cursor: Any) -> bool:
     return bool(status == 3)  # psycopg2.extensions.TRANSACTION_STATUS_INERROR
 
 
+#: Set on a connection while its transaction may hold a ``koherent.context`` setting.
 _HANDED_OFF = "_koherent_handed_off"
 
 
 def hand_off(
     execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
-    """Django ``execute_wrapper``: prefix writing statements with the audit context.
+    """Django ``execute_wrapper``: hand the audit context over with writing statements.
 
     A writing statement naming the table of a trigger-captured model gets the context in
-    effect. Any other statement gets nothing, except inside a transaction in which this
-    connection handed a context over already: there the next statement, whatever it is
-    (a ``SELECT`` of a function that writes, say), gets empty values, so that a trigger it sets
-    off indirectly cannot read the earlier statement's context.
+    effect: as a leading comment, or as a setting for a long statement or an ``executemany``.
+    Inside a transaction in which this connection sent a setting, the next statement, whatever
+    it is (a ``SELECT`` of a function that writes, say), sets it again: to its own context, or
+    to ``''``, so that no trigger reads the earlier statement's context.
     """
     cursor = context["cursor"]
     if isinstance(sql, bytes):
@@ -260,18 +287,26 @@ def hand_off(
         return execute(sql, params, many, context)
     in_transaction = connection.in_atomic_block or not connection.get_autocommit()
     handed_off = in_transaction and getattr(connection, _HANDED_OFF, False)
+    escape = params is not None
     if writes and _names_captured_table(text):
         here = not _records_elsewhere(connection)
-        prefix = context_prefix(escape_percent=params is not None, record=here)
-        if not here and prefix is not _EMPTY_PREFIX:
+        encoded = encoded_context(record=here)
+        if not here and encoded:
             _record_elsewhere(text, connection.alias)
-        if prefix is _EMPTY_PREFIX and not handed_off:
-            # Nothing to hand over, and nothing to clear: the settings are unset here.
+        if not handed_off and not many and _short(text, params):
+            setattr(connection, _HANDED_OFF, False)
+            if not encoded:
+                return execute(sql, params, many, context)  # no context: the row is unattributed
+            comment = context_comment(encoded, escape_percent=escape)
+            return _execute_with_prefix(execute, sql, text, params, context, comment)
+        if not encoded and not handed_off:
+            # Nothing to hand over, and nothing to clear: the setting is unset here.
             setattr(connection, _HANDED_OFF, False)
             return execute(sql, params, many, context)
-        setattr(connection, _HANDED_OFF, in_transaction and prefix is not _EMPTY_PREFIX)
+        setattr(connection, _HANDED_OFF, in_transaction and bool(encoded))
+        prefix = context_setter(encoded, escape_percent=escape) if encoded else _CLEAR
     elif handed_off:
-        prefix = _EMPTY_PREFIX
+        prefix = _CLEAR
         setattr(connection, _HANDED_OFF, False)
     else:
         if not in_transaction:
@@ -279,12 +314,48 @@ def hand_off(
         return execute(sql, params, many, context)
     if many:
         return _hand_off_many(execute, sql, params, context, prefix)
-    prefixed = prefix + text
-    statement = prefixed.encode() if isinstance(sql, bytes) else prefixed
-    result = execute(statement, params, many, context)
+    result = _execute_with_prefix(execute, sql, text, params, context, prefix)
     if _PSYCOPG3:
         cursor.nextset()  # the caller sees the result of its own statement
     return result
+
+
+def _short(text: str, params: Any) -> bool:
+    """Whether the statement, parameters bound, is short enough for the comment.
+
+    The row-level update trigger copies the statement's text once per row: a long one (a
+    ``bulk_update()``'s ``CASE``, a long ``IN`` list, a large text value bound client-side)
+    gets the setting. An ``INSERT``'s and a ``DELETE``'s triggers are statement-level and read
+    it once, whatever its length; their parameters (a ``bulk_create()``'s) are not counted.
+    """
+    length = len(text)
+    if length > COMMENT_LIMIT:
+        return False
+    if not params or text[:6].lower() in ("insert", "delete"):
+        return True
+    if isinstance(params, dict):
+        params = params.values()
+    elif not isinstance(params, (list, tuple)):
+        return True
+    for value in params:
+        if isinstance(value, (str, bytes)):
+            length += len(value)
+            if length > COMMENT_LIMIT:
+                return False
+    return True
+
+
+def _execute_with_prefix(
+    execute: Callable[..., Any],
+    sql: Any,
+    text: str,
+    params: Any,
+    context: dict[str, Any],
+    prefix: str,
+) -> Any:
+    prefixed = prefix + text
+    statement = prefixed.encode() if isinstance(sql, bytes) else prefixed
+    return execute(statement, params, False, context)
 
 
 _captured_tables: re.Pattern[str] | None = None
@@ -377,7 +448,7 @@ def _hand_off_many(
     # The driver's own cursor: through Django's, this wrapper would see the setter as the
     # statement after a hand-off and forget that the context is in effect.
     driver_cursor = context["cursor"].cursor
-    setter = prefix.replace("%%", "%").rstrip("; ")
+    setter = prefix.replace("%%", "%").rstrip("; ")  # sent without parameters
     if connection.in_atomic_block or not connection.get_autocommit():
         driver_cursor.execute(setter)
         return execute(sql, params, True, context)

@@ -9,10 +9,11 @@ simple-history history table, with the same columns simple-history writes:
 ``~``, ``-``), ``history_change_reason``, ``history_user_id``, the tracked fields, and
 Koherent's ``assignation_id``, ``app``, ``task_id`` and ``user_pk``; an update row's
 ``history_changed_fields`` lists the tracked fields the ``UPDATE`` changed (insert and delete
-rows leave it ``NULL``, as signal capture does). The context comes from the
-transaction-local settings :mod:`koherent._handoff` sets before each statement; a setting that
-is missing leaves its column empty, and one that is malformed (too long, not of the user key's
-type...) makes the row unattributed, with a warning, never a failed statement.
+rows leave it ``NULL``, as signal capture does). The context comes with the statement, as
+:mod:`koherent._handoff` hands it over (a leading comment, or the ``koherent.context`` setting),
+or from the per-value settings a session outside Django sets; a value that is missing leaves its
+column empty, and one that is malformed (too long, not of the user key's type...) makes the row
+unattributed, with a warning, never a failed statement.
 
 The update trigger fires only when a tracked column changed (``WHEN (ROW(OLD.…) IS DISTINCT
 FROM ROW(NEW.…))``), unless the field says ``capture_unchanged=True``.
@@ -30,6 +31,7 @@ from typing import Any
 
 import pgtrigger
 
+from koherent._trigger_context import COMMENT_MARK, CONTEXT_SETTING, FORMAT_VERSION, SETTING_NAMES
 from koherent._validation import (
     MAX_APP_LENGTH,
     MAX_ASSIGNATION_ID_LENGTH,
@@ -62,8 +64,8 @@ _INTEGER_TYPES = (
 )
 _TEXT_TYPES = ("CharField", "TextField", "SlugField", "EmailField")
 _MALFORMED = (
-    "'koherent: a koherent.* setting is malformed; the history row of table % is recorded "
-    "unattributed'"
+    "'koherent: the audit context handed over (koherent.* settings or comment) is malformed; "
+    "the history row of table % is recorded unattributed'"
 )
 _RECORD_FAILED = (
     "'koherent: could not write the record of an assignation (%); the change and its "
@@ -170,6 +172,8 @@ class CaptureTrigger(pgtrigger.Trigger):
             ("v_reason", "TEXT"),
             ("v_skip", "BOOLEAN"),
             ("v_count", "BIGINT"),
+            ("v_ctx", "TEXT"),
+            ("v_parts", "TEXT[]"),
         ]
 
     def get_func(self, model: Any) -> str:
@@ -271,16 +275,7 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
     exprs = ", ".join(values.values())
     record = _record_sql(Assignation, history, user_check, user_field)
 
-    settings_sql = """
-        v_assignation := NULLIF(current_setting('koherent.assignation_id', true), '');
-        v_app := NULLIF(current_setting('koherent.app', true), '');
-        v_task := NULLIF(current_setting('koherent.task_id', true), '');
-        v_user := NULLIF(current_setting('koherent.user_id', true), '');
-        v_user_pk := NULLIF(current_setting('koherent.user_pk', true), '');
-        v_record := NULLIF(current_setting('koherent.record', true), '');
-        v_parent := NULLIF(current_setting('koherent.parent', true), '');
-        v_row := NULLIF(current_setting('koherent.row', true), '');
-    """
+    settings_sql = _context_sql()
     validate_sql = f"""
         IF NOT ({" AND ".join(checks)}) THEN
             RAISE WARNING {_MALFORMED}, TG_TABLE_NAME;
@@ -293,9 +288,7 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
     if statement:
         return f"""
         {settings_sql}
-        v_reason := NULLIF(current_setting('koherent.reason', true), '');
-        v_skip := v_row IS NOT NULL AND COALESCE(current_setting('koherent.skip', true) = '1',
-            false);
+        v_skip := v_row IS NOT NULL AND COALESCE(v_skip, false);
         {validate_sql}
         INSERT INTO {history_table} ({columns})
             SELECT {exprs} FROM koherent_rows AS r
@@ -309,16 +302,87 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
     return f"""
         {settings_sql}
         IF v_row IS NOT NULL AND {row_match} THEN
-            IF current_setting('koherent.skip', true) = '1' THEN
+            IF v_skip THEN
                 RETURN NULL;
             END IF;
-            v_reason := NULLIF(current_setting('koherent.reason', true), '');
+        ELSE
+            v_reason := NULL;
         END IF;
         {validate_sql}
         INSERT INTO {history_table} ({columns}) VALUES ({exprs});
         {record}
         RETURN NULL;
     """
+
+
+def _decoded(expression: str) -> str:
+    """SQL undoing :func:`koherent._handoff._field`'s percent-encoding of ``expression``."""
+    return f"replace(replace(replace({expression}, '%7C', '|'), '%2A', '*'), '%25', '%')"
+
+
+def _context_sql() -> str:
+    """PL/pgSQL reading the context of the statement into the ``v_*`` variables.
+
+    In order: the ``koherent.context`` setting (a long statement's or an ``executemany``'s),
+    the comment leading the statement (``current_query()``; the text the client sent, so a
+    statement run by a function or another trigger reads its caller's), then the per-value
+    settings a session outside Django may set. An encoded context that does not parse leaves
+    every value empty, with a warning.
+    """
+    fields = len(SETTING_NAMES) + 1
+    mark = COMMENT_MARK.replace("*", "[*]")
+    # Anchored: only a comment the statement starts with counts (a string literal further on
+    # cannot pose as one); the setters pgtrigger.ignore() and pgtrigger.schema() put in front
+    # of a statement may come first. No backslashes: the pattern reads the same whatever
+    # standard_conforming_strings says.
+    pattern = (
+        f"^(?:SELECT set_config[(]'(?:pgtrigger[.]ignore|search_path)'[^;]*; )*{mark}([^*]*)[*]/"
+    )
+    per_value = "\n".join(
+        f"{variable} := NULLIF(current_setting('{name}', true), '');"
+        for variable, name in zip(_VARIABLES, SETTING_NAMES[:-1], strict=True)
+    )
+    return f"""
+        v_ctx := NULLIF(current_setting('{CONTEXT_SETTING}', true), '');
+        IF v_ctx IS NULL THEN
+            v_ctx := substring(current_query() from {_text(pattern)});
+        END IF;
+        IF v_ctx IS NOT NULL THEN
+            v_parts := string_to_array(v_ctx, '|');
+            IF v_parts[1] IS DISTINCT FROM {_text(FORMAT_VERSION)}
+                    OR array_length(v_parts, 1) IS DISTINCT FROM {fields} THEN
+                RAISE WARNING {_MALFORMED}, TG_TABLE_NAME;
+            ELSE
+                v_assignation := NULLIF(v_parts[2], '');
+                v_app := NULLIF(v_parts[3], '');
+                v_task := NULLIF(v_parts[4], '');
+                v_user := NULLIF({_decoded("v_parts[5]")}, '');
+                v_user_pk := NULLIF({_decoded("v_parts[6]")}, '');
+                v_record := NULLIF(v_parts[7], '');
+                v_parent := NULLIF(v_parts[8], '');
+                v_row := NULLIF({_decoded("v_parts[9]")}, '');
+                v_reason := NULLIF({_decoded("v_parts[10]")}, '');
+                v_skip := v_parts[11] = '1';
+            END IF;
+        ELSE
+            {per_value}
+            v_skip := current_setting('{SETTING_NAMES[-1]}', true) = '1';
+        END IF;
+    """
+
+
+#: The PL/pgSQL variables of :data:`koherent._handoff.SETTING_NAMES` (the skip flag aside).
+_VARIABLES = (
+    "v_assignation",
+    "v_app",
+    "v_task",
+    "v_user",
+    "v_user_pk",
+    "v_record",
+    "v_parent",
+    "v_row",
+    "v_reason",
+)
 
 
 def _record_sql(
@@ -360,8 +424,9 @@ def _record_sql(
     return f"""
         IF v_record IS NOT NULL AND v_assignation IS NOT NULL
                 AND current_setting('koherent.recorded', true) IS DISTINCT FROM {key} THEN
+            -- The list of touched models comes with a later migration than the records:
+            -- where it exists, so does the record table.
             IF to_regclass({_text(touched_table)}) IS NOT NULL
-                    AND to_regclass({_text(table)}) IS NOT NULL
                     AND EXISTS (SELECT 1 FROM {touched_table} AS t JOIN {table} AS a
                         ON a."id" = t.{touched_assignation}
                         WHERE t.{touched_assignation} = v_assignation

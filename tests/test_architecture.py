@@ -158,6 +158,7 @@ IMPORTABLE_BEFORE_SETUP = (
     "koherent._config",
     "koherent._handoff",
     "koherent._registry",
+    "koherent._trigger_context",
     "koherent._transactions",
     "koherent._update",
     "koherent._users",

@@ -37,11 +37,11 @@ def test_an_iterator_read_between_two_writes(user: Any, atomic: bool) -> None:
     assert names == ["p0", "p1", "p2", "p3", "p4"]
     sent = [q["sql"] for q in queries.captured_queries]
     assert len(sent) == 3
-    assert sent[0].startswith("SELECT set_config('koherent.assignation_id', E'a-iter', true)")
+    assert sent[0].startswith("/*koherent:1|a-iter|")
     # The read, as it is: a cursor declared on the server.
     assert re.match(r'DECLARE "[^"]+" [A-Z ]*CURSOR [A-Z ]*FOR SELECT "capture_product"', sent[1])
-    assert "set_config" not in sent[1]
-    assert sent[2].startswith("SELECT set_config('koherent.assignation_id', E'a-iter', true)")
+    assert "koherent" not in sent[1]
+    assert sent[2].startswith("/*koherent:1|a-iter|")
     updates = rows(Product, history_type="~")
     assert [(r.name, r.price) for r in updates] == [("p0", 10), ("p1", 11)]
     assert [stamp(r) for r in updates] == [_stamp_of(user, "one", "a-iter")] * 2

@@ -17,7 +17,8 @@ from koherent.models import Assignation
 from koherent.records import touched_models
 from tests.capture.models import Product
 
-PREFIX = "SELECT set_config('koherent.assignation_id', "
+#: How a statement that carries the context starts (a comment, the first field the version).
+PREFIX = "/*koherent:1|"
 
 
 def _statements(queries: CaptureQueriesContext) -> list[str]:
@@ -26,7 +27,7 @@ def _statements(queries: CaptureQueriesContext) -> list[str]:
     for query in queries.captured_queries:
         sql = query["sql"]
         if sql.startswith(PREFIX):
-            sql = sql.split("; ", 1)[1]
+            sql = sql.split("*/ ", 1)[1]
         words.append(sql.split()[0])
     return words
 
@@ -47,8 +48,8 @@ def test_every_save_is_one_statement_the_first_one_included(user: Any, atomic: b
     # The first save checks the user (given by key) once; the saves are one statement each.
     assert _statements(first) == ["SELECT", "INSERT"]
     assert _statements(second) == ["INSERT"]
-    assert first.captured_queries[1]["sql"].startswith(PREFIX + "E'a-count'")
-    assert second.captured_queries[0]["sql"].startswith(PREFIX + "E'a-count'")
+    assert first.captured_queries[1]["sql"].startswith(PREFIX + "a-count|web|")
+    assert second.captured_queries[0]["sql"].startswith(PREFIX + "a-count|web|")
     assert _statements(third) == ["SELECT", "UPDATE"]
     # What the first save's trigger wrote besides the row.
     record = Assignation.objects.get(pk="a-count")

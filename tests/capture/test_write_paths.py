@@ -323,7 +323,7 @@ def test_reads_and_ddl_are_sent_as_they_are() -> None:
     assert sent[0].startswith("SELECT")
     assert "set_config" not in sent[0]
     assert sent[1].startswith("CREATE TEMPORARY TABLE")
-    assert sent[2].startswith("SELECT set_config('koherent.assignation_id', E'a-read', true)")
+    assert sent[2].startswith("/*koherent:1|a-read|")
 
 
 def test_a_select_that_writes_after_a_handed_off_statement_reads_no_stale_context(

@@ -25,7 +25,7 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 def _writes(queries: CaptureQueriesContext) -> list[str]:
     """The writing statements sent, without the context hand-off of trigger capture."""
     sent = [q["sql"].lstrip() for q in queries.captured_queries]
-    sent = [s.split("; ", 1)[1] if s.startswith("SELECT set_config(") else s for s in sent]
+    sent = [s.split("*/ ", 1)[1] if s.startswith("/*koherent:") else s for s in sent]
     return [s for s in sent if s.startswith(WRITES)]
 
 

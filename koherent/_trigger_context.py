@@ -1,0 +1,58 @@
+"""The text form of the audit context the capture triggers read (no Django, no pgtrigger).
+
+:mod:`koherent._handoff` writes it with each writing statement, :mod:`koherent._triggers`
+compiles the PL/pgSQL that reads it back: one text,
+``1|<assignation>|<app>|<task>|<user>|<user key>|<origin>|<parent>|<table:key>|<reason>|<skip>``,
+sent in a comment the statement starts with (:data:`COMMENT_MARK`) or, for a statement longer
+than :data:`COMMENT_LIMIT`, in the :data:`CONTEXT_SETTING` setting.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "COMMENT_LIMIT",
+    "COMMENT_MARK",
+    "CONTEXT_SETTING",
+    "FORMAT_VERSION",
+    "SETTING_NAMES",
+    "encode",
+]
+
+#: The per-value settings a session outside Django may set (the triggers read them when a
+#: statement brings no context), in the order of the fields of :func:`encode`.
+SETTING_NAMES: tuple[str, ...] = (
+    "koherent.assignation_id",
+    "koherent.app",
+    "koherent.task_id",
+    "koherent.user_id",
+    "koherent.user_pk",
+    "koherent.record",
+    "koherent.parent",
+    "koherent.row",
+    "koherent.reason",
+    "koherent.skip",
+)
+
+#: The setting that carries the encoded context of a long statement or an ``executemany``.
+CONTEXT_SETTING = "koherent.context"
+#: How the comment that carries the context starts (the version of the encoding after it).
+COMMENT_MARK = "/*koherent:"
+#: The version of :func:`encode`'s format, its first field.
+FORMAT_VERSION = "1"
+#: Statements longer than this (in characters) get the setting rather than the comment: a
+#: row-level trigger copies the statement's text once per row it writes.
+COMMENT_LIMIT = 8192
+
+
+def _field(value: str) -> str:
+    """One field of :func:`encode`: ``%``, ``|`` and ``*`` percent-encoded (the separator, and
+    what could open or close a comment), NUL characters dropped."""
+    if "%" in value or "|" in value or "*" in value:
+        value = value.replace("%", "%25").replace("|", "%7C").replace("*", "%2A")
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def encode(values: tuple[str, ...]) -> str:
+    """The context as the triggers read it: ``1|<assignation>|<app>|<task>|<user>|<user key>|
+    <origin>|<parent>|<table:key>|<reason>|<skip>``, each field as :func:`_field` makes it."""
+    return "|".join((FORMAT_VERSION, *(_field(value) for value in values)))
