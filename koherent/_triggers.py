@@ -174,6 +174,7 @@ class CaptureTrigger(pgtrigger.Trigger):
             ("v_count", "BIGINT"),
             ("v_ctx", "TEXT"),
             ("v_parts", "TEXT[]"),
+            ("v_ok", "BOOLEAN"),
         ]
 
     def get_func(self, model: Any) -> str:
@@ -236,23 +237,31 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
         ]
         values[changed.column] = f"concat_ws(',', {', '.join(tests)})" if tests else "''"
 
-    checks = [
-        f"(v_assignation IS NULL OR (length(v_assignation) <= {MAX_ASSIGNATION_ID_LENGTH} "
-        f"AND v_assignation ~ '{_ID_PATTERN}'))",
-        f"(v_app IS NULL OR (length(v_app) <= {MAX_APP_LENGTH} AND v_app ~ '{_APP_PATTERN}'))",
-        f"(v_task IS NULL OR (length(v_task) <= {MAX_TASK_ID_LENGTH} "
-        f"AND v_task ~ '{_ID_PATTERN}'))",
-        f"(v_user_pk IS NULL OR (length(v_user_pk) <= {MAX_USER_PK_LENGTH} "
-        "AND v_user_pk !~ '[[:cntrl:]]'))",
-        f"(v_record IS NULL OR (length(v_record) <= {MAX_ORIGIN_LENGTH} "
-        f"AND v_record ~ '{_ORIGIN_PATTERN}'))",
-        f"(v_parent IS NULL OR (length(v_parent) <= {MAX_ASSIGNATION_ID_LENGTH} "
-        f"AND v_parent ~ '{_ID_PATTERN}'))",
+    lengths = [
+        f"(v_assignation IS NULL OR length(v_assignation) <= {MAX_ASSIGNATION_ID_LENGTH})",
+        f"(v_app IS NULL OR length(v_app) <= {MAX_APP_LENGTH})",
+        f"(v_task IS NULL OR length(v_task) <= {MAX_TASK_ID_LENGTH})",
+        f"(v_user_pk IS NULL OR length(v_user_pk) <= {MAX_USER_PK_LENGTH})",
+        f"(v_record IS NULL OR length(v_record) <= {MAX_ORIGIN_LENGTH})",
+        f"(v_parent IS NULL OR length(v_parent) <= {MAX_ASSIGNATION_ID_LENGTH})",
+    ]
+    # The per-value settings are checked one by one; an encoded context (the comment, or
+    # koherent.context) with one pattern over the whole text, lengths aside.
+    patterns = [
+        f"(v_assignation IS NULL OR v_assignation ~ '{_ID_PATTERN}')",
+        f"(v_app IS NULL OR v_app ~ '{_APP_PATTERN}')",
+        f"(v_task IS NULL OR v_task ~ '{_ID_PATTERN}')",
+        "(v_user_pk IS NULL OR v_user_pk !~ '[[:cntrl:]]')",
+        f"(v_record IS NULL OR v_record ~ '{_ORIGIN_PATTERN}')",
+        f"(v_parent IS NULL OR v_parent ~ '{_ID_PATTERN}')",
     ]
     if user_check is not None:
-        checks.append(f"(v_user IS NULL OR {user_check[1]})")
+        patterns.append(f"(v_user IS NULL OR {user_check[1]})")
+        if user_check[1].startswith("length("):
+            lengths.append(f"(v_user IS NULL OR {user_check[1]})")
     else:
-        checks.append("v_user IS NULL")
+        patterns.append("v_user IS NULL")
+    encoded_pattern = _encoded_pattern(user_field, connection)
 
     user_exists = ""
     if (
@@ -275,15 +284,8 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
     exprs = ", ".join(values.values())
     record = _record_sql(Assignation, history, user_check, user_field)
 
-    settings_sql = _context_sql()
-    validate_sql = f"""
-        IF NOT ({" AND ".join(checks)}) THEN
-            RAISE WARNING {_MALFORMED}, TG_TABLE_NAME;
-            v_assignation := NULL; v_app := NULL; v_task := NULL; v_user := NULL;
-            v_user_pk := NULL; v_record := NULL; v_parent := NULL;
-        END IF;
-        {user_exists}
-    """
+    settings_sql = _context_sql(encoded_pattern, " AND ".join(lengths), " AND ".join(patterns))
+    validate_sql = user_exists
     history_table = qn(history._meta.db_table)
     if statement:
         return f"""
@@ -320,14 +322,45 @@ def _decoded(expression: str) -> str:
     return f"replace(replace(replace({expression}, '%7C', '|'), '%2A', '*'), '%25', '%')"
 
 
-def _context_sql() -> str:
-    """PL/pgSQL reading the context of the statement into the ``v_*`` variables.
+def _optional(pattern: str) -> str:
+    """``pattern`` (anchored ``^…$``) as an optional part of a larger pattern."""
+    return f"(?:{pattern.removeprefix('^').removesuffix('$')})?"
+
+
+def _encoded_pattern(user_field: Any, connection: Any) -> str:
+    """The pattern a whole encoded context matches (:mod:`koherent._trigger_context`): every
+    field's own pattern, lengths aside (the triggers check those after splitting)."""
+    check = None if user_field is None else user_key_check(user_field, connection)
+    if check is None:
+        user = ""  # a key type trigger capture does not know: no user
+    elif check[1].startswith("v_user ~ "):
+        user = _optional(check[1].removeprefix("v_user ~ ").strip("'"))
+    else:
+        user = "[^|]*"  # a text key: its length is checked after decoding
+    fields = [
+        FORMAT_VERSION,
+        _optional(_ID_PATTERN),  # assignation
+        _optional(_APP_PATTERN),
+        _optional(_ID_PATTERN),  # task
+        user,
+        "[^|[:cntrl:]]*",  # user key
+        _optional(_ORIGIN_PATTERN),
+        _optional(_ID_PATTERN),  # parent
+        "[^|]*",  # table:key of the row context
+        "[^|]*",  # change reason
+        "1?",  # skip
+    ]
+    return "^" + "[|]".join(fields) + "$"
+
+
+def _context_sql(encoded_pattern: str, lengths: str, patterns: str) -> str:
+    """PL/pgSQL reading the context of the statement into the ``v_*`` variables, and checking it.
 
     In order: the ``koherent.context`` setting (a long statement's or an ``executemany``'s),
     the comment leading the statement (``current_query()``; the text the client sent, so a
     statement run by a function or another trigger reads its caller's), then the per-value
-    settings a session outside Django may set. An encoded context that does not parse leaves
-    every value empty, with a warning.
+    settings a session outside Django may set. A context that does not parse, or a value that
+    does not fit, leaves every value empty, with a warning.
     """
     fields = len(SETTING_NAMES) + 1
     mark = COMMENT_MARK.replace("*", "[*]")
@@ -348,25 +381,39 @@ def _context_sql() -> str:
             v_ctx := substring(current_query() from {_text(pattern)});
         END IF;
         IF v_ctx IS NOT NULL THEN
-            v_parts := string_to_array(v_ctx, '|');
-            IF v_parts[1] IS DISTINCT FROM {_text(FORMAT_VERSION)}
-                    OR array_length(v_parts, 1) IS DISTINCT FROM {fields} THEN
-                RAISE WARNING {_MALFORMED}, TG_TABLE_NAME;
-            ELSE
+            v_ok := v_ctx ~ {_text(encoded_pattern)};
+            IF v_ok THEN
+                v_parts := string_to_array(v_ctx, '|');
+                v_ok := array_length(v_parts, 1) = {fields};
+            END IF;
+            IF v_ok THEN
                 v_assignation := NULLIF(v_parts[2], '');
                 v_app := NULLIF(v_parts[3], '');
                 v_task := NULLIF(v_parts[4], '');
-                v_user := NULLIF({_decoded("v_parts[5]")}, '');
-                v_user_pk := NULLIF({_decoded("v_parts[6]")}, '');
+                v_user := NULLIF(v_parts[5], '');
+                v_user_pk := NULLIF(v_parts[6], '');
                 v_record := NULLIF(v_parts[7], '');
                 v_parent := NULLIF(v_parts[8], '');
-                v_row := NULLIF({_decoded("v_parts[9]")}, '');
-                v_reason := NULLIF({_decoded("v_parts[10]")}, '');
+                v_row := NULLIF(v_parts[9], '');
+                v_reason := NULLIF(v_parts[10], '');
                 v_skip := v_parts[11] = '1';
+                IF strpos(v_ctx, '%') > 0 THEN
+                    v_user := {_decoded("v_user")};
+                    v_user_pk := {_decoded("v_user_pk")};
+                    v_row := {_decoded("v_row")};
+                    v_reason := {_decoded("v_reason")};
+                END IF;
+                v_ok := {lengths};
             END IF;
         ELSE
             {per_value}
             v_skip := current_setting('{SETTING_NAMES[-1]}', true) = '1';
+            v_ok := {lengths} AND {patterns};
+        END IF;
+        IF NOT v_ok THEN
+            RAISE WARNING {_MALFORMED}, TG_TABLE_NAME;
+            v_assignation := NULL; v_app := NULL; v_task := NULL; v_user := NULL;
+            v_user_pk := NULL; v_record := NULL; v_parent := NULL;
         END IF;
     """
 
