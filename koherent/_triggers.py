@@ -175,6 +175,8 @@ class CaptureTrigger(pgtrigger.Trigger):
             ("v_ctx", "TEXT"),
             ("v_parts", "TEXT[]"),
             ("v_ok", "BOOLEAN"),
+            ("v_query", "TEXT"),
+            ("v_end", "INTEGER"),
         ]
 
     def get_func(self, model: Any) -> str:
@@ -363,6 +365,7 @@ def _context_sql(encoded_pattern: str, lengths: str, patterns: str) -> str:
     does not fit, leaves every value empty, with a warning.
     """
     fields = len(SETTING_NAMES) + 1
+    start = len(COMMENT_MARK) + 1  # where the encoded context starts in the statement
     mark = COMMENT_MARK.replace("*", "[*]")
     # Anchored: only a comment the statement starts with counts (a string literal further on
     # cannot pose as one); the setters pgtrigger.ignore() and pgtrigger.schema() put in front
@@ -378,7 +381,15 @@ def _context_sql(encoded_pattern: str, lengths: str, patterns: str) -> str:
     return f"""
         v_ctx := NULLIF(current_setting('{CONTEXT_SETTING}', true), '');
         IF v_ctx IS NULL THEN
-            v_ctx := substring(current_query() from {_text(pattern)});
+            v_query := current_query();
+            IF left(v_query, {len(COMMENT_MARK)}) = {_text(COMMENT_MARK)} THEN
+                v_end := strpos(v_query, '*/');
+                IF v_end > {len(COMMENT_MARK)} THEN
+                    v_ctx := substr(v_query, {start}, v_end - {start});
+                END IF;
+            ELSIF left(v_query, 18) = 'SELECT set_config(' THEN
+                v_ctx := substring(v_query from {_text(pattern)});
+            END IF;
         END IF;
         IF v_ctx IS NOT NULL THEN
             v_ok := v_ctx ~ {_text(encoded_pattern)};
@@ -440,10 +451,15 @@ def _record_sql(
 ) -> str:
     """The once-per-transaction write of the assignation's record (and what it touched).
 
-    Guarded by the transaction-local setting ``koherent.recorded`` (``<assignation>|<history
-    table>``): a savepoint rolled back takes the setting back with the record. In autocommit
-    mode every statement is a transaction of its own: there one lookup (the record and its
-    entry for this table, by their keys) finds both, and only what is missing is inserted.
+    Guarded by the setting ``koherent.recorded`` (``<assignation>|<history table>``), set for
+    the session once written or found: it lasts when the transaction commits, and a rollback
+    (of a savepoint too) takes it back with the record, so the statements after an
+    assignation's first on a connection — in autocommit mode too, where every statement is a
+    transaction of its own — skip the block. Otherwise one lookup (the record and its entry
+    for this table, by their keys) finds both, and only what is missing is inserted. A record
+    deleted by hand while its assignation still writes through a connection that set the
+    setting is not written again by that connection (its rows are still found by the full
+    scan of ``history_for_assignation``).
     A record that cannot be written (no table in this database, say) is a warning, never a
     failed change.
     """
@@ -505,7 +521,7 @@ def _record_sql(
                     END;
                 END IF;
             END IF;
-            PERFORM set_config('koherent.recorded', {key}, true);
+            PERFORM set_config('koherent.recorded', {key}, false);
         END IF;
     """
 

@@ -106,6 +106,7 @@ def test_autocommit_statements_of_a_recorded_assignation_try_no_record_insert(
     assert Product.history.filter(assignation_id="a-lookup").count() == 5
     # What is missing is written again: the lookup asks for the record and the entry both.
     Assignation.objects.filter(pk="a-lookup").delete()  # the entry goes with it (cascade)
+    connection.close()  # a connection that wrote them remembers them (koherent.recorded)
     with koherent.assignation("a-lookup", user=user.pk, app="web"):
         Product.objects.filter(pk=first.pk).update(price=10)
     assert (
@@ -115,8 +116,38 @@ def test_autocommit_statements_of_a_recorded_assignation_try_no_record_insert(
     assert touched_models("a-lookup", "default") == frozenset({"capture.Product"})
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM koherent_assignationmodel WHERE assignation_id = 'a-lookup'")
+    connection.close()
     with koherent.assignation("a-lookup", user=user.pk, app="web"):
         Product.objects.filter(pk=first.pk).update(price=11)
     assert record_insert_attempts().count("koherent_assignationmodel") == 3
     assert record_insert_attempts().count("koherent_assignation") == 2  # the record was there
     assert touched_models("a-lookup", "default") == frozenset({"capture.Product"})
+
+
+def _recorded() -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('koherent.recorded', true)")
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_remembers_a_committed_record_and_forgets_a_rolled_back_one(
+    user: Any,
+) -> None:
+    """The trigger notes on the session what it recorded: a committed record stays noted (the
+    next autocommit statements skip the lookup), a rolled-back one is forgotten with it."""
+    with koherent.assignation("a-kept", user=user.pk):
+        Product.objects.create(name="a")  # autocommit: a transaction of its own
+    assert _recorded() == "a-kept|capture_historicalproduct"
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with koherent.assignation("a-gone", user=user.pk):
+            Product.objects.create(name="b")
+            assert _recorded() == "a-gone|capture_historicalproduct"
+        raise RuntimeError
+    assert _recorded() == "a-kept|capture_historicalproduct"
+    assert not Assignation.objects.filter(pk="a-gone").exists()
+    with koherent.assignation("a-gone", user=user.pk):
+        Product.objects.create(name="c")
+    assert Assignation.objects.filter(pk="a-gone").exists()
+    assert touched_models("a-gone", "default") == frozenset({"capture.Product"})
