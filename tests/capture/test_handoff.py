@@ -178,8 +178,8 @@ def test_which_context_a_trigger_reads(user: Any) -> None:
     assert (third.assignation_id, third.app) == (None, "psql-fix")
 
 
-def test_values_with_separators_and_comment_marks_arrive_intact(user: Any) -> None:
-    reason = "a|b */ c /* d %7C %25 % 100% |*/"
+def test_values_with_quotes_separators_and_comment_marks_arrive_intact(user: Any) -> None:
+    reason = "it's 100% done \\ o'clock %s %(x)s a|b */ c /* d %7C %25 |*/"
     with koherent.assignation("a-marks", user=user, app="web"):
         product = Product(name="q", price=1)
         product._change_reason = reason  # type: ignore[attr-defined]

@@ -301,17 +301,6 @@ def test_a_rolled_back_savepoint_takes_the_record_with_it(user: Any) -> None:
     assert Assignation.objects.filter(pk="a-sp").exists()
 
 
-def test_values_with_quotes_backslashes_and_percent_signs_arrive_intact() -> None:
-    reason = "it's 100% done \\ o'clock %s %(x)s"
-    product = Product(name="q", price=1)
-    product._change_reason = reason  # type: ignore[attr-defined]
-    product.save()  # an INSERT with parameters
-    product.price = 2
-    product._change_reason = reason  # type: ignore[attr-defined]
-    product.save()  # an UPDATE with parameters
-    assert [r.history_change_reason for r in rows(Product)] == [reason, reason]
-
-
 def test_reads_and_ddl_are_sent_as_they_are() -> None:
     from django.test.utils import CaptureQueriesContext
 
