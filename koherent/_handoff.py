@@ -235,16 +235,15 @@ def encoded_context(*, record: bool = True) -> str:
     return text
 
 
-def context_comment(text: str, *, escape_percent: bool) -> str:
-    """The leading comment that hands the encoded context ``text`` to the triggers."""
-    comment = f"{COMMENT_MARK}{text}*/ "
-    return comment.replace("%", "%%") if escape_percent else comment
+def context_comment(text: str) -> str:
+    """The leading comment that hands the encoded context ``text`` to the triggers (it holds
+    no ``%``: the same text whether the driver binds parameters into the statement or not)."""
+    return f"{COMMENT_MARK}{text}*/ "
 
 
-def context_setter(text: str, *, escape_percent: bool) -> str:
+def context_setter(text: str) -> str:
     """The ``SELECT set_config('koherent.context', …, true); `` that hands ``text`` over."""
-    setter = f"SELECT set_config('{CONTEXT_SETTING}', {_literal(text)}, true); "
-    return setter.replace("%", "%%") if escape_percent else setter
+    return f"SELECT set_config('{CONTEXT_SETTING}', {_literal(text)}, true); "
 
 
 def _in_failed_transaction(cursor: Any) -> bool:
@@ -287,7 +286,6 @@ def hand_off(
         return execute(sql, params, many, context)
     in_transaction = connection.in_atomic_block or not connection.get_autocommit()
     handed_off = in_transaction and getattr(connection, _HANDED_OFF, False)
-    escape = params is not None
     if writes and _names_captured_table(text):
         here = not _records_elsewhere(connection)
         encoded = encoded_context(record=here)
@@ -297,14 +295,14 @@ def hand_off(
             setattr(connection, _HANDED_OFF, False)
             if not encoded:
                 return execute(sql, params, many, context)  # no context: the row is unattributed
-            comment = context_comment(encoded, escape_percent=escape)
+            comment = context_comment(encoded)
             return _execute_with_prefix(execute, sql, text, params, context, comment)
         if not encoded and not handed_off:
             # Nothing to hand over, and nothing to clear: the setting is unset here.
             setattr(connection, _HANDED_OFF, False)
             return execute(sql, params, many, context)
         setattr(connection, _HANDED_OFF, in_transaction and bool(encoded))
-        prefix = context_setter(encoded, escape_percent=escape) if encoded else _CLEAR
+        prefix = context_setter(encoded) if encoded else _CLEAR
     elif handed_off:
         prefix = _CLEAR
         setattr(connection, _HANDED_OFF, False)
@@ -448,7 +446,7 @@ def _hand_off_many(
     # The driver's own cursor: through Django's, this wrapper would see the setter as the
     # statement after a hand-off and forget that the context is in effect.
     driver_cursor = context["cursor"].cursor
-    setter = prefix.replace("%%", "%").rstrip("; ")  # sent without parameters
+    setter = prefix.rstrip("; ")
     if connection.in_atomic_block or not connection.get_autocommit():
         driver_cursor.execute(setter)
         return execute(sql, params, True, context)

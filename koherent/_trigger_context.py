@@ -13,6 +13,7 @@ __all__ = [
     "COMMENT_LIMIT",
     "COMMENT_MARK",
     "CONTEXT_SETTING",
+    "ESCAPE",
     "FORMAT_VERSION",
     "SETTING_NAMES",
     "encode",
@@ -44,11 +45,21 @@ FORMAT_VERSION = "1"
 COMMENT_LIMIT = 8192
 
 
+#: The escape character of :func:`encode`'s fields (``%`` would be a placeholder to a driver
+#: that binds parameters into the statement).
+ESCAPE = "~"
+#: What a field's characters become: the separator, what could open or close a comment, the
+#: placeholder mark, and the escape character itself.
+_ESCAPES = {"~": "~7E", "|": "~7C", "*": "~2A", "%": "~25"}
+_ESCAPED = str.maketrans(_ESCAPES)
+
+
 def _field(value: str) -> str:
-    """One field of :func:`encode`: ``%``, ``|`` and ``*`` percent-encoded (the separator, and
-    what could open or close a comment), NUL characters dropped."""
-    if "%" in value or "|" in value or "*" in value:
-        value = value.replace("%", "%25").replace("|", "%7C").replace("*", "%2A")
+    """One field of :func:`encode`: ``~``, ``|``, ``*`` and ``%`` escaped as ``~`` and their
+    code in hex (the separator, what could open or close a comment, what a driver binding
+    parameters into the statement would read as a placeholder), NUL characters dropped."""
+    if "~" in value or "|" in value or "*" in value or "%" in value:
+        value = value.translate(_ESCAPED)
     return value.replace("\x00", "") if "\x00" in value else value
 
 

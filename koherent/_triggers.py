@@ -31,7 +31,13 @@ from typing import Any
 
 import pgtrigger
 
-from koherent._trigger_context import COMMENT_MARK, CONTEXT_SETTING, FORMAT_VERSION, SETTING_NAMES
+from koherent._trigger_context import (
+    COMMENT_MARK,
+    CONTEXT_SETTING,
+    ESCAPE,
+    FORMAT_VERSION,
+    SETTING_NAMES,
+)
 from koherent._validation import (
     MAX_APP_LENGTH,
     MAX_ASSIGNATION_ID_LENGTH,
@@ -320,8 +326,12 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
 
 
 def _decoded(expression: str) -> str:
-    """SQL undoing :func:`koherent._handoff._field`'s percent-encoding of ``expression``."""
-    return f"replace(replace(replace({expression}, '%7C', '|'), '%2A', '*'), '%25', '%')"
+    """SQL undoing :func:`koherent._trigger_context._field`'s escapes in ``expression`` (the
+    escape character's own last: each ``~`` of the text starts an escape)."""
+    return (
+        f"replace(replace(replace(replace({expression}, '~7C', '|'), '~2A', '*'), '~25', '%'), "
+        "'~7E', '~')"
+    )
 
 
 def _optional(pattern: str) -> str:
@@ -408,7 +418,7 @@ def _context_sql(encoded_pattern: str, lengths: str, patterns: str) -> str:
                 v_row := NULLIF(v_parts[9], '');
                 v_reason := NULLIF(v_parts[10], '');
                 v_skip := v_parts[11] = '1';
-                IF strpos(v_ctx, '%') > 0 THEN
+                IF strpos(v_ctx, {_text(ESCAPE)}) > 0 THEN
                     v_user := {_decoded("v_user")};
                     v_user_pk := {_decoded("v_user_pk")};
                     v_row := {_decoded("v_row")};

@@ -301,11 +301,11 @@ def _profile(size: dict[str, Any], user: Any) -> dict[str, float]:
             transaction.set_rollback(True)
         sent[contender] = statements
     with transaction.atomic(), contexts.koherent_context(user):
-        comment = context_comment(encoded_context(), escape_percent=False)
+        comment = context_comment(encoded_context())
         encode_us = min(timeit.repeat(lambda: encode(context_values()), number=calls, repeat=5))
         cached_us = min(
             timeit.repeat(
-                lambda: context_comment(encoded_context(), escape_percent=True),
+                lambda: context_comment(encoded_context()),
                 number=calls,
                 repeat=5,
             )

@@ -26,10 +26,11 @@ def _stamp_of(user: Any, app: str, assignation_id: str) -> tuple[Any, ...]:
     return (user.pk, str(user.pk), app, assignation_id, None)
 
 
-def test_encode_escapes_the_separator_and_what_opens_or_closes_a_comment() -> None:
-    text = encode(("a-1", "app", "", "7", "x|y*/z /*w 100%", "manual", "", "", "r%7C", ""))
-    assert text == "1|a-1|app||7|x%7Cy%2A/z /%2Aw 100%25|manual|||r%257C|"
+def test_encode_escapes_the_separator_comment_marks_and_placeholders() -> None:
+    text = encode(("a-1", "app", "", "7", "x|y*/z /*w 100%", "manual", "", "", "r~7C", ""))
+    assert text == "1|a-1|app||7|x~7Cy~2A/z /~2Aw 100~25|manual|||r~7E7C|"
     assert "*" not in text
+    assert "%" not in text
     assert text.count("|") == 10
 
 
@@ -236,4 +237,23 @@ def test_pgtrigger_ignore_in_front_of_the_comment(user: Any) -> None:
     (sent,) = [q["sql"] for q in queries.captured_queries]
     assert sent.startswith("SELECT set_config('pgtrigger.ignore', ")
     (row,) = rows(Product, history_type="~")
+    assert stamp(row) == _stamp_of(user, "web", "a-ignore")
+
+
+def test_pgtrigger_ignore_adding_parameters_to_a_statement_without(user: Any) -> None:
+    """pgtrigger.ignore() binds its setter's value as a parameter, also into a statement sent
+    without any: the context's text holds no ``%`` a driver would read as a placeholder."""
+    import pgtrigger
+
+    from koherent._handoff import table_reason
+
+    product = Product.objects.create(name="p", price=1)
+    with (
+        koherent.assignation("a-ignore", user=user, app="web"),
+        pgtrigger.ignore("capture.Product:koherent_delete"),
+        table_reason(Product, "100% sure, 50%s off, ~7C"),
+    ):
+        raw(f"UPDATE capture_product SET price = 2 WHERE id = {product.pk}")
+    (row,) = rows(Product, history_type="~")
+    assert row.history_change_reason == "100% sure, 50%s off, ~7C"
     assert stamp(row) == _stamp_of(user, "web", "a-ignore")
