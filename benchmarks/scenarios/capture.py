@@ -337,6 +337,14 @@ def _profile(size: dict[str, Any], user: Any) -> dict[str, float]:
     return result
 
 
+def _comment_cost(profile: dict[str, float]) -> str:
+    """The comment's cost over a bare ``SELECT``, in words (below a microsecond it is noise)."""
+    cost = profile["comment"] - profile["bare"]
+    if cost >= 1:
+        return f"{cost:.0f} µs over a bare SELECT"
+    return f"nothing measurable over a bare SELECT ({cost:.0f} µs in this run)"
+
+
 def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
     reset_database()
     user = contexts.bench_user()
@@ -415,8 +423,7 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
             "cursor in an open transaction (server and round trip, no Django), a save's "
             f"statements take {profile['koherent']:.0f} µs for Koherent against "
             f"{profile['pghistory']:.0f} µs for pghistory ({profile['plain']:.0f} µs with no "
-            "history). The context's comment costs "
-            f"{profile['comment'] - profile['bare']:.0f} µs over a bare SELECT, where a "
+            f"history). The context's comment costs {_comment_cost(profile)}, where a "
             f"set_config prefix costs {profile['one setting'] - profile['bare']:.0f} µs "
             "(pghistory sends its two settings in one); encoding the context takes "
             f"{profile['encode']:.1f} µs of Python, once per context, and "
