@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import re
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -206,33 +205,15 @@ def _row_values(row: tuple[str, str, str, bool] | None) -> tuple[str, str, str]:
     return (f"{table}:{key}", reason, "1" if skip else "")
 
 
-#: The last context encoded in this context of execution, and its encoding: ``(a weak
-#: reference to the audit context, row context, record, RECORD_ASSIGNATIONS, encoded or "" for
-#: none)``. Contexts are frozen, so the statements of one request or task encode theirs once;
-#: the reference is weak so that the cache keeps no context alive.
-_encoded: ContextVar[tuple[Any, Any, bool, Any, str] | None] = ContextVar(
-    "koherent_encoded", default=None
-)
-
-
 def encoded_context(*, record: bool = True) -> str:
-    """The context in effect, encoded (:func:`encode`); ``""`` when there is none."""
-    ctx = peek()
-    row = _row.get()
-    records_on = get_setting("RECORD_ASSIGNATIONS")
-    cached = _encoded.get()
-    if (
-        cached is not None
-        and (cached[0] is None if ctx is None else cached[0] is not None and cached[0]() is ctx)
-        and cached[1] == row
-        and cached[2] is record
-        and cached[3] == records_on
-    ):
-        return cached[4]
+    """The context in effect, encoded (:func:`encode`); ``""`` when there is none.
+
+    Read for every statement, not once per context: a request's user is read when the
+    statement runs (authentication may settle on it after the first write, see
+    :class:`koherent._users.RequestUserRef`).
+    """
     values = context_values(record=record)
-    text = "" if values is _EMPTY_VALUES else encode(values)
-    _encoded.set((None if ctx is None else weakref.ref(ctx), row, record, records_on, text))
-    return text
+    return "" if values is _EMPTY_VALUES else encode(values)
 
 
 def context_comment(text: str) -> str:

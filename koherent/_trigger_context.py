@@ -14,6 +14,7 @@ __all__ = [
     "COMMENT_MARK",
     "CONTEXT_SETTING",
     "ESCAPE",
+    "ESCAPES",
     "FORMAT_VERSION",
     "SETTING_NAMES",
     "encode",
@@ -49,9 +50,10 @@ COMMENT_LIMIT = 8192
 #: that binds parameters into the statement).
 ESCAPE = "~"
 #: What a field's characters become: the separator, what could open or close a comment, the
-#: placeholder mark, and the escape character itself.
-_ESCAPES = {"~": "~7E", "|": "~7C", "*": "~2A", "%": "~25"}
-_ESCAPED = str.maketrans(_ESCAPES)
+#: placeholder mark, and the escape character itself (last: undoing the escapes in this order
+#: with plain replacements gives the text back, each ``~`` of an encoded field starting one).
+ESCAPES: tuple[tuple[str, str], ...] = (("|", "~7C"), ("*", "~2A"), ("%", "~25"), ("~", "~7E"))
+_ESCAPED = str.maketrans(dict(ESCAPES))
 
 
 def _field(value: str) -> str:

@@ -35,6 +35,7 @@ from koherent._trigger_context import (
     COMMENT_MARK,
     CONTEXT_SETTING,
     ESCAPE,
+    ESCAPES,
     FORMAT_VERSION,
     SETTING_NAMES,
 )
@@ -326,12 +327,10 @@ def render_func(model: Any, operation: str, connection: Any) -> str:
 
 
 def _decoded(expression: str) -> str:
-    """SQL undoing :func:`koherent._trigger_context._field`'s escapes in ``expression`` (the
-    escape character's own last: each ``~`` of the text starts an escape)."""
-    return (
-        f"replace(replace(replace(replace({expression}, '~7C', '|'), '~2A', '*'), '~25', '%'), "
-        "'~7E', '~')"
-    )
+    """SQL undoing :data:`koherent._trigger_context.ESCAPES` in ``expression``."""
+    for character, escaped in ESCAPES:
+        expression = f"replace({expression}, {_text(escaped)}, {_text(character)})"
+    return expression
 
 
 def _optional(pattern: str) -> str:
@@ -439,7 +438,8 @@ def _context_sql(encoded_pattern: str, lengths: str, patterns: str) -> str:
     """
 
 
-#: The PL/pgSQL variables of :data:`koherent._handoff.SETTING_NAMES` (the skip flag aside).
+#: The PL/pgSQL variables of :data:`koherent._trigger_context.SETTING_NAMES` (the skip flag
+#: aside).
 _VARIABLES = (
     "v_assignation",
     "v_app",
@@ -459,7 +459,7 @@ def _record_sql(
     user_check: tuple[str, str] | None,
     user_field: Any,
 ) -> str:
-    """The once-per-transaction write of the assignation's record (and what it touched).
+    """The write of the assignation's record (and what it touched), once per connection.
 
     Guarded by the setting ``koherent.recorded`` (``<assignation>|<history table>``), set for
     the session once written or found: it lasts when the transaction commits, and a rollback

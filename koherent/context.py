@@ -60,7 +60,7 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-@dataclass(frozen=True, slots=True, eq=False, init=False, weakref_slot=True)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class AuditContext:
     """Who is changing data, through which app, under which assignation, in which task.
 

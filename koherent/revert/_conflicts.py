@@ -109,7 +109,7 @@ def read_unrecorded(
         "pk",
         "assignation_id",
         "history_type",
-        "history_changed_fields" if has_changed else "history_type",
+        *(["history_changed_fields"] if has_changed else []),
         *(f.attname for f in compared),
     ]
     chains: dict[Any, list[tuple[Any, ...]]] = defaultdict(list)
@@ -117,7 +117,7 @@ def read_unrecorded(
         rows = history.order_by(pk, "history_date", "pk").values_list(pk, *columns)
         for obj_pk, *row in rows:
             if not has_changed:
-                row[4] = None
+                row.insert(4, None)  # the writer did not say what it changed
             chains[obj_pk].append(tuple(row))
     conflicts = []
     for obj in work.objects.values():

@@ -198,12 +198,22 @@ def test_values_with_quotes_separators_and_comment_marks_arrive_intact(user: Any
     assert [stamp(r) for r in history] == [_stamp_of(user, "web", "a-marks")] * 4
 
 
-def test_the_encoding_is_cached_per_context_not_reused_across_contexts(user: Any) -> None:
-    """Statements of one context encode it once; another context, or the same one with a row
-    context (a change reason), gets its own."""
+def test_each_statement_reads_the_context_when_it_runs(user: Any) -> None:
+    """Each statement hands over the context as it is then: another context, a row context (a
+    change reason), and a request's user that authentication settled on after the first write
+    (Django REST framework sets ``request.user`` in the view)."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from koherent._users import RequestUserRef
+
+    class Request:
+        user: Any = AnonymousUser()
+
+    request = Request()
     product = Product.objects.create(name="p", price=1)
-    with koherent.assignation("a-one", user=user, app="web"):
-        Product.objects.filter(pk=product.pk).update(price=2)
+    with koherent.assignation("a-one", user=RequestUserRef(request), app="web"):  # type: ignore[arg-type]
+        Product.objects.filter(pk=product.pk).update(price=2)  # before authentication
+        request.user = user
         Product.objects.filter(pk=product.pk).update(price=3)
         with koherent.assignation("a-two", app="web"):
             Product.objects.filter(pk=product.pk).update(price=4)
@@ -220,6 +230,7 @@ def test_the_encoding_is_cached_per_context_not_reused_across_contexts(user: Any
         ("a-one", "why"),
         ("a-one", None),
     ]
+    assert [r.history_user_id for r in history] == [None, user.pk, user.pk, user.pk, user.pk]
 
 
 def test_pgtrigger_ignore_in_front_of_the_comment(user: Any) -> None:
