@@ -32,8 +32,11 @@ statement writes to on its list, is written from here where the router keeps it.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import functools
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -306,6 +309,8 @@ def _short(text: str, params: Any) -> bool:
     ``bulk_update()``'s ``CASE``, a long ``IN`` list, a large text value bound client-side)
     gets the setting. An ``INSERT``'s and a ``DELETE``'s triggers are statement-level and read
     it once, whatever its length; their parameters (a ``bulk_create()``'s) are not counted.
+    A value that is neither text nor a scalar (a ``JSONField``'s, which Django binds wrapped in
+    the driver's JSON adapter; an ``ArrayField``'s list) counts with the length of its text.
     """
     length = len(text)
     if length > COMMENT_LIMIT:
@@ -319,9 +324,24 @@ def _short(text: str, params: Any) -> bool:
     for value in params:
         if isinstance(value, (str, bytes)):
             length += len(value)
-            if length > COMMENT_LIMIT:
-                return False
+        elif not isinstance(value, _SCALARS):
+            length += len(str(getattr(value, "obj", value)))  # psycopg's Jsonb/Json keep .obj
+        if length > COMMENT_LIMIT:
+            return False
     return True
+
+
+#: Parameter types whose bound text is short whatever their value.
+_SCALARS = (
+    int,
+    float,
+    decimal.Decimal,
+    type(None),
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    uuid.UUID,
+)
 
 
 def _execute_with_prefix(

@@ -101,6 +101,19 @@ def test_what_counts_as_long_is_the_statement_with_its_values_bound() -> None:
     assert _short("UPDATE t SET name = 'x'" + " " * COMMENT_LIMIT, None) is False
 
 
+def test_a_large_json_or_list_value_counts_as_long() -> None:
+    """A ``JSONField``'s value is bound wrapped in the driver's JSON adapter and an
+    ``ArrayField``'s as a list: their text counts like a string's, scalars do not."""
+    document = {"notes": ["n" * 100] * (COMMENT_LIMIT // 100)}
+    wrapped = connection.ops.adapt_json_value(document, None)
+    assert not isinstance(wrapped, (str, bytes))  # the driver's adapter, not text
+    assert _short("UPDATE t SET data = %s WHERE id = %s", [wrapped, 1]) is False
+    assert _short("UPDATE t SET tags = %s", [document["notes"]]) is False
+    small = connection.ops.adapt_json_value({"notes": ["n"]}, None)
+    assert _short("UPDATE t SET data = %s WHERE id = %s", [small, 1]) is True
+    assert _short("UPDATE t SET n = %s", [10**100, 1.5, None, True]) is True
+
+
 def test_a_long_statement_in_autocommit_leaves_nothing_for_the_next(user: Any) -> None:
     product = Product.objects.create(name="p", price=1)
     with koherent.assignation("a-long", user=user, app="bulk"):
