@@ -160,6 +160,13 @@ def test_query_scenario_every_contender_returns_the_whole_operation(
         queries = {row["contender"]: row["queries"] for row in measured["rows"]}
         # Koherent: the record's list of touched models, then the rows.
         assert queries == {"koherent": 2, "pghistory": 1, "auditlog": 1, "reversion": 1}
+    # The profile of the server's part profiled the lookup's tables, each step measured.
+    profile = query["checks"]["server_profile_ms"]
+    assert profile["tables"] == query["sizes"]["models"]
+    for name in ("wide", "narrow"):
+        assert profile[f"{name}_total"] > 0
+        assert all(profile[f"{name}_{step}"] >= 0 for step in ("parse", "plan", "run"))
+    assert any(n.startswith("Profile of the server's part") for n in query["notes"])
 
 
 def test_query_wide_scenario_reads_only_the_touched_tables(tiny_run: dict[str, Any]) -> None:
