@@ -202,6 +202,9 @@ def test_request_scenario_writes_a_record_per_request_in_no_extra_round_trip(
     fresh, steady = checks["statements_fresh"], checks["statements_steady"]
     for mode in ("autocommit", "transaction"):
         assert fresh[f"koherent/{mode}"] == steady[mode] == fresh[f"simplehistory/{mode}"]
+    # The round trip and the commit were measured in the same rounds, and explain the ratio.
+    assert checks["round_trip_us"] > 0 and checks["commit_us"] >= 0
+    assert any(n.startswith("Why the autocommit ratio moves") for n in request["notes"])
 
 
 def test_undo_scenario_every_contender_gives_back_the_state_before(
