@@ -193,15 +193,26 @@ def test_request_scenario_writes_a_record_per_request_in_no_extra_round_trip(
         expected = counts.pop("expected")
         assert counts == {
             c: (0 if c == "plain" else expected)
-            for c in ("plain", "simplehistory", "koherent", "auditlog", "reversion", "pghistory")
+            for c in (
+                "plain",
+                "simplehistory",
+                "koherent",
+                "auditlog",
+                "reversion",
+                "pghistory",
+                "koherent-trigger",
+            )
         }
     assert checks["stamped"] == dict.fromkeys(checks["stamped"], True)
-    # One record and one touched model per request (a fresh assignation each).
+    assert "koherent-trigger" in checks["stamped"]
+    # One record and one touched model per request of either Koherent contender.
     for written in checks["records"]:
         assert written["records"] == written["touched"] == written["expected"]
     fresh, steady = checks["statements_fresh"], checks["statements_steady"]
     for mode in ("autocommit", "transaction"):
         assert fresh[f"koherent/{mode}"] == steady[mode] == fresh[f"simplehistory/{mode}"]
+        # Trigger capture: one statement per save, the first of an assignation too.
+        assert fresh[f"koherent-trigger/{mode}"] == checks["statements_steady_trigger"][mode] == 1
     # The round trip and the commit were measured in the same rounds, and explain the ratio.
     assert checks["round_trip_us"] > 0 and checks["commit_us"] >= 0
     assert any(n.startswith("Why the autocommit ratio moves") for n in request["notes"])
