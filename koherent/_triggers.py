@@ -471,7 +471,9 @@ def _record_sql(
     setting is not written again by that connection (its rows are still found by the full
     scan of ``history_for_assignation``).
     A record that cannot be written (no table in this database, say) is a warning, never a
-    failed change.
+    failed change. The record and the table's entry on its list are written together or not
+    at all; when they fail, a record already there is marked ``models_recorded = FALSE``, so
+    that no reader trusts a list that may lack this table.
     """
     from django.conf import settings
 
@@ -508,28 +510,35 @@ def _record_sql(
                 -- probes, where the inserts below would each open a subtransaction.
                 NULL;
             ELSIF to_regclass({_text(table)}) IS NOT NULL THEN
-                IF NOT EXISTS (SELECT 1 FROM {table} WHERE "id" = v_assignation) THEN
-                    BEGIN
+                -- The record and this table's entry on its list, all or nothing (one
+                -- subtransaction): a record whose list lacks a table it wrote to would
+                -- hide that table's rows from the readers.
+                BEGIN
+                    IF NOT EXISTS (SELECT 1 FROM {table} WHERE "id" = v_assignation) THEN
                         INSERT INTO {table} ("id", "user_id", "user_pk", "app", "origin",
                             "parent_id", "task_id", "created", "models_recorded")
                         VALUES (v_assignation, {record_user}, v_user_pk, v_app, v_record,
                             v_parent, v_task, clock_timestamp(), TRUE)
                         ON CONFLICT ("id") DO NOTHING;
-                    EXCEPTION WHEN OTHERS THEN
-                        RAISE WARNING {_RECORD_FAILED}, SQLERRM;
-                    END;
-                END IF;
-                -- Everything recorded once per assignation and history table goes here:
-                -- this table on the assignation's list of touched models (koherent.records).
-                IF to_regclass({_text(touched_table)}) IS NOT NULL THEN
-                    BEGIN
+                    END IF;
+                    -- Everything recorded once per assignation and history table goes
+                    -- here: this table on the list of touched models (koherent.records).
+                    IF to_regclass({_text(touched_table)}) IS NOT NULL THEN
                         INSERT INTO {touched_table} ({touched_assignation}, {touched_model})
                         VALUES (v_assignation, {_text(model_key(history))})
                         ON CONFLICT DO NOTHING;
+                    END IF;
+                EXCEPTION WHEN OTHERS THEN
+                    RAISE WARNING {_RECORD_FAILED}, SQLERRM;
+                    -- A record written before (by another path) no longer vouches for its
+                    -- list: the readers scan every tracked table for this assignation.
+                    BEGIN
+                        UPDATE {table} SET "models_recorded" = FALSE
+                        WHERE "id" = v_assignation AND "models_recorded";
                     EXCEPTION WHEN OTHERS THEN
-                        RAISE WARNING {_RECORD_FAILED}, SQLERRM;
+                        NULL;
                     END;
-                END IF;
+                END;
             END IF;
             PERFORM set_config('koherent.recorded', {key}, false);
         END IF;

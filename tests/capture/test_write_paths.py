@@ -385,3 +385,33 @@ def test_a_trigger_written_record_lists_the_tables_it_wrote_to(user: Any) -> Non
     read = " ".join(q["sql"] for q in queries.captured_queries)
     assert Ledger.history.model._meta.db_table not in read  # an untouched tracked table
     assert Product.history.model._meta.db_table in read
+
+
+def test_a_list_entry_the_trigger_cannot_write_leaves_no_record_vouching_for_the_list(
+    user: Any,
+) -> None:
+    """The trigger writes the record and the table's entry on its list together or not at
+    all, and a record already there stops vouching for its list: the readers find every row
+    either way (a list missing a table would hide that table's rows)."""
+    from koherent._assignations import AssignationModel
+    from koherent.records import model_key
+
+    table = connection.ops.quote_name(AssignationModel._meta.db_table)
+    counter = model_key(Counter.history.model)
+    with connection.cursor() as cursor:  # Counter's entry cannot be written (undone after)
+        cursor.execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT koherent_test_no_entry CHECK (model <> %s)",
+            [counter],
+        )
+    with koherent.assignation("a-listless", user=user, app="shop"):
+        Counter.objects.create(name="bolts")  # the assignation's first write
+    assert not Assignation.objects.filter(pk="a-listless").exists()
+    entries = list(koherent.history_for_assignation("a-listless"))
+    assert [(e.model_label, e.kind.value) for e in entries] == [(counter, "CREATE")]
+
+    with koherent.assignation("a-partial", user=user, app="shop"):
+        Product.objects.create(name="lamp")  # the record and Product's entry
+        Counter.objects.create(name="nuts")  # Counter's entry fails
+    assert not Assignation.objects.get(pk="a-partial").models_recorded
+    entries = list(koherent.history_for_assignation("a-partial"))
+    assert [e.model_label for e in entries] == [model_key(Product.history.model), counter]
