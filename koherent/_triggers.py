@@ -472,8 +472,9 @@ def _record_sql(
     scan of ``history_for_assignation``).
     A record that cannot be written (no table in this database, say) is a warning, never a
     failed change. The record and the table's entry on its list are written together or not
-    at all; when they fail, a record already there is marked ``models_recorded = FALSE``, so
-    that no reader trusts a list that may lack this table.
+    at all; when they fail, the record says ``models_recorded = FALSE`` (written so, or marked
+    so when it was there), so that no reader trusts a list that may lack this table, and no
+    later write makes it vouch for the list again.
     """
     from django.conf import settings
 
@@ -496,6 +497,14 @@ def _record_sql(
     touched_table = qn(touched.db_table)
     touched_assignation = qn(str(touched.get_field("assignation").column))
     touched_model = qn(str(touched.get_field("model").column))
+    columns = (
+        '"id", "user_id", "user_pk", "app", "origin", "parent_id", "task_id", "created", '
+        '"models_recorded"'
+    )
+    values = (
+        f"v_assignation, {record_user}, v_user_pk, v_app, v_record, v_parent, v_task, "
+        "clock_timestamp()"
+    )
     return f"""
         IF v_record IS NOT NULL AND v_assignation IS NOT NULL
                 AND current_setting('koherent.recorded', true) IS DISTINCT FROM {key} THEN
@@ -515,10 +524,7 @@ def _record_sql(
                 -- hide that table's rows from the readers.
                 BEGIN
                     IF NOT EXISTS (SELECT 1 FROM {table} WHERE "id" = v_assignation) THEN
-                        INSERT INTO {table} ("id", "user_id", "user_pk", "app", "origin",
-                            "parent_id", "task_id", "created", "models_recorded")
-                        VALUES (v_assignation, {record_user}, v_user_pk, v_app, v_record,
-                            v_parent, v_task, clock_timestamp(), TRUE)
+                        INSERT INTO {table} ({columns}) VALUES ({values}, TRUE)
                         ON CONFLICT ("id") DO NOTHING;
                     END IF;
                     -- Everything recorded once per assignation and history table goes
@@ -530,11 +536,14 @@ def _record_sql(
                     END IF;
                 EXCEPTION WHEN OTHERS THEN
                     RAISE WARNING {_RECORD_FAILED}, SQLERRM;
-                    -- A record written before (by another path) no longer vouches for its
-                    -- list: the readers scan every tracked table for this assignation.
+                    -- The list may lack this table now and later: the record (written here
+                    -- when it can be, or already there) says so, so that the readers scan
+                    -- every tracked table for this assignation and a later write cannot
+                    -- make it vouch for its list again.
                     BEGIN
-                        UPDATE {table} SET "models_recorded" = FALSE
-                        WHERE "id" = v_assignation AND "models_recorded";
+                        INSERT INTO {table} ({columns}) VALUES ({values}, FALSE)
+                        ON CONFLICT ("id") DO UPDATE SET "models_recorded" = FALSE
+                        WHERE {table}."models_recorded";
                     EXCEPTION WHEN OTHERS THEN
                         NULL;
                     END;
