@@ -310,7 +310,8 @@ def _short(text: str, params: Any) -> bool:
     gets the setting. An ``INSERT``'s and a ``DELETE``'s triggers are statement-level and read
     it once, whatever its length; their parameters (a ``bulk_create()``'s) are not counted.
     A value that is neither text nor a scalar (a ``JSONField``'s, which Django binds wrapped in
-    the driver's JSON adapter; an ``ArrayField``'s list) counts with the length of its text.
+    the driver's JSON adapter; an ``ArrayField``'s list) counts with the length of its text,
+    a binary one (``bytes``, ``bytearray``, ``memoryview``) with two characters a byte.
     """
     length = len(text)
     if length > COMMENT_LIMIT:
@@ -322,8 +323,10 @@ def _short(text: str, params: Any) -> bool:
     elif not isinstance(params, (list, tuple)):
         return True
     for value in params:
-        if isinstance(value, (str, bytes)):
+        if isinstance(value, str):
             length += len(value)
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            length += 2 * memoryview(value).nbytes  # bound as hex text, two characters a byte
         elif not isinstance(value, _SCALARS):
             length += len(str(getattr(value, "obj", value)))  # psycopg's Jsonb/Json keep .obj
         if length > COMMENT_LIMIT:

@@ -23,7 +23,10 @@ transaction); elsewhere in a savepoint, one round trip each.
 
 **Never a reason for a change to fail.** A record that cannot be written (the table is
 missing because ``migrate`` has not run yet, say) is logged and skipped: the savepoint is
-rolled back and the history row is written alone.
+rolled back and the history row is written alone. A record is then left saying that its list
+is incomplete (``models_recorded = FALSE``, inserted so or marked so) where that can be
+written, so that a later change under the assignation cannot vouch for a list lacking the
+model whose entry failed: readers scan every tracked table for such an assignation.
 A record write failing because the connection is gone raises that error: the change fails
 with it, in the same transaction.
 
@@ -51,7 +54,7 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db import DatabaseError, connections, router, transaction
 
@@ -326,6 +329,61 @@ def _write_apart(statements: list[_Statement], assignation_id: str, using: str) 
     return True
 
 
+@functools.lru_cache(maxsize=16)
+def _disown_template(alias: str, vendor: str) -> str:
+    """``INSERT`` of a record that, when the record exists, sets its ``models_recorded`` to
+    the value inserted (``ON CONFLICT ... DO UPDATE``; ``ON DUPLICATE KEY UPDATE`` on MySQL)."""
+    from django.db.models.constants import OnConflict
+    from django.db.models.sql import InsertQuery
+
+    from koherent._assignations import Assignation
+
+    meta = Assignation._meta
+    query = InsertQuery(
+        Assignation,
+        on_conflict=OnConflict.UPDATE,
+        update_fields=[meta.get_field("models_recorded")],
+        unique_fields=[meta.pk],
+    )
+    query.insert_values(_insert_fields(Assignation), [Assignation()])
+    ((sql, _params),) = query.get_compiler(using=alias).as_sql()
+    return str(sql)
+
+
+def _disown_list(ctx: AuditContext, assignation_id: str, using: str) -> bool:
+    """After the record statements of ``assignation_id`` failed: leave a record saying its
+    list of touched models is incomplete (``models_recorded = FALSE``), inserted so or marked
+    so, so that readers scan every tracked table.
+
+    Without it a later change of another model under the assignation would write a record
+    vouching for a list that lacks the model whose entry failed, and readers would skip that
+    model's rows. ``True`` when the record now says so; a failure (the record table missing,
+    say) is not logged again (the first failure was) and leaves no record: readers then scan
+    every table too. A lost connection raises.
+    """
+    from koherent._assignations import Assignation
+
+    connection = connections[using]
+    values = {**_record(ctx, assignation_id), "models_recorded": False}
+    params = [
+        f.get_db_prep_save(values.get(f.attname, f.get_default()), connection)
+        for f in _insert_fields(Assignation)
+    ]
+    sql = _disown_template(using, connection.vendor)
+    try:
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        else:
+            with transaction.atomic(using=using), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+    except DatabaseError:
+        if _connection_lost(using):
+            raise
+        return False
+    return True
+
+
 def _connection_lost(using: str) -> bool:
     """Whether the transaction on ``using`` is lost with its connection (after a failed
     record write; a failed statement alone leaves it usable, its savepoint rolled back)."""
@@ -360,16 +418,38 @@ def _one_round_trip(connection: BaseDatabaseWrapper) -> bool:
 # -- public to Koherent's write paths ---------------------------------------------------------
 
 
+class _ToWrite(NamedTuple):
+    """What is left to write for an assignation's record and list (see :func:`_to_write`)."""
+
+    ctx: AuditContext
+    assignation_id: str
+    using: str  # the records' database
+    keys: tuple[_Key, ...]
+    statements: list[_Statement]
+
+    def write_apart(self) -> None:
+        """The statements on their own; on failure, a record not vouching for its list."""
+        if _write_apart(self.statements, self.assignation_id, self.using):
+            _written(self.keys, self.using)
+        else:
+            self.failed()
+
+    def failed(self) -> None:
+        """After the statements failed (logged, rolled back): see :func:`_disown_list`."""
+        if _disown_list(self.ctx, self.assignation_id, self.using):
+            _written(((self.using, self.assignation_id, ""),), self.using)
+
+
 def _to_write(
     ctx: AuditContext | None,
     assignation_id: str | None,
     using: str,
     history_model: type[Model] | None,
-) -> tuple[str, str, tuple[_Key, ...], list[_Statement]] | None:
+) -> _ToWrite | None:
     """What is left to write for the record of ``assignation_id`` (default: ``ctx``'s, and
     ``ctx`` the context in effect) and ``history_model`` on its list, going with history on
-    ``using``: the assignation, the records' database, the keys and their statements.
-    ``None`` when there is nothing to write (no assignation, records off, all known)."""
+    ``using``. ``None`` when there is nothing to write (no assignation, records off, all
+    known)."""
     from koherent._assignations import record_database
     from koherent.context import peek
 
@@ -380,7 +460,7 @@ def _to_write(
         return None
     db = record_database(using, write=True)  # the records go with the history (routing)
     keys, statements = _missing(ctx, assignation_id, db, history_model)
-    return (assignation_id, db, keys, statements) if statements else None
+    return _ToWrite(ctx, assignation_id, db, keys, statements) if statements else None
 
 
 def touch(
@@ -399,9 +479,7 @@ def touch(
     """
     found = _to_write(ctx, assignation_id, using, history_model)
     if found is not None:
-        assignation_id, db, keys, statements = found
-        if _write_apart(statements, assignation_id, db):
-            _written(keys, db)
+        found.write_apart()
 
 
 def ensure_record(
@@ -439,15 +517,15 @@ def insert_history_row(
     found = _to_write(None, assignation_id, using, type(row))
     if found is None:
         return insert()
-    assignation_id, db, keys, statements = found
-    if db != using or not _one_round_trip(connections[using]):
-        if _write_apart(statements, assignation_id, db):
-            _written(keys, db)
+    if found.using != using or not _one_round_trip(connections[using]):
+        found.write_apart()
         return insert()
-    written, result = _insert_together(row, using, statements, (fields, returning_fields, raw))
+    together = (fields, returning_fields, raw)
+    written, result = _insert_together(row, using, found.statements, together)
     if not written:  # the record statements failed: logged, rolled back to the savepoint
+        found.failed()
         return insert()
-    _written(keys, using)
+    _written(found.keys, using)
     return result
 
 

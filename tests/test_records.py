@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -223,3 +225,74 @@ def test_the_record_table_has_no_pattern_ops_indexes() -> None:
         executor = MigrationExecutor(connection)
         executor.migrate([("koherent", "0004_drop_pattern_ops_indexes")])
     assert pattern_indexes() == []
+
+
+@contextmanager
+def _entries_refused(label: str) -> Iterator[None]:
+    """The list table refuses ``label``'s entry (a trigger raising an error), then accepts it
+    again. An error, not a constraint: ``INSERT OR IGNORE`` and ``INSERT IGNORE`` skip a row
+    that breaks a constraint instead of failing."""
+    vendor = connection.vendor
+    literal = "'" + label.replace("'", "''") + "'"
+    create = {
+        "postgresql": [
+            "CREATE FUNCTION koherent_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN IF NEW.model = {literal} THEN RAISE EXCEPTION 'entry refused'; END IF; "
+            "RETURN NEW; END $$",
+            "CREATE TRIGGER koherent_test_refuse BEFORE INSERT ON koherent_assignationmodel "
+            "FOR EACH ROW EXECUTE FUNCTION koherent_test_refuse()",
+        ],
+        "sqlite": [
+            "CREATE TRIGGER koherent_test_refuse BEFORE INSERT ON koherent_assignationmodel "
+            f"WHEN NEW.model = {literal} BEGIN SELECT RAISE(ABORT, 'entry refused'); END",
+        ],
+        "mysql": [
+            "CREATE TRIGGER koherent_test_refuse BEFORE INSERT ON koherent_assignationmodel "
+            f"FOR EACH ROW BEGIN IF NEW.model = {literal} THEN "
+            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'entry refused'; END IF; END",
+        ],
+    }[vendor]
+    drop = ["DROP TRIGGER koherent_test_refuse"]
+    if vendor == "postgresql":
+        drop = [
+            "DROP TRIGGER koherent_test_refuse ON koherent_assignationmodel",
+            "DROP FUNCTION koherent_test_refuse()",
+        ]
+    with connection.cursor() as cursor:
+        for sql in create:
+            cursor.execute(sql)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for sql in drop:
+                cursor.execute(sql)
+
+
+@pytest.mark.signal_capture
+@pytest.mark.django_db(transaction=True)
+def test_a_list_entry_that_cannot_be_written_leaves_no_record_vouching_for_the_list(
+    user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model's entry on an assignation's list fails: the record written (or found) says
+    its list is incomplete, so that the readers scan every table and find that model's rows,
+    also after a later change of another model under the same assignation."""
+    order = Order.objects.create(reference="outside")  # no assignation
+    with caplog.at_level(logging.WARNING, "koherent"), _entries_refused("testapp.Item"):
+        # The assignation's first write fails its record statements; a later save of another
+        # model must not then write a record vouching for a list without Item.
+        with koherent.assignation("a-listless", user=user):
+            Item.objects.create(order=order, name="first")
+            Order.objects.create(reference="then")
+        # The record and Order's entry exist (committed) when Item's entry fails.
+        with koherent.assignation("a-partial", user=user):
+            Order.objects.create(reference="listed")
+            with transaction.atomic():
+                Item.objects.create(order=order, name="unlisted")
+    assert "could not write the record of assignation" in caplog.text
+    for name in ("a-listless", "a-partial"):
+        record = Assignation.objects.get(pk=name)
+        assert not record.models_recorded, name
+        assert record.user_id == user.pk, name
+        labels = {e.model_label for e in koherent.history_for_assignation(name)}
+        assert labels == {"testapp.Item", "testapp.Order"}, name

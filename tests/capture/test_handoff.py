@@ -113,6 +113,15 @@ def test_a_large_json_or_list_value_counts_as_long() -> None:
     assert _short("UPDATE t SET n = %s", [10**100, 1.5, None, True]) is True
 
 
+def test_a_large_binary_value_counts_as_long() -> None:
+    """A ``BinaryField``'s value may be bound as ``bytes``, ``bytearray`` or ``memoryview``;
+    each is sent as hex text, two characters a byte."""
+    half = bytes(COMMENT_LIMIT // 2 + 1)
+    for value in (half, bytearray(half), memoryview(half)):
+        assert _short("UPDATE t SET blob = %s", [value]) is False, type(value)
+        assert _short("UPDATE t SET blob = %s", [value[:16]]) is True, type(value)
+
+
 def test_a_long_statement_in_autocommit_leaves_nothing_for_the_next(user: Any) -> None:
     product = Product.objects.create(name="p", price=1)
     with koherent.assignation("a-long", user=user, app="bulk"):
