@@ -38,6 +38,11 @@ class KoherentSettings(TypedDict, total=False):
     ATOMIC_SAVES: bool
     #: Write an ``Assignation`` record the first time an assignation writes history.
     RECORD_ASSIGNATIONS: bool
+    #: PostgreSQL: ``migrate`` creates a function reading an assignation's first page of
+    #: history in one query (``koherent.query._function``), which reads use on connections
+    #: that persist (``"persistent"``), on every connection (``"always"``), or never
+    #: (``"never"``: nothing is created).
+    HISTORY_FUNCTION: str
     #: Which GraphQL operations that name no assignation get a fresh one: ``"mutation"``,
     #: ``"operation"`` (every operation) or ``"never"``.
     GRAPHQL_FRESH_ASSIGNATION: str
@@ -76,6 +81,7 @@ DEFAULTS: KoherentSettings = {
     "APP": None,
     "ATOMIC_SAVES": True,
     "RECORD_ASSIGNATIONS": True,
+    "HISTORY_FUNCTION": "persistent",
     "GRAPHQL_FRESH_ASSIGNATION": "mutation",
     "GRAPHQL_WEBSOCKET_MUTATIONS": False,
     "GRAPHQL_REVERT_PERMISSION": "koherent.strawberry.permissions.staff_only",
@@ -87,6 +93,9 @@ DEFAULTS: KoherentSettings = {
     "OUTGOING_APP_HEADER": None,
     "CAPTURE": "signal",
 }
+
+#: The values of ``HISTORY_FUNCTION``.
+HISTORY_FUNCTION_MODES = ("persistent", "always", "never")
 
 #: Keys whose value is a dotted import path (checked by ``koherent.E003``).
 DOTTED_PATH_KEYS: tuple[str, ...] = (
@@ -161,6 +170,10 @@ def get_setting(name: Literal["ATOMIC_SAVES"]) -> bool: ...
 
 @overload
 def get_setting(name: Literal["RECORD_ASSIGNATIONS"]) -> bool: ...
+
+
+@overload
+def get_setting(name: Literal["HISTORY_FUNCTION"]) -> str: ...
 
 
 @overload

@@ -12,13 +12,16 @@ class KoherentConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
-        from django.db.models.signals import pre_migrate
+        from django.db.models.signals import post_migrate, pre_migrate
 
         from koherent import _handoff, checks  # noqa: F401  (registers the system checks)
         from koherent.operations import refuse_unsafe_client_removals
+        from koherent.query import _function
 
         # koherent 0.2's client column is never dropped before it is carried into app.
         pre_migrate.connect(refuse_unsafe_client_removals, sender=self)
+        # PostgreSQL: the function reading an assignation's first page in one query.
+        post_migrate.connect(_function.on_post_migrate, sender=self)
         # Every new PostgreSQL connection hands the audit context to the capture triggers.
         connection_created.connect(_handoff.on_connection_created, dispatch_uid="koherent.capture")
         _handoff.install_on_open_connections()

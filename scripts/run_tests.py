@@ -42,6 +42,7 @@ SIGNAL_PASS = [
     "tests/test_multidb.py",
     "tests/bench/test_save_paths.py",
     "tests/undo/test_query.py",
+    "tests/undo/test_history_function.py",
     "tests/undo/test_revert.py",
     "tests/graphql/test_revert.py",
 ]

@@ -167,6 +167,10 @@ if CAPTURE not in ("signal", "trigger") or (CAPTURE == "trigger" and TEST_DB != 
 KOHERENT: dict[str, Any] = {
     "APP": "tests",
     "CAPTURE": CAPTURE,
+    # The test connections do not persist (CONN_MAX_AGE 0): the history function is used on
+    # them all the same, so that the reads the tests make take it (its own tests cover the
+    # default, "persistent").
+    "HISTORY_FUNCTION": "always",
 }
 
 LOGGING: dict[str, Any] = {

@@ -51,6 +51,8 @@ def test_resolver_that_is_not_callable(settings: Any) -> None:
     "value",
     [
         {"ATOMIC_SAVES": "yes"},
+        {"HISTORY_FUNCTION": True},
+        {"HISTORY_FUNCTION": "sometimes"},
         {"FRESH_ASSIGNATION_PER_REQUEST": 1},
         {"ASSIGNATION_HEADER": None},
         {"ASSIGNATION_HEADER": "  "},

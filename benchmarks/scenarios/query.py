@@ -112,10 +112,39 @@ def _server_side(
 _PROFILED = "koherent_profile"
 
 
-def _server_profile(lookups: list[int], using: str, repeat: int = 5) -> dict[str, float]:
-    """Where the server's time of Koherent's lookup goes (ms, medians; Django's defaults).
+def install_history_function(alias: str) -> str | None:
+    """The history function ``migrate`` creates for the tracked models of this process.
 
-    Koherent's UNION ALL statement is sent, on the same connection and for the same
+    The kept data database was migrated once, for the tracked models of the process that
+    built it; a project tracking other models (the wide scenario's 64, this one's 13) runs
+    ``migrate`` and gets its own (koherent.query._function).
+    """
+    from koherent.query import _function
+
+    return _function.install(alias)
+
+
+def tables_scanned(fetch: Callable[[], Any], using: str) -> int:
+    """The tables the server scanned for ``fetch()`` (its count of sequential and index
+    scans per table in one transaction): the SQL sent no longer names every table read."""
+    from django.db import connections, transaction
+
+    connection = connections[using]
+    query = "SELECT relid, seq_scan, COALESCE(idx_scan, 0) FROM pg_stat_xact_user_tables"
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        cursor.execute(query)
+        before = {relid: (seq, idx) for relid, seq, idx in cursor.fetchall()}
+        fetch()
+        cursor.execute(query)
+        after = {relid: (seq, idx) for relid, seq, idx in cursor.fetchall()}
+    return sum(1 for relid, scans in after.items() if before.get(relid, (0, 0)) != scans)
+
+
+def _server_profile(lookups: list[int], using: str, repeat: int = 5) -> dict[str, float]:
+    """Where the server's time of Koherent's two-query lookup goes (ms, medians; Django's
+    defaults): the path of a database without the history function.
+
+    Its UNION ALL statement is sent, on the same connection and for the same
     assignations, four ways: ``SELECT 1`` (one round trip, nothing else), ``PREPARE`` and
     ``DEALLOCATE`` in one message (parsed and analysed, not planned), ``EXPLAIN`` (parsed and
     planned, not run) and as itself (run, its rows sent back). The differences give parsing,
@@ -129,20 +158,18 @@ def _server_profile(lookups: list[int], using: str, repeat: int = 5) -> dict[str
 
     from koherent._registry import tracked_models
     from koherent.query import history_for_assignation
+    from koherent.query._page import _first_page_sql
+    from koherent.records import touched_models
 
     connection = connections[using]
-    captured: list[tuple[str, Any]] = []
-
-    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        captured.append((sql, params))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
-        list(history_for_assignation(dataset.assignation_id(lookups[0]), using=using).rows())
-    wide, wide_params = captured[-1]
+    first = dataset.assignation_id(lookups[0])
+    touched = touched_models(first, using) or frozenset()
+    group = tuple(t for t in tracked_models(using) if t.label in touched)
+    limit = history_for_assignation(first, using=using).batch_size + 1
+    wide = _first_page_sql(group, using, connection.vendor, limit)
+    wide_params = [first] * len(group)
     quote = connection.ops.quote_name
-    tables = [t.history_model._meta.db_table for t in tracked_models(using)]
-    tables = [t for t in tables if quote(t) in wide]
+    tables = [t.history_model._meta.db_table for t in group]
     narrow = " UNION ALL ".join(
         f"SELECT history_id FROM {quote(t)} WHERE assignation_id = %s" for t in tables
     )
@@ -190,6 +217,8 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         changes_per_assignation=size["changes_per_assignation"],
     )
     built = dataset.ensure(spec, log)
+    for alias in CONFIGURATIONS:
+        install_history_function(alias)
     rng = random.Random(4)
     lookups = [rng.randrange(spec.assignations) for _ in range(size["lookups"])]
 
@@ -303,21 +332,25 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         "notes": [
             "Where the time goes: Koherent keeps one history table per tracked model (the "
             f"{tracked_count} of this project, {spec.models} of them with history). A lookup "
-            "reads the record's list of the models the operation touched (one query by "
-            f"primary key: all {spec.models} here), then one probe of the (assignation_id, "
-            "history_date, history_id) index of each of their tables, in one UNION ALL query "
-            "that takes the rows from the tables (a bitmap heap scan each). Running it is cheap "
-            f"({k['pages']} pages per lookup, against {rev['pages']} for reversion's one "
-            "indexed table, where an operation's rows lie together), but PostgreSQL plans the "
-            "UNION branch by branch: with Django's defaults every lookup pays that planning "
-            f"({k['server_ms']:.2f} ms of server time, planning included, against "
-            f"{rev['server_ms']:.2f} ms for reversion). With prepared statements the same "
-            "SQL text (the assignation id is a parameter) is planned once per connection: "
-            f"Koherent's median drops from {k['median']:.2f} ms to {kp['median']:.2f} ms. "
-            f"The rest is the client: {k['cpu']:.2f} ms of CPU to build "
-            f"{spec.changes_per_assignation} typed rows (reversion {rev['cpu']:.2f} ms, "
-            "whose rows keep their serialized data as text).",
-            "Profile of the server's part (Django's defaults; Koherent's statement sent four "
+            "is one call of the history function `migrate` created "
+            "(koherent.query._function): it reads the record's list of the models the "
+            f"operation touched (all {spec.models} here), then probes the (assignation_id, "
+            "history_date, history_id) index of each of their tables with a statement of its "
+            "own, which PostgreSQL plans once per connection and keeps (a bitmap heap scan "
+            f"each: {k['pages']} pages per lookup, against {rev['pages']} for reversion's one "
+            "indexed table, where an operation's rows lie together). Server time "
+            f"{k['server_ms']:.2f} ms against {rev['server_ms']:.2f} ms for reversion; client "
+            f"CPU {k['cpu']:.2f} ms to build {spec.changes_per_assignation} typed rows against "
+            f"{rev['cpu']:.2f} ms for reversion, whose rows keep their serialized data as text. "
+            "With prepared statements Koherent's median is "
+            f"{kp['median']:.2f} ms (the function's statements are planned once per connection "
+            "either way).",
+            "Without the function (connections that do not persist, HISTORY_FUNCTION "
+            "'never', or before migrate created it) a lookup is two queries: the list, then "
+            "one UNION ALL over the touched tables, which PostgreSQL parses and plans on every "
+            "lookup with Django's defaults. The profile below is of that UNION ALL.",
+            "Profile of the server's part of the two-query path (Django's defaults; its "
+            "UNION ALL sent four "
             "ways on one connection for the same 20 assignations, medians; `_server_profile` in "
             "benchmarks/scenarios/query.py): one round trip "
             f"{profile['trip']:.2f} ms; parsing and analysis {profile['wide_parse']:.2f} ms; "
@@ -328,8 +361,8 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
             "PostgreSQL's parse analysis and planning grow with every column of every branch "
             "(each branch names the row's columns, each is resolved, typed and given a width "
             "estimate), so a lookup that brings whole rows of ten tables back costs more to "
-            "prepare than to run; reversion's one table and one condition cost neither. This is "
-            "the part of the miss that prepared statements remove.",
+            "prepare than to run; reversion's one table and one condition cost neither. The "
+            "history function and prepared statements each pay it once per connection.",
             "Django turns psycopg's prepared statements off by default so that connection "
             "poolers in transaction mode keep working; deployments connecting directly (or "
             "through a pooler that supports them) can turn them on (docs/undo.md).",

@@ -17,6 +17,7 @@ from koherent._config import (
     ASSIGNATION_ACCESS_POLICIES,
     DEFAULTS,
     DOTTED_PATH_KEYS,
+    HISTORY_FUNCTION_MODES,
     KoherentSettings,
     user_settings,
 )
@@ -84,6 +85,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         elif key in _HEADER_KEYS and not value.strip():
             messages.append(
                 Error(f"settings.KOHERENT[{key!r}] must name a header.", id="koherent.E004")
+            )
+        elif key == "HISTORY_FUNCTION" and value not in HISTORY_FUNCTION_MODES:
+            messages.append(
+                Error(
+                    f"settings.KOHERENT['HISTORY_FUNCTION'] = {value!r} is not a mode.",
+                    hint=f"Use one of {', '.join(map(repr, HISTORY_FUNCTION_MODES))}; until "
+                    "then the history function is not used.",
+                    id="koherent.E004",
+                )
             )
         elif key == "APP" and value is not None:
             try:

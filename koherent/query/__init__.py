@@ -20,7 +20,9 @@ before records kept that list) every tracked table is read, each an index probe.
 Each of these queries has the same SQL text for every assignation (the id is a parameter): on
 PostgreSQL most of its cost is planning the ``UNION ALL``, which a connection with prepared
 statements does once (psycopg's ``prepare_threshold`` with ``server_side_binding``, see
-docs/undo.md).
+docs/undo.md). On PostgreSQL connections that persist, the list and the first page are one
+query instead: a call of the function ``migrate`` creates, whose statements the server plans
+once per connection (``koherent.query._function``, setting ``HISTORY_FUNCTION``).
 
 For display, :class:`HistoryEntry` is one row as a plain value (kind, date, user id, app,
 assignation, task, model label, object id), and :func:`effective_changes` computes the field

@@ -228,15 +228,22 @@ def _build_rows(
     fetched: Sequence[Sequence[Any]],
     offset: int,
 ) -> list[Model]:
-    """Model instances from rows laid out by ``plan``, the model index in their column 0."""
-    builders = [_builder(t.history_model, using, connection) for t in group]
-    direct = [b.builds_directly() for b in builders]
+    """Model instances from rows laid out by ``plan``, the model index in their column 0.
+
+    A builder is looked up for the models that have rows only (``group`` may be every tracked
+    model of the database, see :mod:`koherent.query._function`).
+    """
+    builders: dict[int, tuple[_RowBuilder, bool]] = {}
     rows = []
     for raw in fetched:
         index = raw[0]
+        found = builders.get(index)
+        if found is None:
+            builder = _builder(group[index].history_model, using, connection)
+            found = builders[index] = (builder, builder.builds_directly())
         values = [raw[column + offset] for column in plan.layout[index]]
         _make_aware(values, plan.naive_dates[index], connection)
-        rows.append(builders[index].build(values, direct[index]))
+        rows.append(found[0].build(values, found[1]))
     return rows
 
 

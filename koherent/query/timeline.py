@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import router
 
 from koherent._registry import TrackedModel, tracked_model, tracked_models
+from koherent.query import _function
 from koherent.query._cursor import _Cursor, _decode_cursor
 from koherent.query._page import _first_page, _page_keys
 from koherent.query._rows import _load_rows
@@ -94,9 +95,24 @@ class AssignationHistory:
         cursor = _decode_cursor(after) if after is not None else None
         return self._page(first, cursor)
 
+    def _first_page_in_one(self, first: int) -> HistoryPage | None:
+        """The first page in one query, through the database's history function
+        (:mod:`koherent.query._function`); ``None`` where there is none."""
+        found = _function.reader(self.using)
+        if found is None:
+            return None
+        rows = _function.first_page(self.using, found, self.assignation_id, first + 1)
+        if rows is None:
+            return None
+        return HistoryPage(rows=tuple(rows[:first]), has_next=len(rows) > first)
+
     def _page(
         self, first: int, cursor: _Cursor | None, tracked: tuple[TrackedModel, ...] | None = None
     ) -> HistoryPage:
+        if cursor is None and tracked is None:
+            page = self._first_page_in_one(first)
+            if page is not None:
+                return page
         if tracked is None:
             tracked = self._tracked()
         if not tracked:
@@ -118,19 +134,25 @@ class AssignationHistory:
         """Every page in order, ``size`` rows each (the batch size by default)."""
         size = size or self.batch_size
         cursor: _Cursor | None = None
-        tracked = self._tracked()
+        tracked: tuple[TrackedModel, ...] | None = None
+        page = self._first_page_in_one(size)
+        if page is None:
+            tracked = self._tracked()
+            page = self._page(size, None, tracked)
         while True:
-            page = self._page(size, cursor, tracked)
             if page.rows:
                 yield page
             if not page.has_next or not page.rows:
                 return
+            if tracked is None:  # the tables of the later pages (read once)
+                tracked = self._tracked()
             last = page.rows[-1]
             cursor = _Cursor(
                 date=last.history_date,  # type: ignore[attr-defined]
                 label=tracked_model(type(last)).label,
                 history_id=last.pk,
             )
+            page = self._page(size, cursor, tracked)
 
     def __iter__(self) -> Iterator[HistoryEntry]:
         """Every row as a :class:`HistoryEntry`, in order (the same as :meth:`entries`)."""

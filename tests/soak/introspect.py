@@ -44,6 +44,7 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
             "_config",
             "query._page",
             "query._rows",
+            "query._function",
             "records",
             "_registry",
             "resolvers",
@@ -68,6 +69,7 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
         "http.hosts": hosts,
         "query": query,  # the row loader's caches (koherent.query._rows)
         "query._page": modules["query._page"],
+        "query._function": modules["query._function"],
         "signing": signing,
         "records": records,
     }
@@ -77,6 +79,12 @@ def _caches() -> dict[str, Callable[[], tuple[int, int | None]]]:
             if isinstance(value, functools._lru_cache_wrapper) and value.cache_info().maxsize:
                 found[f"{prefix}.{name}"] = functools.partial(_lru, value)
     found["records._committed"] = lambda: (len(records._committed), records._CACHE_SIZE)
+    function = modules["query._function"]  # per database and set of tracked models
+    found["query._function._known"] = lambda: (len(function._known), function._KNOWN_KEPT)
+    found["query._function._definitions"] = lambda: (
+        len(function._definitions),
+        function._DEFINITIONS_KEPT,
+    )
     # What Koherent keeps on this thread's connections (they live as long as the thread):
     # about the current transaction at most, nothing per task or request served before.
     found["_django.connection_state"] = lambda: (
