@@ -264,10 +264,10 @@ def _remember(alias: str, reader: Reader, found: bool) -> None:
         _known[(alias, reader.name)] = True if found else _now() + RETRY_AFTER
 
 
-def _persists(alias: str) -> bool:
-    """Whether connections to ``alias`` outlive a request (``CONN_MAX_AGE`` other than 0, or
-    Django's connection pool), so that the plans of the function's statements are reused."""
-    settings_dict = connections[alias].settings_dict
+def _persists(settings_dict: dict[str, Any]) -> bool:
+    """Whether connections made with ``settings_dict`` (a ``DATABASES`` entry) outlive a
+    request (``CONN_MAX_AGE`` other than 0, or Django's connection pool), so that the plans
+    of the function's statements are reused."""
     options = settings_dict.get("OPTIONS") or {}
     return settings_dict.get("CONN_MAX_AGE", 0) != 0 or bool(options.get("pool"))
 
@@ -282,7 +282,7 @@ def reader(alias: str) -> Reader | None:
     mode = get_setting("HISTORY_FUNCTION")
     if mode not in ("persistent", "always") or not get_setting("RECORD_ASSIGNATIONS"):
         return None  # off (or a value koherent.E004 reports), or no list to read
-    if mode == "persistent" and not _persists(alias):
+    if mode == "persistent" and not _persists(connections[alias].settings_dict):
         return None
     found = _definition(alias)
     if found is None or not _exists(alias, found):
