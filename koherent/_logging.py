@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["EscapingLogger", "escape", "get_logger"]
+__all__ = ["EscapingLogger", "error_reason", "escape", "get_logger"]
 
 
 def escape(value: object) -> str:
@@ -23,6 +23,13 @@ def escape(value: object) -> str:
     backslashes and non-ASCII characters written as Python escapes."""
     text = value if isinstance(value, str) else str(value)
     return text.encode("unicode_escape").decode("ascii")
+
+
+def error_reason(exc: BaseException) -> str:
+    """The first line of an error: a database driver adds the query, with its values, below
+    (psycopg does)."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _escaped(arg: object) -> object:

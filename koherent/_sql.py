@@ -13,13 +13,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
-__all__ = ["chunks", "typed_values"]
+__all__ = ["chunks", "text_literal", "typed_values"]
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """``items`` in consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def text_literal(value: str) -> str:
+    """``value`` as an SQL string literal (quotes doubled), for SQL written once and kept:
+    a trigger's or a function's body, where no parameter can be bound."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def typed_values(fields: Sequence[Any], rows: int, connection: BaseDatabaseWrapper) -> str:

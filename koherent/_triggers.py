@@ -31,6 +31,7 @@ from typing import Any
 
 import pgtrigger
 
+from koherent._sql import text_literal as _text
 from koherent._trigger_context import (
     COMMENT_MARK,
     CONTEXT_SETTING,
@@ -85,10 +86,6 @@ def qn(name: str) -> str:
     if name.startswith('"') and name.endswith('"'):
         return name
     return f'"{name}"'
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def history_model_of(model: Any) -> Any:

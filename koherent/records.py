@@ -65,7 +65,8 @@ from koherent._django import (
     set_connection_state,
     transaction_marker,
 )
-from koherent._logging import get_logger
+from koherent._logging import error_reason, get_logger
+from koherent._sql import text_literal
 from koherent.context import AuditContext
 
 if TYPE_CHECKING:
@@ -187,29 +188,45 @@ def _insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_template(model: type[Model], alias: str, vendor: str) -> str:
-    """``INSERT ... ON CONFLICT DO NOTHING`` of one ``model`` row, in ``alias``'s dialect."""
+def _insert_template(model: type[Model], alias: str, vendor: str, update: str | None) -> str:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of one ``model`` row, in ``alias``'s dialect;
+    with ``update``, a row already there (same primary key) takes the inserted value of that
+    field instead (``ON CONFLICT ... DO UPDATE``, ``ON DUPLICATE KEY UPDATE`` on MySQL)."""
     from django.db.models.constants import OnConflict
     from django.db.models.sql import InsertQuery
 
-    query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
+    meta = model._meta
+    if update is None:
+        query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
+    else:
+        query = InsertQuery(
+            model,
+            on_conflict=OnConflict.UPDATE,
+            update_fields=[meta.get_field(update)],
+            unique_fields=[meta.pk],
+        )
     query.insert_values(_insert_fields(model), [model()])
     ((sql, _params),) = query.get_compiler(using=alias).as_sql()
     return str(sql)
 
 
 def _insert(
-    model: type[Model], values: dict[str, Any], using: str, connection: BaseDatabaseWrapper
+    model: type[Model],
+    values: dict[str, Any],
+    using: str,
+    connection: BaseDatabaseWrapper,
+    update: str | None = None,
 ) -> _Statement:
     """The insert of one ``model`` row from ``values`` (by attribute name), without building
-    a model instance (a field missing from ``values`` takes its default)."""
+    a model instance (a field missing from ``values`` takes its default); ``update``: see
+    :func:`_insert_template`."""
     params = [
         f.get_db_prep_save(
             values[f.attname] if f.attname in values else f.get_default(), connection
         )
         for f in _insert_fields(model)
     ]
-    return _insert_template(model, using, connection.vendor), params
+    return _insert_template(model, using, connection.vendor, update), params
 
 
 def _record(ctx: AuditContext, assignation_id: str) -> dict[str, Any]:
@@ -257,18 +274,12 @@ def _missing(
     return tuple(keys), statements
 
 
-def _reason(exc: Exception) -> str:
-    """The first line of a database error: psycopg adds the query, with its values, below."""
-    lines = str(exc).splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _log_failure(assignation_id: str, exc: Exception) -> None:
     logger.warning(
         "koherent: could not write the record of assignation %s (%s); the change and its "
         "history row are kept",
         assignation_id,
-        _reason(exc),
+        error_reason(exc),
     )
 
 
@@ -278,11 +289,13 @@ def _in_savepoint(
     assignation_id: str,
     then: _Statement | None = None,
     read: Callable[[Any], Any] | None = None,
+    log: bool = True,
 ) -> tuple[bool, Any]:
     """One multi-statement query: ``statements`` in a savepoint, then ``then`` (the history
     row's ``INSERT``), whose result ``read`` takes from the cursor.
 
-    ``(False, None)`` when the record statements failed: logged, rolled back to the savepoint.
+    ``(False, None)`` when the record statements failed: logged (unless ``log`` is false),
+    rolled back to the savepoint.
     """
     parts = [f"SAVEPOINT {_SAVEPOINT}", *(sql for sql, _ in statements)]
     parts.append(f"RELEASE SAVEPOINT {_SAVEPOINT}")
@@ -297,17 +310,21 @@ def _in_savepoint(
     except DatabaseError as exc:
         if not _rolled_back(connection):
             raise  # the row's own INSERT failed (after the savepoint was released)
-        _log_failure(assignation_id, exc)
+        if log:
+            _log_failure(assignation_id, exc)
         return False, None
     return True, result
 
 
-def _write_apart(statements: list[_Statement], assignation_id: str, using: str) -> bool:
-    """Run the record statements on their own: a failure is logged, never raised."""
+def _write_apart(
+    statements: list[_Statement], assignation_id: str, using: str, log: bool = True
+) -> bool:
+    """Run the record statements on their own: a failure is logged (unless ``log`` is
+    false), never raised, except that of a lost connection."""
     connection = connections[using]
     if _one_round_trip(connection):
         # One round trip: the statements in a savepoint, as one multi-statement query.
-        return _in_savepoint(connection, statements, assignation_id)[0]
+        return _in_savepoint(connection, statements, assignation_id, log=log)[0]
     try:
         if connection.vendor == "sqlite":
             # A failing statement does not abort an SQLite transaction: no savepoint needed.
@@ -324,30 +341,10 @@ def _write_apart(statements: list[_Statement], assignation_id: str, using: str) 
             # history row cannot be written either. Its own error is the one to see, not a
             # later "connection is closed", and certainly not a claim that anything is kept.
             raise
-        _log_failure(assignation_id, exc)
+        if log:
+            _log_failure(assignation_id, exc)
         return False
     return True
-
-
-@functools.lru_cache(maxsize=16)
-def _disown_template(alias: str, vendor: str) -> str:
-    """``INSERT`` of a record that, when the record exists, sets its ``models_recorded`` to
-    the value inserted (``ON CONFLICT ... DO UPDATE``; ``ON DUPLICATE KEY UPDATE`` on MySQL)."""
-    from django.db.models.constants import OnConflict
-    from django.db.models.sql import InsertQuery
-
-    from koherent._assignations import Assignation
-
-    meta = Assignation._meta
-    query = InsertQuery(
-        Assignation,
-        on_conflict=OnConflict.UPDATE,
-        update_fields=[meta.get_field("models_recorded")],
-        unique_fields=[meta.pk],
-    )
-    query.insert_values(_insert_fields(Assignation), [Assignation()])
-    ((sql, _params),) = query.get_compiler(using=alias).as_sql()
-    return str(sql)
 
 
 def _disown_list(ctx: AuditContext, assignation_id: str, using: str) -> bool:
@@ -363,25 +360,9 @@ def _disown_list(ctx: AuditContext, assignation_id: str, using: str) -> bool:
     """
     from koherent._assignations import Assignation
 
-    connection = connections[using]
     values = {**_record(ctx, assignation_id), "models_recorded": False}
-    params = [
-        f.get_db_prep_save(values.get(f.attname, f.get_default()), connection)
-        for f in _insert_fields(Assignation)
-    ]
-    sql = _disown_template(using, connection.vendor)
-    try:
-        if connection.vendor == "sqlite":
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-        else:
-            with transaction.atomic(using=using), connection.cursor() as cursor:
-                cursor.execute(sql, params)
-    except DatabaseError:
-        if _connection_lost(using):
-            raise
-        return False
-    return True
+    statement = _insert(Assignation, values, using, connections[using], update="models_recorded")
+    return _write_apart([statement], assignation_id, using, log=False)
 
 
 def _connection_lost(using: str) -> bool:
@@ -593,7 +574,7 @@ def touch_sql(
     table = quote(meta.db_table)
     assignation = quote(str(meta.get_field("assignation").column))
     model = quote(str(meta.get_field("model").column))
-    literal = "'" + model_key(history_model).replace("'", "''") + "'"
+    literal = text_literal(model_key(history_model))
     verb = {"sqlite": "INSERT OR IGNORE INTO", "mysql": "INSERT IGNORE INTO"}.get(
         connection.vendor, "INSERT INTO"
     )
@@ -630,7 +611,7 @@ def touched_models(assignation_id: str, using: str) -> frozenset[str] | None:
             "koherent: could not read the models assignation %s touched (%s); reading every "
             "tracked table",
             assignation_id,
-            _reason(exc),
+            error_reason(exc),
         )
         return None
     if not found or not found[0][0]:

@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 from django.db import DatabaseError, connections, router, transaction
 
 from koherent._config import get_setting
-from koherent._logging import get_logger
+from koherent._logging import error_reason, get_logger
 from koherent._registry import TrackedModel, tracked_models
+from koherent._sql import text_literal
 from koherent.query._rows import _build_rows, _cached_plan, _LoadPlan
 from koherent.query._sql import (
     _COLUMNS_PER_QUERY,
@@ -58,6 +59,8 @@ PREFIX = "koherent_history_"
 RETRY_AFTER = 60.0
 #: Models per bucket of the function's tests of the touched models (see _cached_definition).
 _BUCKET = 8
+#: The ``HISTORY_FUNCTION`` modes that create and use the function (``"never"`` does not).
+_USED = ("persistent", "always")
 #: Bounds of the module's caches (entries per database and set of tracked models).
 _DEFINITIONS_KEPT = 16
 _KNOWN_KEPT = 64
@@ -79,23 +82,6 @@ def _out_type(db_type: str) -> str:
     """A result column's type: without its modifier (``varchar(20)`` and ``varchar(50)``
     share a column), which ``RETURN QUERY`` then does not compare."""
     return re.sub(r"\(.*?\)", "", db_type)
-
-
-def _branch_types(group: tuple[TrackedModel, ...], plan: _LoadPlan, connection: Any) -> list[str]:
-    """The type of each shared column of ``plan`` (as :func:`_plan` chose it)."""
-    types: list[str | None] = [None] * plan.width
-    for t, layout in zip(group, plan.layout, strict=True):
-        for f, column in zip(t.history_model._meta.concrete_fields, layout, strict=True):
-            if types[column] is None:
-                db_type = str(f.cast_db_type(connection))
-                if db_type == "timestamp with time zone":
-                    db_type = "timestamp"  # read cast (see _plan)
-                types[column] = _out_type(db_type)
-    return [t or "text" for t in types]
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _definition(alias: str) -> Reader | None:
@@ -146,10 +132,7 @@ def _cached_definition(alias: str, group: tuple[TrackedModel, ...], routers: int
         "koherent_m integer",
         f"koherent_date {date_type}",
         f"koherent_id {id_type}",
-        *(
-            f"koherent_c{n} {db_type}"
-            for n, db_type in enumerate(_branch_types(group, plan, connection))
-        ),
+        *(f"koherent_c{n} {_out_type(db_type)}" for n, db_type in enumerate(plan.types)),
     ]
     record, entry = Assignation._meta, AssignationModel._meta
 
@@ -161,7 +144,7 @@ def _cached_definition(alias: str, group: tuple[TrackedModel, ...], routers: int
         hm = t.history_model
         hid = _history_id_sql(t, connection, cast)
         branches.append(
-            f"IF v_touched IS NULL OR {_literal(t.label)} = ANY(v_touched) THEN\n"
+            f"IF v_touched IS NULL OR {text_literal(t.label)} = ANY(v_touched) THEN\n"
             f"RETURN QUERY SELECT {index}, CAST({_column(hm, 'history_date', connection)} AS "
             f"{date_type}), CAST({hid} AS {id_type}), {plan.selects[index]} "
             f"FROM {plan.tables[index]} "
@@ -173,7 +156,7 @@ def _cached_definition(alias: str, group: tuple[TrackedModel, ...], routers: int
         # and per model of the buckets the assignation touched, not one per tracked model.
         bucketed = []
         for start in range(0, len(group), _BUCKET):
-            labels = ", ".join(_literal(t.label) for t in group[start : start + _BUCKET])
+            labels = ", ".join(text_literal(t.label) for t in group[start : start + _BUCKET])
             bucketed.append(
                 f"IF v_touched IS NULL OR v_touched && ARRAY[{labels}]::text[] THEN\n"
                 + "\n".join(branches[start : start + _BUCKET])
@@ -239,20 +222,24 @@ def _now() -> float:
     return time.monotonic()
 
 
+def _in_database(cursor: Any, reader: Reader) -> bool:
+    """Whether the database of ``cursor`` has ``reader``'s function (one query)."""
+    cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [f"{reader.name}(text)"])
+    row = cursor.fetchone()
+    return bool(row and row[0])
+
+
 def _exists(alias: str, reader: Reader) -> bool:
-    key = (alias, reader.name)
-    state = _known.get(key)
+    state = _known.get((alias, reader.name))
     if state is True:
         return True
     if isinstance(state, float) and _now() < state:
         return False
     try:
         with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [f"{reader.name}(text)"])
-            row = cursor.fetchone()
+            found = _in_database(cursor, reader)
     except DatabaseError:
-        row = None
-    found = bool(row and row[0])
+        found = False
     _remember(alias, reader, found)
     return found
 
@@ -280,7 +267,7 @@ def reader(alias: str) -> Reader | None:
     PL/pgSQL), which costs a lookup more than the two queries do.
     """
     mode = get_setting("HISTORY_FUNCTION")
-    if mode not in ("persistent", "always") or not get_setting("RECORD_ASSIGNATIONS"):
+    if mode not in _USED or not get_setting("RECORD_ASSIGNATIONS"):
         return None  # off (or a value koherent.E004 reports), or no list to read
     if mode == "persistent" and not _persists(connections[alias].settings_dict):
         return None
@@ -308,7 +295,7 @@ def first_page(alias: str, found: Reader, assignation_id: str, limit: int) -> li
         logger.warning(
             "koherent: could not read history through %s (%s); reading it without",
             found.name,
-            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            error_reason(exc),
         )
         return None
     return _build_rows(alias, connection, found.group, found.plan, fetched, offset=2)
@@ -326,9 +313,7 @@ def install(alias: str) -> str | None:
     connection: BaseDatabaseWrapper = connections[alias]
     # In a savepoint: a failure leaves a transaction around it (a test's) usable.
     with transaction.atomic(using=alias), connection.cursor() as cursor:
-        cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [f"{found.name}(text)"])
-        row = cursor.fetchone()
-        if not (row and row[0]):
+        if not _in_database(cursor, found):
             cursor.execute(found.create)
     _remember(alias, found, True)
     return found.name
@@ -340,7 +325,7 @@ def on_post_migrate(using: str = "default", **kwargs: Any) -> None:
     A database where it cannot be created (a role without ``CREATE`` on the schema, say) is
     logged and read with the two-query path.
     """
-    if get_setting("HISTORY_FUNCTION") not in ("persistent", "always"):
+    if get_setting("HISTORY_FUNCTION") not in _USED:
         return
     try:
         install(using)
@@ -349,5 +334,5 @@ def on_post_migrate(using: str = "default", **kwargs: Any) -> None:
             "koherent: could not create the history reading function in database %s (%s); "
             "assignation history is read without it",
             using,
-            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            error_reason(exc),
         )

@@ -119,6 +119,8 @@ class _LoadPlan:
     #: Per model: the fields (by index) read as ``timestamp`` and made aware here (see
     #: :func:`_plan`).
     naive_dates: tuple[tuple[int, ...], ...] = ()
+    #: The database type of each shared column (``timestamp`` for the ones read so).
+    types: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -188,6 +190,7 @@ def _plan(group: Sequence[TrackedModel], connection: BaseDatabaseWrapper) -> _Lo
         width=len(types),
         named_selects=tuple(named_selects),
         naive_dates=tuple(naive_dates),
+        types=tuple(types),
     )
 
 
