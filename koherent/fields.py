@@ -11,6 +11,7 @@ from simple_history.models import HistoricalRecords, HistoricForeignKey
 
 from koherent import _handoff, _update, capture, legacy, stamping
 from koherent._config import get_setting
+from koherent._history_base import KOHERENT_HISTORY_COLUMNS
 from koherent._transactions import make_saves_atomic
 
 if TYPE_CHECKING:
@@ -76,8 +77,26 @@ class KoherentHistoryManager(HistoryManager):  # type: ignore[misc]
             default_user=default_user,
             default_change_reason=default_change_reason,
             default_date=default_date,
-            custom_historical_attrs=custom_historical_attrs,
+            custom_historical_attrs={
+                **self._context_columns(),
+                **(custom_historical_attrs or {}),
+            },
         )
+
+    def _context_columns(self) -> dict[str, Any]:
+        """The audit context's columns, read once for every row of a bulk call.
+
+        Each is what the column's default gives (the context cannot change during the call),
+        so the rows hold what ``Model.__init__`` would have put there, without calling every
+        default once per row. The caller's ``custom_historical_attrs`` still win.
+        """
+        meta = self.model._meta
+        columns: dict[str, Any] = {}
+        for name in KOHERENT_HISTORY_COLUMNS:
+            field = meta.get_field(name)
+            if field.has_default():
+                columns[field.attname] = field.get_default()
+        return columns
 
     def _complete_trigger_rows(
         self,

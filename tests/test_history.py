@@ -102,6 +102,58 @@ def test_bulk_helpers_are_stamped_without_any_signal(
 
 
 @pytest.mark.signal_capture
+def test_a_bulk_call_reads_the_context_once_not_once_per_row(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The context's columns are read once per bulk call (they cannot change during it),
+    and every row still holds them."""
+    field = Order.history.model._meta.get_field("app")
+    original = field.default
+    calls: list[None] = []
+
+    def counted() -> Any:
+        calls.append(None)
+        return original()
+
+    monkeypatch.setattr(field, "default", counted)
+    # Django caches the default's getter on the field: made again from ``counted``.
+    monkeypatch.delitem(field.__dict__, "_get_default", raising=False)
+    try:
+        with koherent.assignation(user=user, app="bulk") as ctx:
+            bulk_create_with_history([Order(reference=f"c{n}") for n in range(20)], Order)
+            for order in Order.objects.all():
+                order.status = "bulk-updated"
+            bulk_update_with_history(list(Order.objects.all()), Order, ["status"])
+    finally:
+        field.__dict__.pop("_get_default", None)
+    assert len(calls) == 2  # one per bulk call, not one per row (40)
+    rows = list(Order.history.all())
+    assert len(rows) == 40
+    expected = (ctx.assignation_id, "bulk", user.pk, str(user.pk), None)
+    assert {stamps(r) for r in rows} == {expected}
+
+
+@pytest.mark.signal_capture
+def test_a_bulk_call_without_context_right_after_one_with_it_is_unstamped(user: Any) -> None:
+    with koherent.assignation(user=user, app="bulk"):
+        bulk_create_with_history([Order(reference="with")], Order)
+    bulk_create_with_history([Order(reference="without")], Order)
+    stamped = Order.history.get(reference="with")
+    unstamped = Order.history.get(reference="without")
+    assert stamped.app == "bulk"
+    assert stamps(unstamped) == (None, None, None, None, None)
+
+
+@pytest.mark.signal_capture
+def test_the_callers_historical_attrs_win_over_the_context(user: Any) -> None:
+    with koherent.assignation(user=user, app="bulk"):
+        bulk_create_with_history(
+            [Order(reference="given")], Order, custom_historical_attrs={"app": "given-app"}
+        )
+    assert Order.history.get(reference="given").app == "given-app"
+
+
+@pytest.mark.signal_capture
 def test_explicit_history_user_wins_and_user_pk_follows_it(user: Any, other_user: Any) -> None:
     with koherent.assignation(user=user):
         order = Order(reference="explicit")
