@@ -139,12 +139,12 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         "groups": groups,
         "targets": targets,
         "notes": [
-            "Koherent's history rows carry four more columns (assignation_id, app, task_id, "
-            "user_pk), and history_changed_fields; their values are read from the context once "
+            "Koherent's history rows carry five more columns (assignation_id, app, task_id, "
+            "user_pk, history_changed_fields); their values are read from the context once "
             "per call (koherent.fields.KoherentHistoryManager), not by a default per row. Django "
             "prepares every value of every column of every row in Python (pre_save, "
             "get_db_prep_save) and psycopg adapts each one as a parameter: "
-            f"{4 * rows:,} more values per call. That costs Koherent "
+            f"{5 * rows:,} more values per call. That costs Koherent "
             + ", ".join(
                 f"{row_of(g, 'koherent')['cpu'] - row_of(g, 'simplehistory')['cpu']:.1f} µs "
                 f"of client CPU per row in {g['name']}"
