@@ -462,8 +462,11 @@ def _record_sql(
     the session once written or found: it lasts when the transaction commits, and a rollback
     (of a savepoint too) takes it back with the record, so the statements after an
     assignation's first on a connection — in autocommit mode too, where every statement is a
-    transaction of its own — skip the block. Otherwise one lookup (the record and its entry
-    for this table, by their keys) finds both, and only what is missing is inserted. A record
+    transaction of its own — skip the block. Otherwise the table's entry and the record are
+    both inserted, ``ON CONFLICT DO NOTHING``, in one statement: what is missing is written,
+    what is there is left, and a fresh assignation (the common case) pays no lookup before
+    its inserts; an assignation recorded by another connection pays two inserts that find
+    their rows, and write nothing. A record
     deleted by hand while its assignation still writes through a connection that set the
     setting is not written again by that connection (its rows are still found by the full
     scan of ``history_for_assignation``).
@@ -502,35 +505,7 @@ def _record_sql(
         f"v_assignation, {record_user}, v_user_pk, v_app, v_record, v_parent, v_task, "
         "clock_timestamp()"
     )
-    return f"""
-        IF v_record IS NOT NULL AND v_assignation IS NOT NULL
-                AND current_setting('koherent.recorded', true) IS DISTINCT FROM {key} THEN
-            -- The list of touched models comes with a later migration than the records:
-            -- where it exists, so does the record table.
-            IF to_regclass({_text(touched_table)}) IS NOT NULL
-                    AND EXISTS (SELECT 1 FROM {touched_table} AS t JOIN {table} AS a
-                        ON a."id" = t.{touched_assignation}
-                        WHERE t.{touched_assignation} = v_assignation
-                        AND t.{touched_model} = {_text(model_key(history))}) THEN
-                -- Recorded by an earlier transaction (autocommit statements): two index
-                -- probes, where the inserts below would each open a subtransaction.
-                NULL;
-            ELSIF to_regclass({_text(table)}) IS NOT NULL THEN
-                -- The record and this table's entry on its list, all or nothing (one
-                -- subtransaction): a record whose list lacks a table it wrote to would
-                -- hide that table's rows from the readers.
-                BEGIN
-                    IF NOT EXISTS (SELECT 1 FROM {table} WHERE "id" = v_assignation) THEN
-                        INSERT INTO {table} ({columns}) VALUES ({values}, TRUE)
-                        ON CONFLICT ("id") DO NOTHING;
-                    END IF;
-                    -- Everything recorded once per assignation and history table goes
-                    -- here: this table on the list of touched models (koherent.records).
-                    IF to_regclass({_text(touched_table)}) IS NOT NULL THEN
-                        INSERT INTO {touched_table} ({touched_assignation}, {touched_model})
-                        VALUES (v_assignation, {_text(model_key(history))})
-                        ON CONFLICT DO NOTHING;
-                    END IF;
+    failed = f"""
                 EXCEPTION WHEN OTHERS THEN
                     RAISE WARNING {_RECORD_FAILED}, SQLERRM;
                     -- The list may lack this table now and later: the record (written here
@@ -544,7 +519,31 @@ def _record_sql(
                     EXCEPTION WHEN OTHERS THEN
                         NULL;
                     END;
-                END;
+                END;"""
+    return f"""
+        IF v_record IS NOT NULL AND v_assignation IS NOT NULL
+                AND current_setting('koherent.recorded', true) IS DISTINCT FROM {key} THEN
+            -- The list of touched models comes with a later migration than the records:
+            -- where it exists, so does the record table.
+            IF to_regclass({_text(touched_table)}) IS NOT NULL THEN
+                -- This table's entry on the assignation's list and the record, all or
+                -- nothing (one subtransaction), in one statement: a record whose list lacks
+                -- a table it wrote to would hide that table's rows from the readers. Both
+                -- are tried, ON CONFLICT DO NOTHING: an assignation's first write (the
+                -- common case, a fresh assignation per request) pays no lookup first, and
+                -- what is there already is left as it is.
+                BEGIN
+                    WITH entry AS (
+                        INSERT INTO {touched_table} ({touched_assignation}, {touched_model})
+                        VALUES (v_assignation, {_text(model_key(history))})
+                        ON CONFLICT DO NOTHING
+                    )
+                    INSERT INTO {table} ({columns}) VALUES ({values}, TRUE)
+                    ON CONFLICT ("id") DO NOTHING;{failed}
+            ELSIF to_regclass({_text(table)}) IS NOT NULL THEN
+                BEGIN
+                    INSERT INTO {table} ({columns}) VALUES ({values}, TRUE)
+                    ON CONFLICT ("id") DO NOTHING;{failed}
             END IF;
             PERFORM set_config('koherent.recorded', {key}, false);
         END IF;

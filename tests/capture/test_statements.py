@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 import koherent
-from koherent.models import Assignation
+from koherent.models import Assignation, AssignationModel
 from koherent.records import touched_models
 from tests.capture.models import Product
 
@@ -93,34 +93,50 @@ def record_insert_attempts() -> Any:
 def test_autocommit_statements_of_a_recorded_assignation_try_no_record_insert(
     user: Any, record_insert_attempts: Any
 ) -> None:
-    """In autocommit every statement is a transaction of its own: once the record and this
-    table's entry exist, the trigger finds them with one lookup and tries no insert (each
-    insert runs in a subtransaction, the costliest part of the trigger)."""
+    """In autocommit every statement is a transaction of its own: once a connection wrote the
+    record and this table's entry (or found them), its later statements under the
+    assignation try no insert (the session notes it, koherent.recorded). Another connection
+    tries both once, in one statement, and writes only what is missing."""
+    both = ["koherent_assignation", "koherent_assignationmodel"]
     with koherent.assignation("a-lookup", user=user.pk, app="web"):
         first = Product.objects.create(name="first")
-        assert record_insert_attempts() == ["koherent_assignation", "koherent_assignationmodel"]
+        assert record_insert_attempts() == both
         for n in range(3):
             Product.objects.filter(pk=first.pk).update(price=n + 1)
         Product.objects.create(name="second")
-    assert record_insert_attempts() == ["koherent_assignation", "koherent_assignationmodel"]
+    assert record_insert_attempts() == both
     assert Product.history.filter(assignation_id="a-lookup").count() == 5
-    # What is missing is written again: the lookup asks for the record and the entry both.
+    # Another connection (a worker's, say): one try of both, which finds them.
+    connection.close()
+    with koherent.assignation("a-lookup", user=user.pk, app="web"):
+        Product.objects.filter(pk=first.pk).update(price=8)
+        Product.objects.filter(pk=first.pk).update(price=9)
+    assert record_insert_attempts() == sorted(both * 2)
+    assert Assignation.objects.filter(pk="a-lookup").count() == 1
+    assert AssignationModel.objects.filter(assignation_id="a-lookup").count() == 1
+    # What is missing is written again: the record and its entry ...
     Assignation.objects.filter(pk="a-lookup").delete()  # the entry goes with it (cascade)
     connection.close()  # a connection that wrote them remembers them (koherent.recorded)
     with koherent.assignation("a-lookup", user=user.pk, app="web"):
         Product.objects.filter(pk=first.pk).update(price=10)
-    assert (
-        record_insert_attempts()
-        == ["koherent_assignation"] * 2 + ["koherent_assignationmodel"] * 2
-    )
+    assert record_insert_attempts() == sorted(both * 3)
     assert touched_models("a-lookup", "default") == frozenset({"capture.Product"})
+    # ... the entry alone ...
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM koherent_assignationmodel WHERE assignation_id = 'a-lookup'")
     connection.close()
     with koherent.assignation("a-lookup", user=user.pk, app="web"):
         Product.objects.filter(pk=first.pk).update(price=11)
-    assert record_insert_attempts().count("koherent_assignationmodel") == 3
-    assert record_insert_attempts().count("koherent_assignation") == 2  # the record was there
+    assert touched_models("a-lookup", "default") == frozenset({"capture.Product"})
+    assert Assignation.objects.filter(pk="a-lookup").count() == 1
+    # ... and the record alone, deleted by SQL that left its entry.
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM koherent_assignation WHERE id = 'a-lookup'")
+    connection.close()
+    with koherent.assignation("a-lookup", user=user.pk, app="web"):
+        Product.objects.filter(pk=first.pk).update(price=12)
+    record = Assignation.objects.get(pk="a-lookup")
+    assert (record.app, record.user_pk, record.models_recorded) == ("web", str(user.pk), True)
     assert touched_models("a-lookup", "default") == frozenset({"capture.Product"})
 
 
