@@ -424,7 +424,7 @@ def run(size: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
             "exists) and writes the wider simple-history row (five indexes against "
             "pghistory's three). In autocommit each statement is also a transaction of its "
             "own: its commit is most of the difference with a transaction, and the record "
-            "lookup is skipped once the connection noted the assignation's record.",
+            "statement is skipped once the connection noted the assignation's record.",
         ],
         "profile": {name: round(value, 1) for name, value in profile.items()},
         "checks": {
