@@ -11,7 +11,6 @@ from simple_history.models import HistoricalRecords, HistoricForeignKey
 
 from koherent import _handoff, _update, capture, legacy, stamping
 from koherent._config import get_setting
-from koherent._history_base import KOHERENT_HISTORY_COLUMNS
 from koherent._transactions import make_saves_atomic
 
 if TYPE_CHECKING:
@@ -90,6 +89,10 @@ class KoherentHistoryManager(HistoryManager):  # type: ignore[misc]
         so the rows hold what ``Model.__init__`` would have put there, without calling every
         default once per row. The caller's ``custom_historical_attrs`` still win.
         """
+        # Here, not at the top: the history base is a model, and this module imports before
+        # Django is set up (tests/test_architecture.py).
+        from koherent._history_base import KOHERENT_HISTORY_COLUMNS
+
         meta = self.model._meta
         columns: dict[str, Any] = {}
         for name in KOHERENT_HISTORY_COLUMNS:
