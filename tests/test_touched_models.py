@@ -3,9 +3,9 @@
 Every history row's assignation record, and the record's list of the tracked models the
 assignation wrote to (:class:`koherent.models.AssignationModel`), are written with the row:
 on PostgreSQL in the same query (one round trip), on SQLite as in-process statements of their
-own, on MySQL/MariaDB as statements of their own in a savepoint (its client sends one
-statement per query unless the project enables multi-statement queries): four more round trips
-on an assignation's first save of a model there. Reading an assignation's history then reads
+own, on MySQL/MariaDB as statements of their own in a savepoint (only PostgreSQL's driver runs
+multi-statement queries, see ``koherent.records._one_round_trip``): four more round trips on
+an assignation's first save of a model there. Reading an assignation's history then reads
 only the tables on that list.
 """
 
