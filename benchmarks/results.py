@@ -31,6 +31,7 @@ LABELS = {
     "simplehistory": "django-simple-history",
     "koherent": "Koherent",
     "koherent-trigger": "Koherent, trigger capture",
+    "koherent-apart": "Koherent, ATOMIC_SAVES off",
     "koherent-signal": "Koherent, signal capture",
     "koherent-nocontext": "Koherent, trigger capture, no context",
     "no-handoff": "Trigger, context not handed over",

@@ -16,14 +16,25 @@ multi-statement query::
     RELEASE SAVEPOINT koherent_record; INSERT INTO <history table> ... RETURNING ...
 
 so the first tracked save of an assignation sends as many statements, and waits for as many
-replies, as a later one. Elsewhere (SQLite, server-side binding, a history row saved outside
-a transaction, MySQL) the inserts are statements of their own before the history row's: on
-SQLite, in-process calls without a savepoint (a failing statement does not abort an SQLite
-transaction); elsewhere in a savepoint, one round trip each.
+replies, as a later one. A history row saved outside any transaction on PostgreSQL (in
+autocommit with ``ATOMIC_SAVES`` off) carries them as data-modifying ``WITH`` queries of its
+own ``INSERT``, whatever the driver's binding: one statement, so one round trip and one
+transaction for the row, its record and its list entry::
+
+    WITH koherent_w0 AS (INSERT INTO koherent_assignation ... ON CONFLICT DO NOTHING),
+         koherent_w1 AS (INSERT INTO koherent_assignationmodel ... ON CONFLICT DO NOTHING)
+    INSERT INTO <history table> ... RETURNING ...
+
+Elsewhere (SQLite, server-side binding in a transaction, MySQL) the inserts are statements of
+their own before the history row's: on SQLite, in-process calls without a savepoint (a failing
+statement does not abort an SQLite transaction); elsewhere in a savepoint, one round trip
+each.
 
 **Never a reason for a change to fail.** A record that cannot be written (the table is
 missing because ``migrate`` has not run yet, say) is logged and skipped: the savepoint is
-rolled back and the history row is written alone. A record is then left saying that its list
+rolled back and the history row is written alone (outside a transaction, where the statement
+failed as a whole, the row is written alone first, then the record statements are tried on
+their own). A record is then left saying that its list
 is incomplete (``models_recorded = FALSE``, inserted so or marked so) where that can be
 written, so that a later change under the assignation cannot vouch for a list lacking the
 model whose entry failed: readers scan every tracked table for such an assignation.
@@ -498,16 +509,59 @@ def insert_history_row(
     found = _to_write(None, assignation_id, using, type(row))
     if found is None:
         return insert()
-    if found.using != using or not _one_round_trip(connections[using]):
-        found.write_apart()
-        return insert()
+    connection = connections[using]
     together = (fields, returning_fields, raw)
-    written, result = _insert_together(row, using, found.statements, together)
-    if not written:  # the record statements failed: logged, rolled back to the savepoint
-        found.failed()
-        return insert()
-    _written(found.keys, using)
-    return result
+    if found.using == using and _one_round_trip(connection):
+        written, result = _insert_together(row, using, found.statements, together)
+        if not written:  # the record statements failed: logged, rolled back to the savepoint
+            found.failed()
+            return insert()
+        _written(found.keys, using)
+        return result
+    if found.using == using and _one_statement(connection):
+        return _insert_in_one_statement(row, using, found, together, insert)
+    found.write_apart()
+    return insert()
+
+
+class _RowInsert(NamedTuple):
+    """The history row's ``INSERT`` as ``Model._do_insert`` would send it, and how to read
+    the values it returns."""
+
+    sql: str
+    params: list[Any]
+    compiler: Any
+    returning_fields: Any
+
+    def read(self, connection: BaseDatabaseWrapper, cursor: Any) -> list[Any]:
+        if not self.returning_fields:
+            return []
+        return fetch_returned_rows(connection, cursor, self.compiler)
+
+    def convert(self, model: type[Model], rows: list[Any]) -> list[Any]:
+        """``rows`` through the converters of the returned fields, as ``_do_insert`` gives
+        them."""
+        if not self.returning_fields or not rows:
+            return rows
+        cols = [f.get_col(model._meta.db_table) for f in self.returning_fields]
+        converters = self.compiler.get_converters(cols)
+        if converters:
+            rows = list(self.compiler.apply_converters(rows, converters))
+        return rows
+
+
+def _row_insert(row: Model, using: str, insert: tuple[Any, Any, bool]) -> _RowInsert:
+    """Compile the row's ``INSERT`` (``insert``: the fields, returning fields and ``raw`` of
+    ``Model._do_insert``)."""
+    from django.db.models.sql import InsertQuery
+
+    fields, returning_fields, raw = insert
+    query = InsertQuery(type(row))
+    query.insert_values(list(fields), [row], raw=raw)
+    compiler = query.get_compiler(using=using)
+    compiler.returning_fields = returning_fields
+    ((sql, params),) = compiler.as_sql()
+    return _RowInsert(str(sql), list(params), compiler, returning_fields)
 
 
 def _insert_together(
@@ -515,32 +569,70 @@ def _insert_together(
 ) -> tuple[bool, list[Any]]:
     """One multi-statement query: the record statements in a savepoint, then the row
     (``insert``: the fields, returning fields and ``raw`` of ``Model._do_insert``)."""
-    from django.db.models.sql import InsertQuery
-
-    fields, returning_fields, raw = insert
     connection = connections[using]
-    query = InsertQuery(type(row))
-    query.insert_values(list(fields), [row], raw=raw)
-    compiler = query.get_compiler(using=using)
-    compiler.returning_fields = returning_fields
-    ((row_sql, row_params),) = compiler.as_sql()
+    compiled = _row_insert(row, using, insert)
 
     def read(cursor: Any) -> list[Any]:
         while cursor.nextset():
             pass  # the row's INSERT is the last result
-        return fetch_returned_rows(connection, cursor, compiler) if returning_fields else []
+        return compiled.read(connection, cursor)
 
     assignation_id = str(getattr(row, "assignation_id", ""))
-    then = (row_sql, list(row_params))
+    then = (compiled.sql, compiled.params)
     written, rows = _in_savepoint(connection, statements, assignation_id, then, read)
-    if not written or not returning_fields:
-        return written, [] if rows is None else rows
-    meta = type(row)._meta
-    cols = [f.get_col(meta.db_table) for f in returning_fields]
-    converters = compiler.get_converters(cols)
-    if converters:
-        rows = list(compiler.apply_converters(rows, converters))
-    return True, rows
+    if not written:
+        return False, []
+    return True, compiled.convert(type(row), [] if rows is None else rows)
+
+
+def _one_statement(connection: BaseDatabaseWrapper) -> bool:
+    """Whether the record statements can go with the history row in one statement of its
+    own transaction: PostgreSQL in autocommit, outside any transaction (a history row saved
+    with ``ATOMIC_SAVES`` off, or by a path that saves history rows directly)."""
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and connection.get_autocommit()
+    )
+
+
+def _in_one_statement_sql(statements: list[_Statement], row: _RowInsert) -> _Statement:
+    """The record statements as data-modifying ``WITH`` queries of the row's ``INSERT``: one
+    statement, so one round trip and, in autocommit, one transaction."""
+    ctes = ", ".join(f"koherent_w{n} AS ({sql})" for n, (sql, _) in enumerate(statements))
+    params = [p for _, statement_params in statements for p in statement_params]
+    return f"WITH {ctes} {row.sql}", [*params, *row.params]
+
+
+def _insert_in_one_statement(
+    row: Model,
+    using: str,
+    found: _ToWrite,
+    insert: tuple[Any, Any, bool],
+    plain: Callable[[], Any],
+) -> Any:
+    """The history row, its record and its list entry in one statement (see
+    :func:`_one_statement`). All of it is written, or none of it.
+
+    When that statement fails, the row is inserted alone (``plain``: its error is the one to
+    see, and then no record is written), and the record statements go apart after it, logged
+    if they fail too. A lost connection raises.
+    """
+    connection = connections[using]
+    compiled = _row_insert(row, using, insert)
+    sql, params = _in_one_statement_sql(found.statements, compiled)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = compiled.read(connection, cursor)
+    except DatabaseError:
+        if not connection.is_usable():
+            raise
+        result = plain()  # the row alone: raises the row's own error
+        found.write_apart()  # logs the record's, if that was the one
+        return result
+    _written(found.keys, using)
+    return compiled.convert(type(row), rows)
 
 
 def _rolled_back(connection: BaseDatabaseWrapper) -> bool:

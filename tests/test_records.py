@@ -13,7 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 import koherent
-from koherent.models import Assignation
+from koherent.models import Assignation, AssignationModel
 from tests.soak.introspect import kept_on_connection
 from tests.testapp.models import Item, Order
 
@@ -301,3 +301,100 @@ def test_a_list_entry_that_cannot_be_written_leaves_no_record_vouching_for_the_l
         assert record.user_id == user.pk, name
         labels = {e.model_label for e in koherent.history_for_assignation(name)}
         assert labels == {"testapp.Item", "testapp.Order"}, name
+
+
+def _xmin(table: str, column: str, value: Any) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT xmin::text::bigint FROM {table} WHERE {column} = %s", [value])
+        row = cursor.fetchone()
+    assert row is not None, (table, value)
+    return int(row[0])
+
+
+@pytest.mark.signal_capture
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_record_commits_with_the_history_row(
+    user: Any, settings: Any
+) -> None:
+    """``ATOMIC_SAVES`` off: the change commits on its own, as with simple-history alone;
+    the history row, its record and its list entry commit together, in one statement."""
+    settings.KOHERENT = {**settings.KOHERENT, "ATOMIC_SAVES": False}
+    with koherent.assignation(user=user) as ctx:
+        order = Order.objects.create(reference="apart")
+    history = Order.history.get()
+    row = _xmin("testapp_historicalorder", "history_id", history.history_id)
+    assert _xmin("koherent_assignation", "id", ctx.assignation_id) == row
+    assert _xmin("koherent_assignationmodel", "assignation_id", ctx.assignation_id) == row
+    assert _xmin("testapp_order", "id", order.pk) != row  # simple-history's two transactions
+    assert Assignation.objects.get().user_id == user.pk
+    # Negative: a save without context right after writes no record.
+    Order.objects.create(reference="no context")
+    assert Assignation.objects.count() == 1
+    assert Order.history.filter(assignation_id__isnull=True).count() == 1
+
+
+@contextmanager
+def _refused(table: str, column: str, value: str) -> Iterator[None]:
+    """``table`` refuses rows whose ``column`` is ``value`` (a check constraint)."""
+    literal = "'" + value.replace("'", "''") + "'"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT koherent_test_refused "
+            f"CHECK ({column} IS DISTINCT FROM {literal})"
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT koherent_test_refused")
+
+
+@pytest.mark.signal_capture
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_failing_record_still_saves_the_row_once(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The record cannot be written: the statement with the row fails as a whole, then the
+    row is written alone (once), and the record's failure is logged."""
+    settings.KOHERENT = {**settings.KOHERENT, "ATOMIC_SAVES": False}
+    with (
+        _refused("koherent_assignation", "app", "refused"),
+        caplog.at_level(logging.WARNING, "koherent"),
+        koherent.assignation(app="refused") as ctx,
+    ):
+        Order.objects.create(reference="kept")
+    assert Order.history.get().assignation_id == ctx.assignation_id
+    assert not Assignation.objects.exists()
+    failures = [r for r in caplog.records if "could not write the record" in r.getMessage()]
+    assert len(failures) == 1
+    assert "koherent_test_refused" in failures[0].getMessage()
+    # Rows without a record are still found.
+    rows = list(koherent.history_for_assignation(ctx.assignation_id or "").rows())
+    assert [getattr(r, "reference", None) for r in rows] == ["kept"]
+
+
+@pytest.mark.signal_capture
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_failing_history_row_leaves_no_record(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The history row's own ``INSERT`` fails: its error is raised, and no record is left
+    for an assignation without a history row."""
+    from django.db import IntegrityError
+
+    settings.KOHERENT = {**settings.KOHERENT, "ATOMIC_SAVES": False}
+    with (
+        _refused("testapp_historicalorder", "reference", "refused"),
+        caplog.at_level(logging.WARNING, "koherent"),
+        koherent.assignation(),
+        pytest.raises(IntegrityError, match="koherent_test_refused"),
+    ):
+        Order.objects.create(reference="refused")
+    assert Order.objects.filter(reference="refused").exists()  # simple-history's behaviour
+    assert not Order.history.exists()
+    assert not Assignation.objects.exists()
+    assert not AssignationModel.objects.exists()
+    assert "could not write the record" not in caplog.text

@@ -40,6 +40,23 @@ POSTGRES = connection.vendor == "postgresql"
 MYSQL = connection.vendor == "mysql"
 
 
+#: A statement whose ``WITH`` queries write: ``WITH name AS (INSERT INTO "table" ...``.
+_WRITING_WITH = re.compile(r'\b\w+ AS \(INSERT INTO "(\w+)"')
+
+
+def _with_shape(statement: str) -> str:
+    """``WITH <verb table>, ...: <verb table>`` of a statement with writing ``WITH`` queries
+    (the record statements of a history row saved outside a transaction, PostgreSQL)."""
+    ctes = _WRITING_WITH.findall(statement)
+    main = statement[statement.rindex(") INSERT INTO ") + 2 :]
+    found = _STATEMENT.match(main)
+    assert ctes, statement
+    assert found is not None, statement
+    inner = ", ".join(f"INSERT INTO {table}" for table in ctes)
+    name = found.group(2).strip('`"')
+    return f"WITH {inner}: {found.group(1)} {name}"
+
+
 def _shape(queries: CaptureQueriesContext) -> list[list[str]]:
     """Each query sent (one round trip) as its statements, ``verb table`` each."""
     shapes = []
@@ -48,6 +65,9 @@ def _shape(queries: CaptureQueriesContext) -> list[list[str]]:
         for statement in query["sql"].split("; "):
             if statement in _CONTROL:
                 statements.append(statement)
+                continue
+            if statement.startswith("WITH "):
+                statements.append(_with_shape(statement))
                 continue
             found = _STATEMENT.match(statement)
             assert found is not None, statement
@@ -135,6 +155,28 @@ def test_first_save_of_a_fresh_assignation_costs_no_extra_round_trip(user: Any) 
         assert len(first) == len(later) + 4
     else:  # SQLite: no round trips to save; the record is two in-process statements
         assert len(first) == len(later) + 2
+
+
+@pytest.mark.signal_capture
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_first_save_outside_a_transaction_costs_no_extra_round_trip(
+    user: Any, settings: Any
+) -> None:
+    """``ATOMIC_SAVES`` off, autocommit: the history row is saved outside any transaction,
+    and its record and list entry go in the row's own ``INSERT``, as ``WITH`` queries: no
+    ``BEGIN``, no ``COMMIT``, two statements like a later save's (four more before)."""
+    settings.KOHERENT = {**settings.KOHERENT, "ATOMIC_SAVES": False}
+    first, later = _first_and_later_saves(user)
+    assert _shape(first) == [
+        ["INSERT INTO testapp_order"],
+        [f"WITH {RECORD}, {ENTRY}: INSERT INTO testapp_historicalorder"],
+    ]
+    assert _shape(later) == _expected_later("testapp_order", "testapp_historicalorder")
+    assert len(first) == len(later) == 2
+    history = Order.history.order_by("history_id")
+    assert [h.reference for h in history] == ["first", "later"]
+    assert history[0].history_id is not None  # the returned key reached the instance
 
 
 @pytest.mark.signal_capture
