@@ -264,13 +264,16 @@ def hand_off(
         return execute(sql, params, many, context)
     writes = _writes(text)
     connection: BaseDatabaseWrapper = context["connection"]
-    if not writes and not getattr(connection, _HANDED_OFF, False):
-        return execute(sql, params, many, context)  # the common read: nothing to do
+    captured = writes and _names_captured_table(text)
+    if not captured and not getattr(connection, _HANDED_OFF, False):
+        # A read, or a write of tables captured otherwise, with no setting to clear: the
+        # common statement, nothing to do.
+        return execute(sql, params, many, context)
     if getattr(cursor, "name", None) or _in_failed_transaction(cursor):
         return execute(sql, params, many, context)
     in_transaction = connection.in_atomic_block or not connection.get_autocommit()
     handed_off = in_transaction and getattr(connection, _HANDED_OFF, False)
-    if writes and _names_captured_table(text):
+    if captured:
         here = not _records_elsewhere(connection)
         encoded = encoded_context(record=here)
         if not here and encoded:
@@ -361,32 +364,41 @@ def _execute_with_prefix(
 
 
 _captured_tables: re.Pattern[str] | None = None
+#: The captured tables' names in lower case: a statement that contains none of them, as text,
+#: names none (checked before the pattern, whose case-insensitive search with lookarounds
+#: costs several microseconds on a statement of a few hundred characters).
+_captured_names: tuple[str, ...] = ()
 
 
 def _names_captured_table(sql: str) -> bool:
     """Whether ``sql`` names the table of a model captured by triggers."""
-    global _captured_tables
+    global _captured_tables, _captured_names
     if _captured_tables is None:
         from django.apps import apps
 
         if not apps.ready:  # a statement while models load: hand over, remember nothing
             return True
+        _captured_names = tuple(sorted(_table_names()))
         _captured_tables = _tables_pattern()
+    lowered = sql.lower()
+    if not any(name in lowered for name in _captured_names):
+        return False
     return _captured_tables.search(sql) is not None
 
 
-def _tables_pattern() -> re.Pattern[str]:
+def _table_names() -> set[str]:
+    """The tables of the models captured by triggers, in lower case (without a schema)."""
     from django.apps import apps
 
-    names = sorted(
-        {
-            model._meta.db_table.rsplit('"."', 1)[-1].strip('"')
-            for model in apps.get_models()
-            if getattr(model, MODE_ATTRIBUTE, None) == "trigger"
-        },
-        key=len,
-        reverse=True,
-    )
+    return {
+        model._meta.db_table.rsplit('"."', 1)[-1].strip('"').lower()
+        for model in apps.get_models()
+        if getattr(model, MODE_ATTRIBUTE, None) == "trigger"
+    }
+
+
+def _tables_pattern() -> re.Pattern[str]:
+    names = sorted(_table_names(), key=len, reverse=True)
     if not names:
         return re.compile(r"(?!x)x")  # matches nothing
     alternatives = "|".join(re.escape(name) for name in names)
@@ -395,8 +407,9 @@ def _tables_pattern() -> re.Pattern[str]:
 
 def forget_tables() -> None:
     """Forget the captured tables (after models were added at run time, in tests)."""
-    global _captured_tables, _history_models
+    global _captured_tables, _captured_names, _history_models
     _captured_tables = None
+    _captured_names = ()
     _history_models = None
 
 

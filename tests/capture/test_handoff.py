@@ -289,3 +289,54 @@ def test_pgtrigger_ignore_adding_parameters_to_a_statement_without(user: Any) ->
     (row,) = rows(Product, history_type="~")
     assert row.history_change_reason == "100% sure, 50%s off, ~7C"
     assert stamp(row) == _stamp_of(user, "web", "a-ignore")
+
+
+def test_a_write_of_a_table_without_triggers_is_sent_as_it_is_or_clears_a_setting(
+    user: Any,
+) -> None:
+    """A table no trigger captures (Django's users) gets nothing, except the clearing of a
+    setting an earlier statement of the transaction sent."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()
+    pks = [Product.objects.create(name=f"p{i}", price=1).pk for i in range(2)]
+    table = f'INSERT INTO "{users._meta.db_table}"'
+    with (
+        transaction.atomic(),
+        CaptureQueriesContext(connection) as queries,
+        koherent.assignation("a-long", user=user, app="bulk"),
+    ):
+        users.objects.create(username="before")
+        _long_update(pks, 2)  # sends the setting
+        users.objects.create(username="after")  # clears it
+        users.objects.create(username="then")
+    sent = [q["sql"] for q in queries.captured_queries if table in q["sql"]]
+    assert [s.split(" (", 1)[0] for s in sent] == [
+        table,
+        SETTER + "'', true); " + table,
+        table,
+    ]
+
+
+def test_a_write_of_a_table_without_triggers_costs_no_connection_checks(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The common write of a project that captures some models by triggers and the others by
+    signals: the hand-off looks at the statement's text only, not at the connection's state."""
+    from django.contrib.auth import get_user_model
+
+    from koherent import _handoff
+
+    checks: list[object] = []
+    original = _handoff._in_failed_transaction
+
+    def counted(cursor: Any) -> bool:
+        checks.append(cursor)
+        return original(cursor)
+
+    monkeypatch.setattr(_handoff, "_in_failed_transaction", counted)
+    with koherent.assignation("a-mixed", user=user):
+        get_user_model().objects.create(username="plain")
+        assert checks == []
+        Product.objects.create(name="captured")  # control: a captured table is checked
+    assert len(checks) == 1
