@@ -303,6 +303,13 @@ def test_a_list_entry_that_cannot_be_written_leaves_no_record_vouching_for_the_l
         assert labels == {"testapp.Item", "testapp.Order"}, name
 
 
+@pytest.fixture
+def atomic_saves_off(settings: Any) -> None:
+    """``ATOMIC_SAVES`` off: a tracked save's history row is saved outside any transaction
+    (autocommit), apart from the change, as with simple-history alone."""
+    settings.KOHERENT = {**settings.KOHERENT, "ATOMIC_SAVES": False}
+
+
 def _xmin(table: str, column: str, value: Any) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT xmin::text::bigint FROM {table} WHERE {column} = %s", [value])
@@ -314,12 +321,10 @@ def _xmin(table: str, column: str, value: Any) -> int:
 @pytest.mark.signal_capture
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_the_record_commits_with_the_history_row(
-    user: Any, settings: Any
-) -> None:
+@pytest.mark.usefixtures("atomic_saves_off")
+def test_outside_a_transaction_the_record_commits_with_the_history_row(user: Any) -> None:
     """``ATOMIC_SAVES`` off: the change commits on its own, as with simple-history alone;
     the history row, its record and its list entry commit together, in one statement."""
-    settings.KOHERENT = {**settings.KOHERENT, "ATOMIC_SAVES": False}
     with koherent.assignation(user=user) as ctx:
         order = Order.objects.create(reference="apart")
     history = Order.history.get()
@@ -353,12 +358,12 @@ def _refused(table: str, column: str, value: str) -> Iterator[None]:
 @pytest.mark.signal_capture
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("atomic_saves_off")
 def test_outside_a_transaction_a_failing_record_still_saves_the_row_once(
-    settings: Any, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The record cannot be written: the statement with the row fails as a whole, then the
     row is written alone (once), and the record's failure is logged."""
-    settings.KOHERENT = {**settings.KOHERENT, "ATOMIC_SAVES": False}
     with (
         _refused("koherent_assignation", "app", "refused"),
         caplog.at_level(logging.WARNING, "koherent"),
@@ -378,14 +383,14 @@ def test_outside_a_transaction_a_failing_record_still_saves_the_row_once(
 @pytest.mark.signal_capture
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("atomic_saves_off")
 def test_outside_a_transaction_a_failing_history_row_leaves_no_record(
-    settings: Any, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The history row's own ``INSERT`` fails: its error is raised, and no record is left
     for an assignation without a history row."""
     from django.db import IntegrityError
 
-    settings.KOHERENT = {**settings.KOHERENT, "ATOMIC_SAVES": False}
     with (
         _refused("testapp_historicalorder", "reference", "refused"),
         caplog.at_level(logging.WARNING, "koherent"),
