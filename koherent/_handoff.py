@@ -379,7 +379,7 @@ def _names_captured_table(sql: str) -> bool:
         if not apps.ready:  # a statement while models load: hand over, remember nothing
             return True
         _captured_names = tuple(sorted(_table_names()))
-        _captured_tables = _tables_pattern()
+        _captured_tables = _tables_pattern(_captured_names)
     lowered = sql.lower()
     if not any(name in lowered for name in _captured_names):
         return False
@@ -397,8 +397,9 @@ def _table_names() -> set[str]:
     }
 
 
-def _tables_pattern() -> re.Pattern[str]:
-    names = sorted(_table_names(), key=len, reverse=True)
+def _tables_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """A pattern finding any of ``names`` as a whole word (longest first), in any case."""
+    names = tuple(sorted(names, key=len, reverse=True))
     if not names:
         return re.compile(r"(?!x)x")  # matches nothing
     alternatives = "|".join(re.escape(name) for name in names)

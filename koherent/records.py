@@ -511,14 +511,17 @@ def insert_history_row(
         return insert()
     connection = connections[using]
     together = (fields, returning_fields, raw)
-    if found.using == using and _one_round_trip(connection):
+    if found.using != using:  # the records live in another database (routing)
+        found.write_apart()
+        return insert()
+    if _one_round_trip(connection):
         written, result = _insert_together(row, using, found.statements, together)
         if not written:  # the record statements failed: logged, rolled back to the savepoint
             found.failed()
             return insert()
         _written(found.keys, using)
         return result
-    if found.using == using and _one_statement(connection):
+    if _one_statement(connection):
         return _insert_in_one_statement(row, using, found, together, insert)
     found.write_apart()
     return insert()
