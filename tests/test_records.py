@@ -339,6 +339,56 @@ def test_outside_a_transaction_the_record_commits_with_the_history_row(user: Any
     assert Order.history.filter(assignation_id__isnull=True).count() == 1
 
 
+@pytest.fixture
+def server_side_binding() -> Iterator[None]:
+    """The default connection reconnected with psycopg's server-side binding (Django's
+    ``OPTIONS['server_side_binding']``): parameters travel apart from the statement."""
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    kept = options.get("server_side_binding")
+    options["server_side_binding"] = True
+    connection.close()
+    try:
+        yield
+    finally:
+        if kept is None:
+            options.pop("server_side_binding", None)
+        else:
+            options["server_side_binding"] = kept
+        connection.close()
+
+
+@pytest.mark.signal_capture
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("atomic_saves_off", "server_side_binding")
+def test_outside_a_transaction_with_server_side_binding_the_record_goes_in_the_row_statement(
+    user: Any,
+) -> None:
+    """The ``WITH`` statement carrying the record binds its parameters on the server too:
+    one statement for the first save, and the record commits with the history row."""
+    connection.ensure_connection()
+    assert connection.connection is not None
+    assert connection.connection.cursor_factory.__name__ == "ServerBindingCursor"
+    with koherent.assignation(user=user) as ctx:
+        with CaptureQueriesContext(connection) as first:
+            order = Order.objects.create(reference="first")
+        with CaptureQueriesContext(connection) as later:
+            Order.objects.create(reference="later")
+    statements = [q["sql"] for q in first.captured_queries]
+    assert len(statements) == 2, statements
+    assert statements[1].startswith("WITH koherent_w0 AS (INSERT INTO"), statements
+    assert len(later.captured_queries) == 2
+    assert not any("koherent_w0" in q["sql"] for q in later.captured_queries)
+    history = Order.history.get(reference="first")
+    row = _xmin("testapp_historicalorder", "history_id", history.history_id)
+    assert _xmin("koherent_assignation", "id", ctx.assignation_id) == row
+    assert _xmin("koherent_assignationmodel", "assignation_id", ctx.assignation_id) == row
+    assert _xmin("testapp_order", "id", order.pk) != row
+    record = Assignation.objects.get()
+    assert (record.pk, record.user_id) == (ctx.assignation_id, user.pk)
+    assert Order.history.filter(assignation_id=ctx.assignation_id).count() == 2
+
+
 @contextmanager
 def _refused(table: str, column: str, value: str) -> Iterator[None]:
     """``table`` refuses rows whose ``column`` is ``value`` (a check constraint)."""
