@@ -38,8 +38,10 @@ origin and time; :func:`model_counts` and :func:`change_counts` count their chan
 The package, by concern: :mod:`~koherent.query.entries` (the values),
 :mod:`~koherent.query.timeline` (an assignation's history, pages and cursors),
 :mod:`~koherent.query.changes` (field changes), :mod:`~koherent.query.counts`,
-:mod:`~koherent.query.lookup`, :mod:`~koherent.query.objects`; the SQL behind them in
-the internal ``_cursor``, ``_sql``, ``_rows`` and ``_page``. Import from ``koherent.query``.
+:mod:`~koherent.query.lookup`, :mod:`~koherent.query.objects`,
+:mod:`~koherent.query.functions` (the PostgreSQL functions of ``HISTORY_FUNCTION``); the SQL
+behind them in the internal ``_cursor``, ``_sql``, ``_rows``, ``_page`` and ``_function``.
+Import from ``koherent.query``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ from koherent.query.changes import m2m_snapshots as m2m_snapshots
 from koherent.query.changes import previous_rows as previous_rows
 from koherent.query.counts import change_counts, model_counts
 from koherent.query.entries import ChangeKind, HistoryEntry, HistoryPage
+from koherent.query.functions import (
+    HistoryFunctions,
+    drop_stale_history_functions,
+    history_functions,
+)
 from koherent.query.lookup import (
     AssignationFilters,
     AssignationSummary,
@@ -84,4 +91,8 @@ __all__ = [  # noqa: RUF022 (by concern)
     "change_counts",
     # the history of given objects
     "object_histories",
+    # the PostgreSQL functions reading a first page
+    "HistoryFunctions",
+    "history_functions",
+    "drop_stale_history_functions",
 ]

@@ -275,3 +275,19 @@ def test_exit_codes_of_the_real_command(scenario: Scenario) -> None:
     shown = manage("koherent_history", scenario.assignation_id, "--json")
     assert shown.returncode == 0
     assert json.loads(shown.stdout)["assignation"]["id"] == scenario.assignation_id
+
+
+def test_history_function_outside_postgresql_says_there_is_none() -> None:
+    """On PostgreSQL the command is tested with the function (test_history_function.py)."""
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL has the function: tests/undo/test_history_function.py")
+    out, _ = run("koherent_history_function", "--drop-stale")
+    assert out.splitlines() == [
+        "Database default: history is read without a function here.",
+        "No function of earlier code.",
+    ]
+
+
+def test_history_function_refuses_an_unknown_database() -> None:
+    with pytest.raises(CommandError, match="unknown database 'nowhere'"):
+        run("koherent_history_function", "--database", "nowhere")

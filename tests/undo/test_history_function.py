@@ -7,18 +7,25 @@ record's list, then the touched tables) when it does not. Both paths must read t
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 from typing import Any
 
 import psycopg
 import pytest
+from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 import koherent
 from koherent._registry import tracked_model, tracked_models
 from koherent.models import Assignation, AssignationModel
-from koherent.query import _function
+from koherent.query import (
+    HistoryFunctions,
+    _function,
+    drop_stale_history_functions,
+    history_functions,
+)
 from tests.history_reads import tables_read, without_function
 from tests.testapp.models import Order
 from tests.undoapp.models import Invoice, Line
@@ -301,3 +308,83 @@ def test_by_default_only_connections_that_persist_use_it(
     assert _function._persists({"CONN_MAX_AGE": 0, "OPTIONS": {"pool": {"max_size": 4}}})
     assert not _function._persists({"CONN_MAX_AGE": 0, "OPTIONS": {}})
     assert not _function._persists({"OPTIONS": {"pool": False}})
+
+
+def _exists(name: str, arguments: str = "text") -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [f"{name}({arguments})"])
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def _command(*args: str) -> str:
+    out = io.StringIO()
+    call_command("koherent_history_function", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_functions_of_earlier_code_are_listed_then_dropped_and_this_codes_kept(
+    user: Any,
+) -> None:
+    """A function of an earlier set of tracked models is stale: listed, then dropped by
+    ``--drop-stale``; this code's function and functions that are not Koherent's stay."""
+    found = _reader()
+    earlier = _function._cached_definition(
+        "default", tuple(t for t in found.group if t.label != "testapp.Order"), 0
+    )
+    assert earlier is not None
+    with connection.cursor() as cursor:
+        cursor.execute(earlier.create)
+        # Not Koherent's: another name, and the same kind of name with another signature.
+        cursor.execute(
+            "CREATE FUNCTION koherent_history_notes(p_assignation text) RETURNS int "
+            "LANGUAGE sql AS 'SELECT 1'"
+        )
+        cursor.execute(
+            "CREATE FUNCTION koherent_history_0123456789abcdef(p integer) RETURNS int "
+            "LANGUAGE sql AS 'SELECT 1'"
+        )
+    assert history_functions() == HistoryFunctions(
+        database="default", current=found.name, installed=True, stale=(earlier.name,)
+    )
+    listed = _command()
+    assert f"reads with {found.name}" in listed
+    assert f"Functions of earlier code: {earlier.name}\n" in listed
+    assert _exists(earlier.name)  # listing drops nothing
+
+    assert f"Dropped: {earlier.name}\n" in _command("--drop-stale")
+    assert not _exists(earlier.name)
+    assert _exists(found.name)
+    assert _exists("koherent_history_notes")
+    assert _exists("koherent_history_0123456789abcdef", "integer")
+    assert "No function of earlier code." in _command("--drop-stale")
+    # Reads still go through this code's function: one query.
+    first_id = _assignations(user)[0]
+    with CaptureQueriesContext(connection) as queries:
+        assert len(list(koherent.history_for_assignation(first_id).rows())) == 7
+    assert len(queries) == 1
+    assert found.name in queries.captured_queries[0]["sql"]
+
+
+def test_a_missing_function_is_reported_and_never_counted_stale() -> None:
+    found = _reader()
+    with without_function():
+        state = history_functions()
+        assert (state.current, state.installed, state.stale) == (found.name, False, ())
+        assert f"{found.name} is missing (run migrate)" in _command()
+        assert drop_stale_history_functions() == ()
+
+
+def test_turned_off_every_history_function_is_stale(settings: Any) -> None:
+    """``HISTORY_FUNCTION = "never"``: nothing reads with a function, so the one ``migrate``
+    created before is stale too."""
+    found = _reader()
+    settings.KOHERENT = {**settings.KOHERENT, "HISTORY_FUNCTION": "never"}
+    state = history_functions()
+    assert (state.current, state.installed, state.stale) == (None, False, (found.name,))
+    assert "read without a function here" in _command()
+    assert drop_stale_history_functions() == (found.name,)
+    assert not _exists(found.name)
+    settings.KOHERENT = {**settings.KOHERENT, "HISTORY_FUNCTION": "persistent"}
+    _function.clear_cache()
+    assert _function.install("default") == found.name
