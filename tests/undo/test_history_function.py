@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -388,3 +388,22 @@ def test_turned_off_every_history_function_is_stale(settings: Any) -> None:
     settings.KOHERENT = {**settings.KOHERENT, "HISTORY_FUNCTION": "persistent"}
     _function.clear_cache()
     assert _function.install("default") == found.name
+
+
+def test_a_drop_the_database_refuses_drops_nothing_and_exits_3() -> None:
+    """Two functions of earlier code, one of them used by a view: the drop fails as a whole
+    (one transaction), says why, and both are still there."""
+    found = _reader()
+    earlier = [_function._cached_definition("default", found.group[:count], 0) for count in (3, 4)]
+    with connection.cursor() as cursor:
+        for reader in earlier:
+            assert reader is not None
+            cursor.execute(reader.create)
+        used = max(r.name for r in earlier if r is not None)
+        cursor.execute(f"CREATE VIEW koherent_test_uses AS SELECT * FROM \"{used}\"('x')")
+    with pytest.raises(CommandError, match="could not drop the functions") as raised:
+        _command("--drop-stale")
+    assert raised.value.returncode == 3
+    assert "koherent_test_uses" in str(raised.value)
+    assert all(r is not None and _exists(r.name) for r in earlier)
+    assert _exists(found.name)

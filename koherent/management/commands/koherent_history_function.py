@@ -5,7 +5,8 @@ whether ``migrate`` created it, and which functions of earlier code are left in 
 (a change of the tracked models or their columns gives a new one). ``--drop-stale`` drops
 those, in one transaction, and keeps this code's: run it once no process of the earlier code
 is left (one still running reads without its function outside a transaction, and gets the
-error inside one). Not PostgreSQL, or no function for this database: says so, exits 0.
+error inside one). Not PostgreSQL, or no function for this database: says so, exits 0. A
+failed drop exits with status 3 and drops nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from koherent.management.commands._options import add_database_option
+from koherent.management.commands._options import EXIT_FAILED, add_database_option
 from koherent.query import drop_stale_history_functions, history_functions
 
 
@@ -60,5 +61,7 @@ class Command(BaseCommand):
         try:
             dropped = drop_stale_history_functions(using)
         except DatabaseError as exc:
-            raise CommandError(f"could not drop the functions (none was dropped): {exc}") from exc
+            raise CommandError(
+                f"could not drop the functions (none was dropped): {exc}", returncode=EXIT_FAILED
+            ) from exc
         self.stdout.write(f"Dropped: {', '.join(dropped)}")
