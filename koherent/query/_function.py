@@ -319,8 +319,11 @@ def install(alias: str) -> str | None:
     return found.name
 
 
-def on_post_migrate(using: str = "default", **kwargs: Any) -> None:
-    """``post_migrate`` receiver: :func:`install` in the migrated database.
+def on_post_migrate(
+    using: str = "default", verbosity: int = 1, stdout: Any = None, **kwargs: Any
+) -> None:
+    """``post_migrate`` receiver: :func:`install` in the migrated database, then name on
+    ``migrate``'s output the functions of earlier code left there (see :func:`drop_stale`).
 
     A database where it cannot be created (a role without ``CREATE`` on the schema, say) is
     logged and read with the two-query path.
@@ -336,6 +339,17 @@ def on_post_migrate(using: str = "default", **kwargs: Any) -> None:
             using,
             error_reason(exc),
         )
+        return
+    if verbosity >= 1 and stdout is not None:
+        current = current_name(using)
+        stale = [name for name in installed_names(using) if name != current]
+        if stale:
+            stdout.write(
+                f"  Koherent: history functions of earlier code left in database {using}: "
+                f"{', '.join(stale)}. Drop them with "
+                "`manage.py koherent_history_function --drop-stale` once no process of that "
+                "code runs."
+            )
 
 
 # -- the functions of earlier code ------------------------------------------------------------

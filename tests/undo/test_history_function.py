@@ -347,6 +347,15 @@ def test_functions_of_earlier_code_are_listed_then_dropped_and_this_codes_kept(
     assert history_functions() == HistoryFunctions(
         database="default", current=found.name, installed=True, stale=(earlier.name,)
     )
+    # migrate names them (it is when a new function makes the old one stale).
+    migrated = io.StringIO()
+    call_command("migrate", verbosity=1, stdout=migrated)
+    assert f"history functions of earlier code left in database default: {earlier.name}. " in (
+        migrated.getvalue()
+    )
+    quiet = io.StringIO()
+    call_command("migrate", verbosity=0, stdout=quiet)
+    assert "koherent" not in quiet.getvalue().lower()
     listed = _command()
     assert f"reads with {found.name}" in listed
     assert f"Functions of earlier code: {earlier.name}\n" in listed
@@ -358,6 +367,9 @@ def test_functions_of_earlier_code_are_listed_then_dropped_and_this_codes_kept(
     assert _exists("koherent_history_notes")
     assert _exists("koherent_history_0123456789abcdef", "integer")
     assert "No function of earlier code." in _command("--drop-stale")
+    migrated = io.StringIO()
+    call_command("migrate", verbosity=1, stdout=migrated)
+    assert "earlier code" not in migrated.getvalue()
     # Reads still go through this code's function: one query.
     first_id = _assignations(user)[0]
     with CaptureQueriesContext(connection) as queries:
