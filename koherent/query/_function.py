@@ -319,11 +319,8 @@ def install(alias: str) -> str | None:
     return found.name
 
 
-def on_post_migrate(
-    using: str = "default", verbosity: int = 1, stdout: Any = None, **kwargs: Any
-) -> None:
-    """``post_migrate`` receiver: :func:`install` in the migrated database, then name on
-    ``migrate``'s output the functions of earlier code left there (see :func:`drop_stale`).
+def on_post_migrate(using: str = "default", **kwargs: Any) -> None:
+    """``post_migrate`` receiver: :func:`install` in the migrated database.
 
     A database where it cannot be created (a role without ``CREATE`` on the schema, say) is
     logged and read with the two-query path.
@@ -339,66 +336,10 @@ def on_post_migrate(
             using,
             error_reason(exc),
         )
-        return
-    if verbosity >= 1 and stdout is not None:
-        current = current_name(using)
-        stale = [name for name in installed_names(using) if name != current]
-        if stale:
-            stdout.write(
-                f"  Koherent: history functions of earlier code left in database {using}: "
-                f"{', '.join(stale)}. Drop them with "
-                "`manage.py koherent_history_function --drop-stale` once no process of that "
-                "code runs."
-            )
 
 
-# -- the functions of earlier code ------------------------------------------------------------
-
-#: The name of a function :func:`install` creates: the prefix and a 16-digit digest.
-_NAME = re.compile(rf"^{PREFIX}[0-9a-f]{{16}}$")
-
-
-def current_name(alias: str) -> str | None:
-    """The name of the function this code reads with in database ``alias`` (``None`` where
-    it reads without one: not PostgreSQL, records elsewhere, ``HISTORY_FUNCTION = "never"``)."""
-    if get_setting("HISTORY_FUNCTION") not in _USED:
-        return None
-    found = _definition(alias)
-    return None if found is None else found.name
-
-
-def installed_names(alias: str) -> list[str]:
-    """The ``koherent_history_<digest>(text)`` functions of the schemas on the search path
-    of database ``alias``, sorted (none outside PostgreSQL). A function of another name or
-    signature is not Koherent's and is never listed."""
-    connection = connections[alias]
-    if connection.vendor != "postgresql":
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE p.proname LIKE %s AND n.nspname = ANY(current_schemas(false)) "
-            "AND pg_get_function_identity_arguments(p.oid) = 'p_assignation text' "
-            "ORDER BY p.proname",
-            [PREFIX.replace("_", r"\_") + "%"],
-        )
-        names = [str(row[0]) for row in cursor.fetchall()]
-    return [name for name in names if _NAME.match(name)]
-
-
-def drop_stale(alias: str) -> list[str]:
-    """Drop the functions of database ``alias`` that this code does not read with (those of
-    earlier versions of the tracked models), in one transaction; their names."""
-    current = current_name(alias)
-    stale = [name for name in installed_names(alias) if name != current]
-    if not stale:
-        return []
-    connection = connections[alias]
-    quote = connection.ops.quote_name
-    with transaction.atomic(using=alias), connection.cursor() as cursor:
-        for name in stale:
-            cursor.execute(f"DROP FUNCTION IF EXISTS {quote(name)}(text)")
+def forget(alias: str, names: list[str]) -> None:
+    """Forget what the process knew of the functions ``names`` of ``alias`` (dropped)."""
     with _lock:
-        for name in stale:
+        for name in names:
             _known.pop((alias, name), None)
-    return stale
