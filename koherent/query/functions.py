@@ -19,12 +19,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 
 from koherent._config import get_setting
+from koherent._logging import error_reason, get_logger
 from koherent.query import _function
 
 __all__ = ["HistoryFunctions", "drop_stale_history_functions", "history_functions"]
+
+logger = get_logger("koherent")
 
 #: The name of a function ``migrate`` creates: the prefix and a 16-digit digest.
 _NAME = re.compile(rf"^{_function.PREFIX}[0-9a-f]{{16}}$")
@@ -77,14 +80,28 @@ def on_post_migrate(
 ) -> None:
     """``post_migrate`` receiver (after the one creating this code's function): name the
     functions of earlier code on ``migrate``'s output, since a migrate is when a new function
-    makes the old one stale."""
-    if verbosity < 1 or stdout is None or _current_name(using) is None:
+    makes the old one stale.
+
+    A database whose catalogue cannot be read (a role without ``SELECT`` on ``pg_proc``, say)
+    is logged, and ``migrate`` goes on: the notice is never a reason for it to fail.
+    """
+    if verbosity < 1 or stdout is None:
         return
-    stale = history_functions(using).stale
-    if stale:
+    try:
+        # In a savepoint: a failure leaves a transaction around it usable.
+        with transaction.atomic(using=using):
+            found = history_functions(using)
+    except DatabaseError as exc:
+        logger.warning(
+            "koherent: could not list the history functions of database %s (%s)",
+            using,
+            error_reason(exc),
+        )
+        return
+    if found.current is not None and found.stale:
         stdout.write(
             f"  Koherent: history functions of earlier code left in database {using}: "
-            f"{', '.join(stale)}. Drop them with "
+            f"{', '.join(found.stale)}. Drop them with "
             "`manage.py koherent_history_function --drop-stale` once no process of that code "
             "runs."
         )

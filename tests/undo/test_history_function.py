@@ -24,6 +24,7 @@ from koherent.query import (
     HistoryFunctions,
     _function,
     drop_stale_history_functions,
+    functions,
     history_functions,
 )
 from tests.history_reads import tables_read, without_function
@@ -419,3 +420,27 @@ def test_a_drop_the_database_refuses_drops_nothing_and_exits_3() -> None:
     assert "koherent_test_uses" in str(raised.value)
     assert all(r is not None and _exists(r.name) for r in earlier)
     assert _exists(found.name)
+
+
+def test_a_catalogue_migrate_cannot_read_is_logged_and_migrate_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A role that may not read ``pg_proc``: the notice of stale functions is skipped with a
+    warning, ``migrate`` does not fail, and the connection stays usable."""
+    found = _reader()
+    with connection.cursor() as cursor:
+        # Rolled back with the test's transaction.
+        cursor.execute("REVOKE SELECT ON pg_catalog.pg_proc FROM PUBLIC")
+        cursor.execute("CREATE ROLE koherent_test_reader NOLOGIN")
+        cursor.execute("SET ROLE koherent_test_reader")
+    out = io.StringIO()
+    try:
+        with caplog.at_level(logging.WARNING, "koherent"):
+            functions.on_post_migrate(using="default", verbosity=1, stdout=out)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+    assert "could not list the history functions of database default" in caplog.text
+    assert "permission denied for table pg_proc" in caplog.text
+    assert out.getvalue() == ""
+    assert _exists(found.name)  # the connection still answers
