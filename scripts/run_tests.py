@@ -256,10 +256,8 @@ def main() -> None:
         # extra cell checks the library in process on the newest versions, PostgreSQL with
         # trigger capture, SQLite and MySQL/MariaDB (the last two capture by signals), which
         # keeps CI within 20 minutes. `make matrix` runs every cell in full.
-        command = [
-            *(python, "-m", "nox", "-r", "-s", cell, "--"),
-            *(*MATRIX_CELL_OPTIONS, "--", "-m", MATRIX_CELL_MARKS),
-        ]
+        nox = [python, "-m", "nox", "-r", "-s", cell]
+        command = [*nox, "--", *MATRIX_CELL_OPTIONS, "--", "-m", MATRIX_CELL_MARKS]
         run(f"matrix cell {cell}", command, env)
         used.append(f"matrix cell {cell}")
 

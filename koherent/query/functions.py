@@ -98,7 +98,7 @@ def on_post_migrate(
             error_reason(exc),
         )
         return
-    if found.current is not None and found.stale:
+    if found.stale:
         stdout.write(
             f"  Koherent: history functions of earlier code left in database {using}: "
             f"{', '.join(found.stale)}. Drop them with "

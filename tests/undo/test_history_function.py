@@ -396,6 +396,11 @@ def test_turned_off_every_history_function_is_stale(settings: Any) -> None:
     state = history_functions()
     assert (state.current, state.installed, state.stale) == (None, False, (found.name,))
     assert "read without a function here" in _command()
+    # ... and migrate, which creates none then, names it.
+    migrated = io.StringIO()
+    call_command("migrate", verbosity=1, stdout=migrated)
+    assert f"earlier code left in database default: {found.name}. " in migrated.getvalue()
+    assert _exists(found.name)
     assert drop_stale_history_functions() == (found.name,)
     assert not _exists(found.name)
     settings.KOHERENT = {**settings.KOHERENT, "HISTORY_FUNCTION": "persistent"}
